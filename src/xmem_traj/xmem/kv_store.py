@@ -126,6 +126,11 @@ class KeyValueMemoryStore:
             raise NotImplementedError(
                 "removing obsolete long-term features with several object groups is not "
                 "supported by XMem (key indices do not map onto later groups' values)")
+        if self.size <= max_size:
+            # The reference calls topk(k=0) here and crashes on the empty result (it happens when
+            # long-term size hits exactly max_long_term_elements − num_prototypes); removing
+            # nothing is the only reading that keeps the caps. Identical wherever it runs.
+            return
         values, _ = torch.topk(usage, k=self.size - max_size, largest=False, sorted=True)
         survived = usage > values[-1]
         self.k = self.k[:, :, survived]
