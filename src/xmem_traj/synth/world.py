@@ -1,0 +1,284 @@
+"""A driving world for the synthetic nuScenes: a curved multi-lane road, an ego car, and agents
+whose behaviour is partly foretold by what a camera sees.
+
+Cues and their honesty (what makes vision worth having without making anything trivial):
+- brake lights come on 0.4–1.5 s before a planned slow-down, and stay on while decelerating;
+  now and then they flash with no slow-down, and some brakes come with no lead;
+- indicators blink 1–2 s before a lane change or a turn; some manoeuvres come unsignalled and
+  some signals lead to nothing;
+- a pedestrian stops and faces the road before crossing; some face it and walk on.
+
+Coordinates: global metres, x east, y north, yaw counter-clockwise from +x. Ground is z = 0.
+Traffic keeps right: forward lanes have d < 0 (right of the centreline), oncoming d > 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DT = 0.05            # simulation step (s)
+LANE_W = 3.5
+FORWARD_LANES = (-1.75, -5.25)
+ONCOMING_LANES = (1.75, 5.25)
+PARKING_D = 7.6
+SIDEWALK_D = 9.6
+ROAD_HALF = 7.0      # edge of the driving lanes
+KERB = 8.5           # edge of the parking strip / start of the sidewalk
+
+SIZES = {  # nuScenes size order: width, length, height
+    "vehicle.car": (1.9, 4.6, 1.6),
+    "vehicle.truck": (2.5, 7.5, 3.1),
+    "vehicle.bicycle": (0.7, 1.8, 1.6),
+    "human.pedestrian.adult": (0.65, 0.6, 1.75),
+}
+
+
+@dataclass
+class Road:
+    """Centreline sampled every `step` metres: arc length s, position and heading."""
+
+    s: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    heading: np.ndarray
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, length: float, step: float = 0.5) -> "Road":
+        n = int(length / step) + 1
+        kappa = np.zeros(n)
+        i = 0
+        while i < n:
+            seg = int(rng.uniform(40, 140) / step)
+            if rng.random() < 0.45:
+                kappa[i:i + seg] = rng.choice([-1, 1]) / rng.uniform(60, 200)
+            i += seg
+        kernel = np.hanning(int(30 / step))
+        kappa = np.convolve(kappa, kernel / kernel.sum(), mode="same")
+        heading = rng.uniform(-np.pi, np.pi) + np.cumsum(kappa) * step
+        x = np.cumsum(np.cos(heading)) * step + rng.uniform(-300, 300)
+        y = np.cumsum(np.sin(heading)) * step + rng.uniform(-300, 300)
+        return cls(np.arange(n) * step, x, y, heading)
+
+    def pose(self, s, d):
+        """Point at arc length s, lateral offset d (left positive) → x, y, road heading."""
+        x = np.interp(s, self.s, self.x)
+        y = np.interp(s, self.s, self.y)
+        h = np.interp(s, self.s, self.heading)  # integrated, hence already continuous
+        return x - d * np.sin(h), y + d * np.cos(h), h
+
+
+@dataclass
+class Track:
+    """One agent's simulated motion on the DT grid starting at t0."""
+
+    category: str
+    t0: float
+    x: np.ndarray
+    y: np.ndarray
+    yaw: np.ndarray
+    speed: np.ndarray
+    brake: np.ndarray            # brake lights on
+    left: np.ndarray             # left indicator active (blinks when rendered)
+    right: np.ndarray
+    behaviour: str = "cruise"
+    parked: bool = False
+    colour: tuple[int, int, int] = (128, 128, 128)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> tuple[float, float, float]:
+        return SIZES[self.category]
+
+    def at(self, t: float) -> dict:
+        """Linearly interpolated state at time t (yaw unwrapped first)."""
+        f = (t - self.t0) / DT
+        i = int(np.clip(np.floor(f), 0, len(self.x) - 2))
+        a = float(np.clip(f - i, 0.0, 1.0))
+        yaw = np.unwrap(self.yaw[i:i + 2])
+        k = i if a < 0.5 else i + 1
+        return {"x": self.x[i] * (1 - a) + self.x[i + 1] * a,
+                "y": self.y[i] * (1 - a) + self.y[i + 1] * a,
+                "yaw": yaw[0] * (1 - a) + yaw[1] * a,
+                "speed": self.speed[i] * (1 - a) + self.speed[i + 1] * a,
+                "brake": bool(self.brake[k]), "left": bool(self.left[k]),
+                "right": bool(self.right[k])}
+
+
+def _smoothstep(u):
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * (3 - 2 * u)
+
+
+def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: float, lane: float,
+                     v0: float) -> Track:
+    """A lane-following vehicle with one scripted event (and honest or misleading cues)."""
+    n = len(times)
+    direction = 1.0 if lane < 0 else -1.0
+    kinds = ["cruise", "brake", "stop", "accelerate", "lane_change", "turn"]
+    weights = [0.24, 0.18, 0.14, 0.1, 0.2, 0.14]
+    if category == "vehicle.bicycle":
+        weights = [0.4, 0.2, 0.2, 0.1, 0.0, 0.1]
+    behaviour = rng.choice(kinds, p=np.array(weights) / sum(weights))
+    t_event = rng.uniform(times[0] + 3.0, times[-1] - 2.0)
+    lead = rng.uniform(0.4, 1.5) if rng.random() > 0.15 else 0.0
+    signal_lead = rng.uniform(1.0, 2.2)
+    signalled = rng.random() > 0.15
+    brake = np.zeros(n, bool)
+    left = np.zeros(n, bool)
+    right = np.zeros(n, bool)
+
+    # Longitudinal speed profile.
+    v = np.full(n, v0)
+    decel = rng.uniform(2.0, 4.0)
+    if behaviour in ("brake", "stop"):
+        target = 0.0 if behaviour == "stop" else v0 * rng.uniform(0.3, 0.6)
+        t_ramp = times - t_event
+        v = np.maximum(target, v0 - decel * np.clip(t_ramp, 0, None) * _smoothstep(t_ramp / 1.0))
+        slowing = (times >= t_event - lead) & ((v > target + 0.05) | (times < t_event + 0.5))
+        brake |= slowing
+        if behaviour == "stop":
+            brake |= (times >= t_event) & (v <= 0.05)
+    elif behaviour == "accelerate":
+        v = np.minimum(v0 + rng.uniform(3, 6), v0 + rng.uniform(1.0, 2.0) * np.clip(times - t_event, 0, None))
+    elif behaviour == "cruise" and rng.random() < 0.25:  # misleading flash or signal
+        span = (times >= t_event) & (times < t_event + rng.uniform(0.6, 1.5))
+        if rng.random() < 0.5:
+            brake |= span
+        else:
+            (left if rng.random() < 0.5 else right)[span] = True
+
+    # Lateral profile (lane change) on the road; turns leave it.
+    d = np.full(n, lane)
+    if behaviour == "lane_change":
+        lanes = FORWARD_LANES if direction > 0 else ONCOMING_LANES
+        other = lanes[1] if lane == lanes[0] else lanes[0]
+        dur = rng.uniform(2.5, 4.0)
+        d = lane + (other - lane) * _smoothstep((times - t_event) / dur)
+        # Moving to larger |d| is a right turn of the wheel for forward traffic.
+        goes_right = (other < lane) if direction > 0 else (other > lane)
+        if signalled:
+            active = (times >= t_event - signal_lead) & (times < t_event + dur)
+            (right if goes_right else left)[active] = True
+
+    if behaviour == "turn":
+        v, i_turn, v_turn = _slow_for_turn(rng, times, v, t_event, brake)
+    s = s0 + direction * np.concatenate([[0.0], np.cumsum(v[:-1] * DT)])
+    x, y, h = road.pose(s, d)
+    dd = np.gradient(d, DT)
+    yaw = h + (0.0 if direction > 0 else np.pi) + np.arctan2(direction * dd, np.maximum(v, 0.5))
+    if behaviour == "turn" and i_turn < n - 1:
+        turn_right = rng.random() < 0.6
+        radius = rng.uniform(8, 14)
+        x, y, yaw = _arc_from(x, y, np.unwrap(yaw), v, i_turn, radius, -1.0 if turn_right else 1.0)
+        if signalled:
+            active = (times >= t_event - signal_lead) & (times < t_event + (np.pi / 2) * radius / v_turn)
+            (right if turn_right else left)[active] = True
+    return Track(category, float(times[0]), x, y, yaw, v, brake, left, right,
+                 behaviour=str(behaviour))
+
+
+def _slow_for_turn(rng, times, v, t_event, brake):
+    """Slow to a turning speed over the 1.5 s before the turn (brake lights while slowing)."""
+    v = v.copy()
+    i_turn = int(np.searchsorted(times, t_event))
+    v_turn = float(min(v[min(i_turn, len(v) - 1)], rng.uniform(4.0, 6.0)))
+    i_slow = max(0, i_turn - int(1.5 / DT))
+    if i_turn > i_slow:
+        v[i_slow:i_turn] = np.linspace(v[i_slow], v_turn, i_turn - i_slow)
+        if v[i_slow] - v_turn > 1.0:
+            brake[i_slow:i_turn] = True
+    v[i_turn:] = v_turn
+    return v, i_turn, v_turn
+
+
+def _arc_from(x, y, yaw, v, i0, radius, sign):
+    """From step i0 on: a 90° circular arc of the given radius, then straight."""
+    x, y, yaw = x.copy(), y.copy(), yaw.copy()
+    turned = 0.0
+    for i in range(i0 + 1, len(x)):
+        rate = v[i - 1] / radius if turned < np.pi / 2 else 0.0
+        turned += rate * DT
+        yaw[i] = yaw[i - 1] + sign * rate * DT
+        x[i] = x[i - 1] + np.cos(yaw[i - 1]) * v[i - 1] * DT
+        y[i] = y[i - 1] + np.sin(yaw[i - 1]) * v[i - 1] * DT
+    return x, y, yaw
+
+
+def simulate_pedestrian(rng, road: Road, times: np.ndarray, s0: float, side: float) -> Track:
+    """Walks along the sidewalk; may stop, face the road, and cross (or face it and walk on)."""
+    n = len(times)
+    along = rng.choice([-1.0, 1.0])
+    v_walk = rng.uniform(0.9, 1.6) if rng.random() > 0.2 else 0.0
+    behaviour = rng.choice(["walk", "cross", "fake_cross"], p=[0.45, 0.4, 0.15])
+    t_face = rng.uniform(times[0] + 3.0, times[-1] - 4.0)
+    face_dur = rng.uniform(0.8, 1.8)
+    d0 = side * SIDEWALK_D
+    s = s0 + along * v_walk * np.clip(times - times[0], 0, None)
+    if behaviour != "walk":
+        s_stop = s0 + along * v_walk * (t_face - times[0])
+        s = np.where(times < t_face, s, s_stop)
+    x, y, h = road.pose(s, np.full(n, d0))
+    yaw = h + (0.0 if along > 0 else np.pi)
+    speed = np.where(times < t_face, v_walk, 0.0) if behaviour != "walk" else np.full(n, v_walk)
+    toward_road = h + (-np.pi / 2 if side > 0 else np.pi / 2)
+    if behaviour != "walk":
+        turning = _smoothstep((times - t_face) / 0.5)
+        yaw = yaw + _angle_diff(toward_road, yaw) * turning
+        start = t_face + face_dur
+        if behaviour == "cross":
+            v_cross = rng.uniform(1.2, 1.8)
+            dist = np.clip(times - start, 0, None) * v_cross
+            dist = np.minimum(dist, 2 * SIDEWALK_D)
+            x = x + np.cos(yaw) * dist
+            y = y + np.sin(yaw) * dist
+            speed = np.where((times >= start) & (dist < 2 * SIDEWALK_D), v_cross, speed)
+        else:  # faces the road, then turns back and walks on
+            back = _smoothstep((times - start) / 0.5)
+            yaw = yaw + _angle_diff(h + (0.0 if along > 0 else np.pi), yaw) * back
+            walk = np.clip(times - start - 0.5, 0, None) * max(v_walk, 1.0)
+            x = x + np.cos(yaw) * walk
+            y = y + np.sin(yaw) * walk
+            speed = np.where(times >= start + 0.5, max(v_walk, 1.0), speed)
+    off = np.zeros(n, bool)
+    return Track("human.pedestrian.adult", float(times[0]), x, y, yaw, speed, off, off.copy(),
+                 off.copy(), behaviour=str(behaviour))
+
+
+def _angle_diff(a, b):
+    return (a - b + np.pi) % (2 * np.pi) - np.pi
+
+
+def simulate_parked(rng, road: Road, times: np.ndarray, s0: float, side: float) -> Track:
+    n = len(times)
+    x, y, h = road.pose(np.full(n, s0), np.full(n, side * PARKING_D))
+    yaw = h + (0.0 if side < 0 else np.pi)
+    off = np.zeros(n, bool)
+    return Track("vehicle.car", float(times[0]), x, y, yaw, np.zeros(n), off, off.copy(),
+                 off.copy(), behaviour="parked", parked=True)
+
+
+def simulate_ego(road: Road, times: np.ndarray, s0: float, v0: float, tracks: list[Track]):
+    """The ego car keeps the inner forward lane and follows the vehicle ahead (IDM)."""
+    n = len(times)
+    lane = FORWARD_LANES[0]
+    s = np.zeros(n)
+    v = np.zeros(n)
+    s[0], v[0] = s0, v0
+    movers = [t for t in tracks if t.category != "human.pedestrian.adult" and not t.parked]
+    for i in range(1, n):
+        ex, ey, eh = road.pose(s[i - 1], lane)
+        gap = 1e9
+        dv = 0.0
+        for tr in movers:
+            dx, dy = tr.x[i - 1] - ex, tr.y[i - 1] - ey
+            ahead = dx * np.cos(eh) + dy * np.sin(eh)
+            lateral = -dx * np.sin(eh) + dy * np.cos(eh)
+            if 0 < ahead < gap + 5 and abs(lateral) < 1.8:
+                gap, dv = ahead - 5.0, v[i - 1] - tr.speed[i - 1]
+        s_star = 2.0 + v[i - 1] * 1.5 + v[i - 1] * dv / (2 * np.sqrt(1.5 * 2.0))
+        acc = 1.5 * (1 - (v[i - 1] / v0) ** 4 - (max(s_star, 0) / max(gap, 0.1)) ** 2)
+        v[i] = max(0.0, v[i - 1] + max(acc, -6.0) * DT)
+        s[i] = s[i - 1] + v[i] * DT
+    x, y, h = road.pose(s, np.full(n, lane))
+    return x, y, h, v
