@@ -7,7 +7,7 @@ import numpy as np
 
 from .render import Canvas, Camera, add_box, box_corners, face_patch, rotz
 from .world import (DT, FORWARD_LANES, KERB, ONCOMING_LANES, ROAD_HALF, SIDEWALK_D, Road, Track,
-                    simulate_ego, simulate_parked, simulate_pedestrian, simulate_vehicle)
+                    overlaps_ego, simulate_ego, simulate_parked, simulate_pedestrian, simulate_vehicle)
 
 SCENE_SECONDS = 19.5     # 40 key frames at 2 Hz, as nuScenes scenes
 PRE_ROLL = 4.0           # simulated before the scene starts (past of the first samples)
@@ -53,7 +53,9 @@ def make_scene(rng: np.random.Generator) -> Scene:
             lane = FORWARD_LANES[1] if lane < 0 else ONCOMING_LANES[1]
         if k < 2:  # leaders in the ego lane, a few car lengths apart
             s_start = s0 + 12 + 22 * k + rng.uniform(0, 8)
-        elif near_ego:
+        elif near_ego:  # other lanes around the ego; only leaders share its lane
+            if lane == FORWARD_LANES[0]:
+                lane = FORWARD_LANES[1]
             s_start = s0 + rng.uniform(-25, 60)
         else:
             s_start = rng.uniform(*span)
@@ -74,6 +76,8 @@ def make_scene(rng: np.random.Generator) -> Scene:
         tr.colour = _CLOTHES[rng.integers(len(_CLOTHES))]
         tracks.append(tr)
     ex, ey, eyaw, ev = simulate_ego(road, times, s0, v_ego, tracks)
+    # No agent may drive through the ego (the camera would sit inside its box).
+    tracks = [tr for tr in tracks if not overlaps_ego(tr, ex, ey, eyaw)]
     ego_s = s0 + np.concatenate([[0.0], np.cumsum(ev[:-1] * DT)])
     return Scene(road, times, (ex, ey, eyaw, ev), ego_s, tracks)
 

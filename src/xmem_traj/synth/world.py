@@ -265,20 +265,33 @@ def simulate_ego(road: Road, times: np.ndarray, s0: float, v0: float, tracks: li
     s = np.zeros(n)
     v = np.zeros(n)
     s[0], v[0] = s0, v0
-    movers = [t for t in tracks if t.category != "human.pedestrian.adult" and not t.parked]
+    xs = np.stack([t.x for t in tracks]) if tracks else np.zeros((0, n))
+    ys = np.stack([t.y for t in tracks]) if tracks else np.zeros((0, n))
+    speeds = np.stack([t.speed for t in tracks]) if tracks else np.zeros((0, n))
     for i in range(1, n):
         ex, ey, eh = road.pose(s[i - 1], lane)
-        gap = 1e9
-        dv = 0.0
-        for tr in movers:
-            dx, dy = tr.x[i - 1] - ex, tr.y[i - 1] - ey
-            ahead = dx * np.cos(eh) + dy * np.sin(eh)
-            lateral = -dx * np.sin(eh) + dy * np.cos(eh)
-            if 0 < ahead < gap + 5 and abs(lateral) < 1.8:
-                gap, dv = ahead - 5.0, v[i - 1] - tr.speed[i - 1]
+        dx, dy = xs[:, i - 1] - ex, ys[:, i - 1] - ey
+        ahead = dx * np.cos(eh) + dy * np.sin(eh)
+        lateral = -dx * np.sin(eh) + dy * np.cos(eh)
+        # Anything in the ego's corridor ahead — a leader, a cut-in, a crossing pedestrian.
+        blocking = (ahead > 0) & (np.abs(lateral) < 2.2)
+        gap, dv = 1e9, 0.0
+        if blocking.any():
+            j = int(np.argmin(np.where(blocking, ahead, np.inf)))
+            gap, dv = ahead[j] - 5.0, v[i - 1] - speeds[j, i - 1]
         s_star = 2.0 + v[i - 1] * 1.5 + v[i - 1] * dv / (2 * np.sqrt(1.5 * 2.0))
         acc = 1.5 * (1 - (v[i - 1] / v0) ** 4 - (max(s_star, 0) / max(gap, 0.1)) ** 2)
         v[i] = max(0.0, v[i - 1] + max(acc, -6.0) * DT)
         s[i] = s[i - 1] + v[i] * DT
     x, y, h = road.pose(s, np.full(n, lane))
     return x, y, h, v
+
+
+def overlaps_ego(track: Track, ego_x, ego_y, ego_yaw, margin: float = 0.4) -> bool:
+    """Does the agent's box ever come within `margin` of the ego's (4.6 × 1.9 m) box?"""
+    w, l, _ = track.size
+    dx, dy = track.x - ego_x, track.y - ego_y
+    along = dx * np.cos(ego_yaw) + dy * np.sin(ego_yaw)
+    across = -dx * np.sin(ego_yaw) + dy * np.cos(ego_yaw)
+    reach = max(w, l) / 2
+    return bool(((np.abs(along) < 2.3 + reach + margin) & (np.abs(across) < 0.95 + reach + margin)).any())

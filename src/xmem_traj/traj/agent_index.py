@@ -1,0 +1,251 @@
+"""Agent-centric targets from nuScenes through the official devkit.
+
+One AgentRecord per target (instance, sample): the camera where the agent's clipped projected
+box is largest at the target sample, the past window of that camera (key frames or every
+camera frame), where the agent first shows up in it and its 2-D hull there, and the past and
+future tracks straight from PredictHelper. Built once; the Dataset then only reads files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from nuscenes.eval.prediction.splits import get_prediction_challenge_split
+from nuscenes.nuscenes import NuScenes
+from nuscenes.prediction import PredictHelper
+from nuscenes.utils.splits import create_splits_scenes
+
+from ..projection import box_to_camera, projected_hull
+
+log = logging.getLogger(__name__)
+
+TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
+          "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")
+CHALLENGE_SPLITS = ("mini_train", "mini_val", "train", "train_val", "val")
+KEYFRAME_HZ = 2
+CAMERA_HZ = 12
+
+
+class DatasetError(ValueError):
+    """A nuScenes dataroot, table, split or file that cannot be used; the message names it."""
+
+
+@dataclass
+class AgentRecord:
+    instance_token: str
+    sample_token: str
+    scene_name: str
+    category: str
+    camera: str
+    frame_tokens: list[str]             # oldest → newest, "" for padding
+    frame_paths: list[str]              # absolute paths, "" for padding
+    frame_timestamps: list[int]         # µs, 0 for padding
+    init_frame: int                     # first window frame in which the agent is in view
+    init_hull: list[tuple[float, float]]  # its clipped hull there, pixels of the source image
+    source_size: tuple[int, int]        # (width, height) of that camera's images
+    past: np.ndarray                    # (P, 2) agent frame, oldest first (PredictHelper)
+    future: np.ndarray                  # (F, 2) agent frame (PredictHelper)
+    translation: list[float]            # agent box at the target sample (global)
+    rotation: list[float]
+    box_area: float                     # clipped projected area / image area at the target
+    visibility: str
+    extra: dict = field(default_factory=dict)
+
+
+def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
+    root = Path(dataroot)
+    if not str(dataroot) or not root.is_dir():
+        raise DatasetError(f"nuScenes dataroot {str(dataroot)!r} does not exist (pass --dataroot, "
+                           "the folder that holds v1.0-*/, samples/, sweeps/ and maps/)")
+    if not version:
+        raise DatasetError("no nuScenes version given (e.g. v1.0-mini or v1.0-trainval)")
+    table_dir = root / version
+    if not table_dir.is_dir():
+        found = sorted(p.name for p in root.glob("v1.0-*"))
+        raise DatasetError(f"{table_dir} does not exist; versions found under {root}: {found or 'none'}")
+    for table in TABLES:
+        if not (table_dir / f"{table}.json").exists():
+            raise DatasetError(f"missing nuScenes table {table_dir / (table + '.json')}")
+    return root
+
+
+def prediction_scenes_path(dataroot: str | os.PathLike) -> Path:
+    return Path(dataroot) / "maps" / "prediction" / "prediction_scenes.json"
+
+
+def challenge_targets(dataroot: str | os.PathLike, split: str) -> list[tuple[str, str]]:
+    path = prediction_scenes_path(dataroot)
+    if not path.exists():
+        raise DatasetError(
+            f"the prediction challenge split needs {path}; it ships with the nuScenes map "
+            "expansion pack (nuScenes-map-expansion-v1.3), whose maps/ folder goes into the "
+            "dataroot. Or pass challenge=False (--no-challenge) to use every agent of the split.")
+    if split not in CHALLENGE_SPLITS:
+        raise DatasetError(f"challenge split must be one of {CHALLENGE_SPLITS}, got {split!r}")
+    try:
+        tokens = get_prediction_challenge_split(split, dataroot=str(dataroot))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path} is not valid JSON: {err}") from None
+    return [tuple(t.split("_")) for t in tokens]
+
+
+def split_scenes(split: str) -> set[str]:
+    splits = create_splits_scenes()
+    if split == "train_val":
+        return set(splits["train"][:200])
+    if split not in splits:
+        raise DatasetError(f"unknown split {split!r}; choose from {sorted(splits)} or train_val")
+    return set(splits[split])
+
+
+class AgentIndexer:
+    """Builds AgentRecords against one loaded NuScenes."""
+
+    def __init__(self, nusc: NuScenes, *, frames: str = "keyframes", history_s: float = 2.0,
+                 future_s: float = 6.0):
+        if frames not in ("keyframes", "sweeps"):
+            raise DatasetError(f"frames must be 'keyframes' or 'sweeps', got {frames!r}")
+        self.nusc = nusc
+        self.helper = PredictHelper(nusc)
+        self.frames = frames
+        self.history_s = history_s
+        self.future_s = future_s
+        self.window_len = (int(round(history_s * KEYFRAME_HZ)) + 1 if frames == "keyframes"
+                           else int(round(history_s * CAMERA_HZ)) + 1)
+        self.skipped: Counter = Counter()
+
+    # --------------------------------------------------------------------------- geometry
+    def _hull(self, box, sd: dict):
+        cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+        if not cs["camera_intrinsic"]:
+            return None
+        pose = self.nusc.get("ego_pose", sd["ego_pose_token"])
+        return projected_hull(box_to_camera(box, pose, cs), cs["camera_intrinsic"], sd["width"],
+                              sd["height"])
+
+    def best_camera(self, ann: dict, sample: dict) -> tuple[str, float] | None:
+        box = self.nusc.get_box(ann["token"])
+        best = None
+        for channel, sd_token in sample["data"].items():
+            sd = self.nusc.get("sample_data", sd_token)
+            if sd["sensor_modality"] != "camera":
+                continue
+            hull = self._hull(box, sd)
+            if hull is not None:
+                frac = hull.area / (sd["width"] * sd["height"])
+                if best is None or frac > best[1]:
+                    best = (channel, frac)
+        return best
+
+    def window(self, sample: dict, channel: str) -> list[str]:
+        """sample_data tokens of the camera's past window, oldest first, at most window_len."""
+        nusc = self.nusc
+        if self.frames == "keyframes":
+            tokens, s = [], sample
+            while s is not None and len(tokens) < self.window_len:
+                if channel not in s["data"]:
+                    break
+                tokens.append(s["data"][channel])
+                s = nusc.get("sample", s["prev"]) if s["prev"] else None
+            return tokens[::-1]
+        sd = nusc.get("sample_data", sample["data"][channel])
+        t_end = sd["timestamp"]
+        tokens = []
+        while sd is not None and len(tokens) < self.window_len:
+            if t_end - sd["timestamp"] > self.history_s * 1e6 + 40_000:  # by time, not count
+                break
+            tokens.append(sd["token"])
+            sd = nusc.get("sample_data", sd["prev"]) if sd["prev"] else None
+        return tokens[::-1]
+
+    def agent_box_in(self, instance_token: str, sd: dict):
+        """The agent's global box at a camera frame: its annotation on a key frame, the
+        devkit's interpolation (get_boxes) on a sweep; None when not annotated there."""
+        if sd["is_key_frame"]:
+            ann_token = self.helper.inst_sample_to_ann.get((sd["sample_token"], instance_token))
+            return None if ann_token is None else self.nusc.get_box(ann_token)
+        for box in self.nusc.get_boxes(sd["token"]):
+            if self.nusc.get("sample_annotation", box.token)["instance_token"] == instance_token:
+                return box
+        return None
+
+    # --------------------------------------------------------------------------- records
+    def record(self, instance_token: str, sample_token: str, *, require_full_future: bool,
+               min_area: float, min_visibility: int) -> AgentRecord | None:
+        nusc, helper = self.nusc, self.helper
+        key = (sample_token, instance_token)
+        if key not in helper.inst_sample_to_ann:
+            self.skipped["no annotation for (instance, sample)"] += 1
+            return None
+        ann = nusc.get("sample_annotation", helper.inst_sample_to_ann[key])
+        sample = nusc.get("sample", sample_token)
+        future = helper.get_future_for_agent(instance_token, sample_token, self.future_s, True)
+        if require_full_future and len(future) < int(round(self.future_s * KEYFRAME_HZ)):
+            self.skipped["future shorter than future_s"] += 1
+            return None
+        vis = ann["visibility_token"] or "0"
+        if int(vis) < min_visibility:
+            self.skipped["below min_visibility"] += 1
+            return None
+        cam = self.best_camera(ann, sample)
+        if cam is None:
+            self.skipped["seen by no camera"] += 1
+            return None
+        channel, area = cam
+        if area < min_area:
+            self.skipped["below min_area"] += 1
+            return None
+        tokens = self.window(sample, channel)
+        init = None
+        for i, tok in enumerate(tokens):
+            sd = nusc.get("sample_data", tok)
+            box = self.agent_box_in(instance_token, sd)
+            hull = None if box is None else self._hull(box, sd)
+            if hull is not None:
+                init = (i, [tuple(map(float, p)) for p in hull.exterior.coords], (sd["width"], sd["height"]))
+                break
+        assert init is not None, "the target frame itself is in view"
+        pad = self.window_len - len(tokens)
+        sds = [nusc.get("sample_data", t) for t in tokens]
+        past = helper.get_past_for_agent(instance_token, sample_token, self.history_s, True)
+        scene = nusc.get("scene", sample["scene_token"])
+        return AgentRecord(
+            instance_token=instance_token, sample_token=sample_token, scene_name=scene["name"],
+            category=ann["category_name"], camera=channel,
+            frame_tokens=[""] * pad + tokens,
+            frame_paths=[""] * pad + [os.path.join(nusc.dataroot, sd["filename"]) for sd in sds],
+            frame_timestamps=[0] * pad + [sd["timestamp"] for sd in sds],
+            init_frame=init[0] + pad, init_hull=init[1], source_size=init[2],
+            past=np.asarray(past, dtype=np.float32).reshape(-1, 2)[::-1].copy(),
+            future=np.asarray(future, dtype=np.float32).reshape(-1, 2),
+            translation=list(ann["translation"]), rotation=list(ann["rotation"]),
+            box_area=float(area), visibility=vis)
+
+
+def candidate_targets(nusc: NuScenes, dataroot, split: str, challenge: bool | None,
+                      categories: tuple[str, ...] | None) -> tuple[list[tuple[str, str]], Counter, bool]:
+    """(instance, sample) pairs of the split → (targets, skipped counts, challenge used)."""
+    skipped: Counter = Counter()
+    use_challenge = prediction_scenes_path(dataroot).exists() if challenge is None else challenge
+    if use_challenge:
+        pairs = challenge_targets(dataroot, split)
+    else:
+        scenes = split_scenes(split)
+        scene_tokens = {s["token"] for s in nusc.scene if s["name"] in scenes}
+        pairs = [(a["instance_token"], a["sample_token"]) for a in nusc.sample_annotation
+                 if nusc.get("sample", a["sample_token"])["scene_token"] in scene_tokens]
+    if categories:
+        kept = []
+        for inst, samp in pairs:
+            name = nusc.get("category", nusc.get("instance", inst)["category_token"])["name"]
+            if name.startswith(tuple(categories)):
+                kept.append((inst, samp))
+            else:
+                skipped["category filtered out"] += 1
+        pairs = kept
+    return pairs, skipped, use_challenge
