@@ -1,0 +1,213 @@
+"""The synthetic nuScenes through the real devkit, and the agent loader checked against it."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nuscenes.eval.prediction.splits import get_prediction_challenge_split
+from nuscenes.nuscenes import NuScenes
+from nuscenes.prediction import PredictHelper
+from nuscenes.scripts.export_2d_annotations_as_json import post_process_coords
+from nuscenes.utils.geometry_utils import view_points
+from pyquaternion import Quaternion
+from torch.utils.data import DataLoader
+
+from xmem_traj.synth import generate
+from xmem_traj.traj.agent_index import DatasetError
+from xmem_traj.traj.datamodules import NuScenesAgentDataset, collate_agents
+
+SIZE = dict(width=320, height=180)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("nusc") / "keyframes", scenes=3, seed=5, **SIZE)
+
+
+@pytest.fixture(scope="session")
+def synth_sweeps(tmp_path_factory) -> Path:
+    return generate(tmp_path_factory.mktemp("nusc") / "sweeps", scenes=2, seed=6, sweeps=True,
+                    cameras=("CAM_FRONT", "CAM_BACK"), **SIZE)
+
+
+@pytest.fixture(scope="session")
+def nusc(synth_root):
+    return NuScenes("v1.0-mini", str(synth_root), verbose=False)
+
+
+@pytest.fixture(scope="session")
+def train_set(synth_root, nusc):
+    return NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None)
+
+
+def test_devkit_loads_all_tables(nusc):
+    assert len(nusc.scene) == 3 and len(nusc.sample) == 120
+    assert {s["channel"] for s in nusc.sensor} == {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT",
+                                                   "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT"}
+    for sd in nusc.sample_data[:50]:
+        assert Path(nusc.get_sample_data_path(sd["token"])).exists()
+    ann = nusc.sample_annotation[0]
+    assert len(ann["size"]) == 3 and len(ann["rotation"]) == 4 and ann["visibility_token"] in "1234"
+    helper = PredictHelper(nusc)
+    assert helper.get_map_name_from_sample_token(nusc.sample[0]["token"]) == "boston-seaport"
+
+
+def test_future_and_past_equal_predict_helper(train_set, nusc):
+    helper = PredictHelper(nusc)
+    for i in range(0, len(train_set), 7):
+        item = train_set[i]
+        m = item["meta"]
+        fut = helper.get_future_for_agent(m["instance_token"], m["sample_token"], 6, True)
+        np.testing.assert_allclose(item["traj"].numpy(), fut, atol=1e-4)
+        past = helper.get_past_for_agent(m["instance_token"], m["sample_token"], 2, True)
+        past = np.asarray(past).reshape(-1, 2)[::-1]
+        valid = m["past_valid"]
+        np.testing.assert_allclose(m["past"][valid], past, atol=1e-4)
+        ann = helper.get_sample_annotation(m["instance_token"], m["sample_token"])
+        np.testing.assert_allclose(item["last_pos"].numpy(), ann["translation"][:2], atol=1e-3)
+
+
+def test_init_masks_follow_the_devkit_recipe(train_set, nusc):
+    """Our mask's extent equals the 2-D box of the devkit's export script at the init frame."""
+    helper = PredictHelper(nusc)
+    checked = 0
+    for i in range(0, len(train_set), 5):
+        item = train_set[i]
+        m = item["meta"]
+        sd = nusc.get("sample_data", m["frame_tokens"][m["init_frame"]])
+        ann = helper.get_sample_annotation(m["instance_token"], sd["sample_token"])
+        box = nusc.get_box(ann["token"])
+        pose = nusc.get("ego_pose", sd["ego_pose_token"])
+        cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
+        box.translate(-np.array(pose["translation"])); box.rotate(Quaternion(pose["rotation"]).inverse)
+        box.translate(-np.array(cs["translation"])); box.rotate(Quaternion(cs["rotation"]).inverse)
+        corners = box.corners()
+        corners = corners[:, corners[2] > 0]
+        uv = view_points(corners, np.array(cs["camera_intrinsic"]), True).T[:, :2].tolist()
+        x0, y0, x1, y1 = post_process_coords(uv, (sd["width"], sd["height"]))
+        mask = item["init_masks"][0].numpy()
+        assert mask.shape == (sd["height"], sd["width"])
+        ys, xs = np.nonzero(mask)
+        assert len(xs) > 0
+        assert abs(xs.min() - x0) <= 1.5 and abs(xs.max() + 1 - x1) <= 1.5
+        assert abs(ys.min() - y0) <= 1.5 and abs(ys.max() + 1 - y1) <= 1.5
+        checked += 1
+    assert checked >= 5
+
+
+def test_frames_are_the_camera_files_in_time_order(train_set, nusc):
+    for i in range(0, len(train_set), 9):
+        item = train_set[i]
+        m = item["meta"]
+        tokens = [t for t in m["frame_tokens"] if t]
+        assert tokens[-1] == nusc.get("sample", m["sample_token"])["data"][m["camera"]]
+        sample = nusc.get("sample", m["sample_token"])
+        for tok in reversed(tokens):  # one key frame per previous sample
+            assert sample["data"][m["camera"]] == tok
+            sample = nusc.get("sample", sample["prev"]) if sample["prev"] else None
+        ts = [t for t in m["frame_timestamps"] if t]
+        assert ts == sorted(ts) and len(set(ts)) == len(ts)
+        frames = item["frames"].numpy()
+        assert frames.dtype == np.float32 and 0 <= frames.min() and frames.max() <= 1
+        for t, tok in enumerate(m["frame_tokens"]):
+            if not tok:
+                assert not m["frame_valid"][t] and frames[t].max() == 0
+            else:
+                from PIL import Image
+                ref = np.asarray(Image.open(nusc.get_sample_data_path(tok)).convert("RGB"),
+                                 np.float32).transpose(2, 0, 1) / 255
+                np.testing.assert_allclose(frames[t], ref, atol=1e-6)
+
+
+def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
+    ds = NuScenesAgentDataset(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
+                              image_size=(64, 112))
+    nusc = ds.nusc
+    assert ds.window_len == 25
+    item = ds[len(ds) // 2]
+    tokens = [t for t in item["meta"]["frame_tokens"] if t]
+    for a, b in zip(tokens, tokens[1:]):
+        assert nusc.get("sample_data", b)["prev"] == a
+    span = nusc.get("sample_data", tokens[-1])["timestamp"] - nusc.get("sample_data", tokens[0])["timestamp"]
+    assert span <= 2.04e6
+    assert item["frames"].shape == (25, 3, 64, 112)
+    every = NuScenesAgentDataset(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
+                                 require_full_future=False, nusc=nusc)
+    assert every.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted
+
+
+def test_challenge_split_round_trips(synth_root, nusc):
+    ds = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc)
+    tokens = get_prediction_challenge_split("mini_train", dataroot=str(synth_root))
+    got = {f"{r.instance_token}_{r.sample_token}" for r in ds.records}
+    assert got <= set(tokens)
+    assert len(tokens) - len(got) == sum(ds.skipped.values())
+    assert all(r.category.startswith("vehicle") for r in ds.records)
+    every = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
+                                 challenge=False, require_full_future=False,
+                                 categories=("human",))
+    assert all(r.category.startswith("human") for r in every.records)
+
+
+def test_groups_share_windows(train_set):
+    groups = train_set.groups()
+    assert sum(len(g.items) for g in groups) == len(train_set)
+    multi = [g for g in groups if len(g.items) > 1]
+    assert multi
+    g = multi[0]
+    video = train_set.group_video(g)
+    assert video["init_masks"].shape[0] == len(g.items)
+    assert list(video["init_frames"]) == sorted(video["init_frames"].tolist())
+    for i in g.items:
+        assert train_set.records[i].frame_tokens == list(g.frame_tokens)
+
+
+def test_dataloader_with_workers(synth_root):
+    ds = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_val", image_size=(64, 112))
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_agents)
+    batch = next(iter(loader))
+    assert batch["frames"].shape == (4, 5, 3, 64, 112)
+    assert batch["init_masks"].shape == (4, 1, 64, 112)
+    assert batch["meta"]["past"].shape == (4, 4, 2) and len(batch["meta"]["camera"]) == 4
+
+
+def test_same_seed_same_bytes(tmp_path):
+    def digest(root):
+        h = hashlib.sha256()
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                h.update(str(p.relative_to(root)).encode()); h.update(p.read_bytes())
+        return h.hexdigest()
+    kw = dict(scenes=1, seed=3, cameras=("CAM_FRONT",), width=160, height=90)
+    a = digest(generate(tmp_path / "a", **kw))
+    assert a == digest(generate(tmp_path / "b", **kw))
+    assert a != digest(generate(tmp_path / "c", **{**kw, "seed": 4}))
+
+
+def test_clear_errors(synth_root, tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        NuScenesAgentDataset(tmp_path / "nowhere", "v1.0-mini", "mini_train")
+    with pytest.raises(DatasetError, match="v1.0-trainval"):
+        NuScenesAgentDataset(synth_root, "v1.0-trainval", "train")
+    broken = tmp_path / "broken"
+    shutil.copytree(synth_root, broken)
+    (broken / "v1.0-mini" / "ego_pose.json").unlink()
+    with pytest.raises(DatasetError, match="ego_pose.json"):
+        NuScenesAgentDataset(broken, "v1.0-mini", "mini_train")
+    shutil.copy(synth_root / "v1.0-mini" / "ego_pose.json", broken / "v1.0-mini" / "ego_pose.json")
+    (broken / "maps" / "prediction" / "prediction_scenes.json").unlink()
+    with pytest.raises(DatasetError, match="map expansion"):
+        NuScenesAgentDataset(broken, "v1.0-mini", "mini_train", challenge=True)
+    ds = NuScenesAgentDataset(broken, "v1.0-mini", "mini_train", challenge=False)
+    path = Path(ds.records[0].frame_paths[-1])
+    path.write_bytes(b"not a jpeg")
+    with pytest.raises(DatasetError, match=re.escape(path.name)):
+        ds[0]
+    path.unlink()
+    with pytest.raises(DatasetError, match="missing image .*" + re.escape(path.name)):
+        ds[0]
