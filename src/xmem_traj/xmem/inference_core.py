@@ -76,8 +76,9 @@ class BatchedInferenceCore:
     """
 
     def __init__(self, network: XMem, config: Mapping[str, Any] | None = None, *,
-                 batch_size: int):
+                 batch_size: int, grad_enabled: bool = False):
         self.network = network
+        self.grad_enabled = grad_enabled  # True only to fine-tune XMem parts through the engine
         self.config = resolve_config(config, key_dim=network.key_dim,
                                      value_dim=network.value_dim, hidden_dim=network.hidden_dim)
         self.videos = [VideoState(self.config) for _ in range(batch_size)]
@@ -100,7 +101,6 @@ class BatchedInferenceCore:
             raise ValueError(f"labels must be increasing positive integers, got {labels}")
         self.videos[video].all_labels = labels
 
-    @torch.no_grad()
     def step(self, images: torch.Tensor | Sequence[torch.Tensor], masks: Sequence[torch.Tensor | None] | None = None,
              valid_labels: Sequence[Sequence[int] | None] | None = None,
              end: bool | Sequence[bool] = False,
@@ -108,6 +108,10 @@ class BatchedInferenceCore:
         """images (B, 3, H, W) normalised (or B tensors 3×H×W of one size); masks[b]: (N_b, H, W) one-hot/soft over all labels
         of video b, or an integer index mask (H, W), or None → per video prob (N_b+1, H, W),
         or None for videos with active[b] False (not stepped at all)."""
+        with torch.set_grad_enabled(self.grad_enabled):
+            return self._step(images, masks, valid_labels, end, active)
+
+    def _step(self, images, masks, valid_labels, end, active) -> list[torch.Tensor | None]:
         b = self.batch_size
         if isinstance(images, (list, tuple)):
             sizes = {tuple(im.shape) for im in images}

@@ -90,7 +90,7 @@ class KeyValueMemoryStore:
         """usage (M,): add to every element's use; every element's life grows by one."""
         if not self.count_usage:
             return
-        self.use_count += usage.view_as(self.use_count)
+        self.use_count += usage.detach().view_as(self.use_count)
         self.life_count += 1
 
     def get_usage(self) -> torch.Tensor:

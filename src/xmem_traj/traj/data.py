@@ -1,0 +1,162 @@
+"""From a TrainConfig to training data: the nuScenes source (the synthetic default generated on
+first use), the agent datasets, and a LightningDataModule over cached XMem features."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from nuscenes.nuscenes import NuScenes
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..config import TrainConfig
+from ..synth import generate, version_of
+from ..xmem import load_xmem
+from .datamodules import NuScenesAgentDataset
+from .feature_cache import load_or_extract, weights_fingerprint
+from .lightning_module import collate_traj
+from .predictor import XMemBackbone
+
+log = logging.getLogger(__name__)
+
+
+def synthetic_dataroot(cfg: TrainConfig) -> Path:
+    """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
+    root = cfg.resolved_cache_dir() / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
+    if not (root / "maps" / "prediction" / "prediction_scenes.json").exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
+        print(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …", flush=True)
+        try:
+            generate(tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
+                     progress=(lambda msg: print("  " + msg, flush=True)) if cfg.progress else None)
+            if root.exists():
+                shutil.rmtree(tmp)
+            else:
+                os.replace(tmp, root)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return root
+
+
+def resolve_source(cfg: TrainConfig) -> tuple[str, str, str, str]:
+    """→ dataroot, version, train split, val split."""
+    dataroot = cfg.dataroot or str(synthetic_dataroot(cfg))
+    version = cfg.version or version_of(dataroot)
+    mini = "mini" in version
+    train = cfg.train_split or ("mini_train" if mini else "train")
+    val = cfg.val_split or ("mini_val" if mini else "val")
+    return dataroot, version, train, val
+
+
+def make_datasets(cfg: TrainConfig) -> tuple[NuScenes, NuScenesAgentDataset, NuScenesAgentDataset]:
+    dataroot, version, train_split, val_split = resolve_source(cfg)
+    nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
+    kw = dict(challenge=cfg.challenge, frames=cfg.frames,
+              categories=[c for c in cfg.categories.split(",") if c] or None,
+              image_size=(cfg.image_height, cfg.image_width), nusc=nusc)
+    return nusc, NuScenesAgentDataset(dataroot, version, train_split, **kw), \
+        NuScenesAgentDataset(dataroot, version, val_split, **kw)
+
+
+def make_backbone(cfg: TrainConfig) -> tuple[XMemBackbone, str]:
+    network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
+    trainable = [p for p in cfg.finetune_xmem.split(",") if p]
+    return (XMemBackbone(network, features=cfg.features, trainable=trainable),
+            weights_fingerprint(cfg.xmem_weights or None, cfg.seed))
+
+
+class CachedTargets(Dataset):
+    """Targets with their cached features (history-only models ignore the features)."""
+
+    def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray):
+        n_past, n_fut = int(round(ds.history_s * 2)), int(round(ds.future_s * 2))
+        self.features = torch.from_numpy(features)
+        self.valid = torch.from_numpy(valid)
+        self.past = torch.zeros((len(ds), n_past, 2))
+        self.past_valid = torch.zeros((len(ds), n_past), dtype=torch.bool)
+        self.traj = torch.zeros((len(ds), n_fut, 2))
+        self.future_valid = torch.zeros((len(ds), n_fut), dtype=torch.bool)
+        for i, r in enumerate(ds.records):
+            if len(r.past):
+                p = torch.from_numpy(r.past[-n_past:])
+                self.past[i, n_past - len(p):] = p
+                self.past_valid[i, n_past - len(p):] = True
+            f = torch.from_numpy(r.future[:n_fut])
+            self.traj[i, :len(f)] = f
+            self.future_valid[i, :len(f)] = True
+        self.translation = torch.tensor([r.translation for r in ds.records], dtype=torch.float32)
+        self.rotation = torch.tensor([r.rotation for r in ds.records], dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.traj)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"features": self.features[i], "feature_valid": self.valid[i], "past": self.past[i],
+                "past_valid": self.past_valid[i], "traj": self.traj[i],
+                "future_valid": self.future_valid[i], "translation": self.translation[i],
+                "rotation": self.rotation[i], "index": torch.tensor(i)}
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with seed + epoch (Lightning calls set_epoch), so a resumed run sees the same
+    order as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class TrajDataModule(L.LightningDataModule):
+    """Extracts (or reads cached) XMem features in setup(), sharded across DDP ranks."""
+
+    def __init__(self, cfg: TrainConfig, train_set: NuScenesAgentDataset,
+                 val_set: NuScenesAgentDataset, backbone: XMemBackbone | None, weights_id: str):
+        super().__init__()
+        self.cfg, self.train_set, self.val_set = cfg, train_set, val_set
+        self.backbone, self.weights_id = backbone, weights_id
+        self.train_data: CachedTargets | None = None
+        self.val_data: CachedTargets | None = None
+
+    @property
+    def feature_dim(self) -> int:
+        return 0 if self.backbone is None else self.backbone.feature_dim
+
+    def _features(self, ds: NuScenesAgentDataset) -> tuple[np.ndarray, np.ndarray]:
+        if self.backbone is None:
+            return np.zeros((len(ds), ds.window_len, 0), np.float32), np.zeros((len(ds), ds.window_len), bool)
+        trainer = self.trainer
+        arrays = load_or_extract(
+            ds, self.backbone, self.weights_id, self.cfg.resolved_cache_dir(),
+            rank=trainer.global_rank if trainer else 0,
+            world_size=trainer.world_size if trainer else 1,
+            barrier=trainer.strategy.barrier if trainer else (lambda: None),
+            videos_per_step=self.cfg.videos_per_step, progress=self.cfg.progress)
+        return arrays["features"], arrays["valid"]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_data is None:
+            self.train_data = CachedTargets(self.train_set, *self._features(self.train_set))
+            self.val_data = CachedTargets(self.val_set, *self._features(self.val_set))
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_data, batch_size=self.cfg.batch_size, collate_fn=collate_traj,
+                          sampler=EpochShuffleSampler(len(self.train_data), self.cfg.seed))
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_data, batch_size=256, collate_fn=collate_traj)

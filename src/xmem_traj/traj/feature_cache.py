@@ -1,0 +1,171 @@
+"""On-disk cache of frozen-XMem features per (dataset split, XMem weights, feature config).
+
+Layout: <cache_root>/features/<key>/{manifest.json, features.npz}. The key hashes everything
+that changes the numbers (target list with their windows, image size, XMem weights' content
+hash, feature kinds, XMem config, format version), so a changed config or checkpoint never
+reuses stale features. Arrays are plain .npz read with allow_pickle=False; an entry appears
+atomically (written to a temporary folder, then renamed). Extraction runs one XMem video per
+camera window (all targets of the window as objects), and can be sharded across DDP ranks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .datamodules import NuScenesAgentDataset, VideoGroup
+from .predictor import XMemBackbone
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+def weights_fingerprint(path: str | None, seed: int = 0) -> str:
+    """sha256 of a checkpoint file's bytes, or a tag for the seeded random init."""
+    if not path:
+        return f"random-init:seed={seed}:recipe=1"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    features: tuple[str, ...]
+    xmem_config: tuple[tuple[str, object], ...]
+    weights: str
+
+    @classmethod
+    def of(cls, backbone: XMemBackbone, weights: str) -> "FeatureSpec":
+        return cls(tuple(backbone.features), tuple(sorted(backbone.xmem_config.items())), weights)
+
+
+def dataset_fingerprint(ds: NuScenesAgentDataset) -> dict:
+    h = hashlib.sha256()
+    for r in ds.records:
+        h.update("|".join([r.instance_token, r.sample_token, r.camera, str(r.init_frame),
+                           *r.frame_tokens]).encode())
+    return {"dataroot": os.path.abspath(ds.dataroot), "version": ds.version, "split": ds.split,
+            "frames": ds.frames_kind, "image_size": list(ds.image_size or []),
+            "history_s": ds.history_s, "targets": len(ds.records), "targets_sha256": h.hexdigest()}
+
+
+def cache_key(ds: NuScenesAgentDataset, spec: FeatureSpec) -> tuple[str, dict]:
+    ident = {"format": FORMAT_VERSION, "dataset": dataset_fingerprint(ds),
+             "spec": json.loads(json.dumps(asdict(spec), default=str))}
+    key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
+    return key, ident
+
+
+def _atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
+    try:
+        write(tmp)
+        if final.exists():  # another process won the race with identical content
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
+                   *, videos_per_step: int = 4, device: torch.device | str = "cpu",
+                   progress: bool = True, desc: str = "XMem features") -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Run XMem over the windows, `videos_per_step` in lockstep → {item: (features (T, C),
+    valid (T,))}."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    bar = tqdm(total=len(groups), desc=desc, unit="video", disable=not progress, leave=False)
+    with torch.no_grad():
+        for start in range(0, len(groups), videos_per_step):
+            chunk = groups[start:start + videos_per_step]
+            videos = [ds.group_video(g) for g in chunk]
+            frames = torch.stack([v["frames"] for v in videos]).to(device)
+            feats, valid = backbone(frames, [v["init_masks"] for v in videos],
+                                    [v["init_frames"].tolist() for v in videos])
+            for b, g in enumerate(chunk):
+                for i, item in enumerate(g.items):
+                    out[item] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
+            bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def _save_arrays(folder: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
+    np.savez(folder / "features.npz", **arrays)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _load_arrays(folder: Path) -> dict[str, np.ndarray]:
+    with np.load(folder / "features.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: str,
+                    cache_root: str | Path, *, rank: int = 0, world_size: int = 1,
+                    barrier: Callable[[], None] = lambda: None, videos_per_step: int = 4,
+                    device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
+    """features (N, T, C) float32 and valid (N, T) bool for every target of ds, in order.
+
+    With world_size > 1 each rank extracts every world_size-th window, writes its shard, and
+    rank 0 merges them into the cache entry; all ranks then read it.
+    """
+    spec = FeatureSpec.of(backbone, weights)
+    key, ident = cache_key(ds, spec)
+    folder = Path(cache_root) / "features" / key
+    if (folder / "manifest.json").exists():
+        manifest = json.loads((folder / "manifest.json").read_text())
+        if manifest.get("identity") == json.loads(json.dumps(ident, sort_keys=True)):
+            log.info("feature cache hit %s (%s)", key, ds.split)
+            return _load_arrays(folder)
+        raise RuntimeError(f"feature cache entry {folder} does not match its key; delete it")
+
+    groups = ds.groups()
+    mine = groups[rank::world_size]
+    t0 = time.time()
+    got = extract_groups(backbone, ds, mine, videos_per_step=videos_per_step, device=device,
+                         progress=progress, desc=f"XMem features {ds.split}"
+                         + (f" [rank {rank}/{world_size}]" if world_size > 1 else ""))
+    items = sorted(got)
+    shard = {"items": np.array(items, dtype=np.int64),
+             "features": np.stack([got[i][0] for i in items]).astype(np.float32),
+             "valid": np.stack([got[i][1] for i in items])}
+    shard_dir = Path(cache_root) / "features" / f"{key}.shards"
+    if world_size > 1:
+        _atomic_dir(shard_dir / f"rank{rank}", lambda d: _save_arrays(d, {}, shard))
+        barrier()
+    if rank == 0:
+        shards = ([_load_arrays(shard_dir / f"rank{r}") for r in range(world_size)]
+                  if world_size > 1 else [shard])
+        n, t_len, c = len(ds), shards[0]["features"].shape[1], shards[0]["features"].shape[2]
+        feats = np.zeros((n, t_len, c), np.float32)
+        valid = np.zeros((n, t_len), bool)
+        for s in shards:
+            feats[s["items"]] = s["features"]
+            valid[s["items"]] = s["valid"]
+        manifest = {"format": FORMAT_VERSION, "key": key, "identity": ident,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": time.time() - t0,
+                    "windows": len(groups), "arrays": {"features": list(feats.shape),
+                                                       "valid": list(valid.shape)},
+                    "feature_kinds": list(backbone.features)}
+        _atomic_dir(folder, lambda d: _save_arrays(d, manifest, {"features": feats, "valid": valid}))
+        shutil.rmtree(shard_dir, ignore_errors=True)
+        log.info("cached %d targets (%d windows) in %.1fs → %s", n, len(groups), time.time() - t0, folder)
+    barrier()
+    return _load_arrays(folder)

@@ -1,0 +1,110 @@
+"""Trajectory losses and metrics with the semantics of nuscenes.eval.prediction.metrics:
+modes ranked by probability (descending), running min over the top k, ADE = mean pointwise L2,
+FDE = L2 of the last point, miss = max pointwise L2 >= 2 m. Metrics are torchmetrics.Metric
+classes with sum/count states, so they reduce correctly across DDP ranks."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import Metric
+
+
+def displacement(pred: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | None = None):
+    """pred (B, M, T, 2), gt (B, T, 2), gt_valid (B, T) → ade, fde, max distance, each (B, M).
+    Invalid steps are left out (FDE at the last valid step)."""
+    dist = torch.linalg.norm(pred - gt[:, None], dim=-1)  # (B, M, T)
+    if gt_valid is None:
+        return dist.mean(-1), dist[..., -1], dist.max(-1).values
+    v = gt_valid[:, None].to(dist.dtype)
+    n = v.sum(-1).clamp_min(1)
+    ade = (dist * v).sum(-1) / n
+    last = (gt_valid.long().cumsum(-1).argmax(-1))[:, None, None].expand(-1, dist.shape[1], 1)
+    fde = dist.gather(-1, last)[..., 0]
+    mx = (dist * v).max(-1).values
+    return ade, fde, mx
+
+
+def rank_over_top_k(values: torch.Tensor, probs: torch.Tensor, k: int, *, largest=False):
+    """(B, M) metric per mode → (B,) its min (or max) over the k most probable modes; with
+    fewer than k modes all are used. Ties in probability are broken as the devkit's
+    np.flip(argsort) does."""
+    order = torch.flip(torch.argsort(probs, dim=-1, stable=True), dims=[-1])
+    ranked = values.gather(-1, order)[:, :min(k, values.shape[1])]
+    return ranked.max(-1).values if largest else ranked.min(-1).values
+
+
+class _TopKMetric(Metric):
+    full_state_update = False
+    higher_is_better = False
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def _per_agent(self, ade, fde, mx, probs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update(self, pred: torch.Tensor, probs: torch.Tensor, gt: torch.Tensor,
+               gt_valid: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> None:
+        """pred (B, M, T, 2), probs (B, M), gt (B, T, 2); valid (B,) selects agents."""
+        values = self._per_agent(*displacement(pred, gt, gt_valid), probs)
+        if valid is not None:
+            values = values[valid]
+        self.total += values.double().sum()
+        self.count += values.numel()
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp_min(1)).float()
+
+
+class MinADEK(_TopKMetric):
+    def _per_agent(self, ade, fde, mx, probs):
+        return rank_over_top_k(ade, probs, self.k)
+
+
+class MinFDEK(_TopKMetric):
+    def _per_agent(self, ade, fde, mx, probs):
+        return rank_over_top_k(fde, probs, self.k)
+
+
+class MissRateTopK(_TopKMetric):
+    def __init__(self, k: int, tolerance: float = 2.0, **kwargs):
+        super().__init__(k, **kwargs)
+        self.tolerance = tolerance
+
+    def _per_agent(self, ade, fde, mx, probs):
+        return rank_over_top_k((mx >= self.tolerance).to(ade.dtype), probs, self.k)
+
+
+def devkit_metric_names(ks=(1, 5, 10)) -> list[str]:
+    return ([f"MinADEK_{k}" for k in ks] + [f"MinFDEK_{k}" for k in ks]
+            + [f"MissRateTopK_2_{k}" for k in ks])
+
+
+def make_metrics(ks=(1, 5, 10)) -> dict[str, _TopKMetric]:
+    """The prediction challenge's metrics (OffRoadRate needs the map expansion, left out)."""
+    out: dict[str, _TopKMetric] = {}
+    for k in ks:
+        out[f"MinADEK_{k}"] = MinADEK(k)
+        out[f"MinFDEK_{k}"] = MinFDEK(k)
+        out[f"MissRateTopK_2_{k}"] = MissRateTopK(k, 2.0)
+    return out
+
+
+def ade_fde_loss(pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor,
+                 gt_valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The seed's ADE/FDE loss, best-of-K for several modes → (ade, fde, loss), batch means.
+
+    pred (B, M, T, 2), logits (B, M), gt (B, T, 2). The regression term is ADE + FDE of the
+    best mode (lowest ADE); with M > 1 the mode classifier learns that mode (cross-entropy).
+    """
+    ade, fde, _ = displacement(pred, gt, gt_valid)
+    best = ade.argmin(-1)
+    ade_b = ade.gather(-1, best[:, None])[:, 0]
+    fde_b = fde.gather(-1, best[:, None])[:, 0]
+    loss = ade_b.mean() + fde_b.mean()
+    if pred.shape[1] > 1:
+        loss = loss + F.cross_entropy(logits, best)
+    return ade_b.mean(), fde_b.mean(), loss

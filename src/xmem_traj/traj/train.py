@@ -1,0 +1,102 @@
+"""`xmem-traj train`: the main job. Extract (or reuse) XMem features, train the predictor and
+its history-only ablation, then evaluate against the devkit baselines on the val split."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from ..config import TrainConfig
+from .data import TrajDataModule, make_backbone, make_datasets
+from .lightning_module import EpochPrinter, TrajectoryModule
+
+log = logging.getLogger(__name__)
+
+RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("xmem-traj", "torch", "lightning", "torchmetrics", "numpy", "nuscenes-devkit"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+def run_directory(cfg: TrainConfig) -> Path:
+    name = cfg.name or os.environ.get(RUN_NAME_ENV) or time.strftime("%Y%m%d-%H%M%S")
+    os.environ[RUN_NAME_ENV] = name
+    return Path(cfg.run_dir) / name
+
+
+def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
+        resume: bool) -> TrajectoryModule:
+    """Train one predictor; its checkpoints go to run/checkpoints[/history_only]."""
+    label = "history-only" if history_only else "xmem"
+    ckpt_dir = run / "checkpoints" / ("history_only" if history_only else "")
+    last = ckpt_dir / "last.ckpt"
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = TrajectoryModule(dm.feature_dim, head=cfg.head, hidden=cfg.hidden, modes=cfg.modes,
+                             lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+                             history_only=history_only)
+    sub = "history_only" if history_only else "xmem"
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
+                 EpochPrinter(label)]
+    if cfg.progress:
+        callbacks.append(TQDMProgressBar(leave=False))
+    loggers = [CSVLogger(run, name="logs", version=sub)]
+    try:
+        loggers.append(TensorBoardLogger(run, name="tensorboard", version=sub))
+    except ModuleNotFoundError:
+        log.warning("tensorboard is not installed; CSV logs only")
+    trainer = L.Trainer(max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator,
+                        devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+                        callbacks=callbacks, logger=loggers, deterministic=True,
+                        enable_progress_bar=cfg.progress, enable_model_summary=False,
+                        log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    return model
+
+
+def run_training(cfg: TrainConfig, *, resume_dir: str | None = None) -> Path:
+    """The whole main job; returns the run directory."""
+    run = Path(resume_dir) if resume_dir else run_directory(cfg)
+    if resume_dir:
+        os.environ[RUN_NAME_ENV] = run.name
+    if cfg.finetune_xmem:
+        raise NotImplementedError("fine-tuning XMem inside `train` is not wired yet: XMemBackbone("
+                                  "trainable=...) supports it in your own loop")
+    torch.manual_seed(cfg.seed)
+    nusc, train_set, val_set = make_datasets(cfg)
+    print(f"targets: {len(train_set)} train, {len(val_set)} val "
+          f"({train_set.version}, {train_set.split}/{val_set.split}, "
+          f"{'challenge split' if train_set.challenge else 'all agents'})", flush=True)
+    needs_xmem = not cfg.history_only
+    backbone, weights_id = make_backbone(cfg) if needs_xmem else (None, "")
+    dm = TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
+    is_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+    if is_zero:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        (run / "versions.json").write_text(json.dumps(versions(), indent=1))
+    fit(cfg, dm, run, history_only=cfg.history_only, resume=resume_dir is not None)
+    if cfg.ablation and not cfg.history_only:
+        fit(cfg, dm, run, history_only=True, resume=resume_dir is not None)
+    return run
