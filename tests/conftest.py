@@ -72,3 +72,19 @@ def synthetic_video(t: int, h: int, w: int, n_objects: int, seed: int):
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
         labels.append(lab)
     return np.stack(frames), np.stack(labels)
+
+
+SIZE = dict(width=320, height=180)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small synthetic nuScenes (3 scenes: 2 mini_train, 1 mini_val) shared by the tests."""
+    from xmem_traj.synth import generate
+    return generate(tmp_path_factory.mktemp("nusc") / "keyframes", scenes=3, seed=5, **SIZE)
+
+
+@pytest.fixture(scope="session")
+def nusc(synth_root):
+    from nuscenes.nuscenes import NuScenes
+    return NuScenes("v1.0-mini", str(synth_root), verbose=False)

@@ -21,23 +21,13 @@ from xmem_traj.synth import generate
 from xmem_traj.traj.agent_index import DatasetError
 from xmem_traj.traj.datamodules import NuScenesAgentDataset, collate_agents
 
-SIZE = dict(width=320, height=180)
-
-
-@pytest.fixture(scope="session")
-def synth_root(tmp_path_factory) -> Path:
-    return generate(tmp_path_factory.mktemp("nusc") / "keyframes", scenes=3, seed=5, **SIZE)
+from conftest import SIZE
 
 
 @pytest.fixture(scope="session")
 def synth_sweeps(tmp_path_factory) -> Path:
     return generate(tmp_path_factory.mktemp("nusc") / "sweeps", scenes=2, seed=6, sweeps=True,
                     cameras=("CAM_FRONT", "CAM_BACK"), **SIZE)
-
-
-@pytest.fixture(scope="session")
-def nusc(synth_root):
-    return NuScenes("v1.0-mini", str(synth_root), verbose=False)
 
 
 @pytest.fixture(scope="session")

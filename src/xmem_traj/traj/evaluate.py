@@ -42,7 +42,7 @@ def predict(model: TrajectoryModule, data: CachedTargets, batch_size: int = 256)
 
 def score(pred, probs, gt, gt_valid) -> dict[str, float]:
     out = {}
-    for name, metric in make_metrics().items():
+    for name, metric in make_metrics(sync_on_compute=False).items():
         metric.update(torch.as_tensor(pred), torch.as_tensor(probs), torch.as_tensor(gt),
                       torch.as_tensor(gt_valid))
         out[name] = float(metric.compute())
@@ -55,7 +55,7 @@ def evaluate_run(run: str | Path, cfg: TrainConfig, dm: TrajDataModule, helper) 
     dm.setup("validate")
     data, ds = dm.val_data, dm.val_set
     results: dict[str, dict] = {}
-    _, _, gt, gt_valid = None, None, None, None
+    gt = gt_valid = None
     models = {"XMem + history (ours)": run / "checkpoints" / "last.ckpt",
               "history-only (ablation)": run / "checkpoints" / "history_only" / "last.ckpt"}
     for label, path in models.items():

@@ -83,13 +83,14 @@ def devkit_metric_names(ks=(1, 5, 10)) -> list[str]:
             + [f"MissRateTopK_2_{k}" for k in ks])
 
 
-def make_metrics(ks=(1, 5, 10)) -> dict[str, _TopKMetric]:
-    """The prediction challenge's metrics (OffRoadRate needs the map expansion, left out)."""
+def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
+    """The prediction challenge's metrics (OffRoadRate needs the map expansion, left out).
+    kwargs go to torchmetrics (e.g. sync_on_compute=False for one-process scoring)."""
     out: dict[str, _TopKMetric] = {}
     for k in ks:
-        out[f"MinADEK_{k}"] = MinADEK(k)
-        out[f"MinFDEK_{k}"] = MinFDEK(k)
-        out[f"MissRateTopK_2_{k}"] = MissRateTopK(k, 2.0)
+        out[f"MinADEK_{k}"] = MinADEK(k, **kwargs)
+        out[f"MinFDEK_{k}"] = MinFDEK(k, **kwargs)
+        out[f"MissRateTopK_2_{k}"] = MissRateTopK(k, 2.0, **kwargs)
     return out
 
 

@@ -57,6 +57,9 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
                              lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
                              history_only=history_only)
     sub = "history_only" if history_only else "xmem"
+    if resume and last.exists():  # never overwrite the logs of earlier attempts
+        n = len(list((run / "logs").glob(f"{sub}-resumed*"))) + 1
+        sub = f"{sub}-resumed{n}"
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
                  EpochPrinter(label)]
     if cfg.progress:

@@ -1,0 +1,184 @@
+"""The main job: metrics vs the devkit, baselines, training smoke, resume, cache, DDP, CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from nuscenes.eval.prediction.compute_metrics import compute_metrics
+from nuscenes.eval.prediction.config import PredictionConfig
+from nuscenes.eval.prediction.data_classes import Prediction
+from nuscenes.eval.prediction.metrics import MinADEK, MinFDEK, MissRateTopK, RowMean
+from nuscenes.prediction import PredictHelper
+from nuscenes.prediction.models.physics import ConstantVelocityHeading, PhysicsOracle
+
+from xmem_traj.config import TrainConfig
+from xmem_traj.traj import feature_cache
+from xmem_traj.traj.baselines import run_baseline
+from xmem_traj.traj.data import TrajDataModule, make_backbone, make_datasets
+from xmem_traj.traj.evaluate import load_module, score
+from xmem_traj.traj.geometry import global_to_local, local_to_global
+from xmem_traj.traj.train import run_training
+
+BIN = Path(sys.executable).parent
+
+
+def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
+    base = dict(dataroot=str(synth_root), cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "runs"),
+                image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
+                batch_size=16, hidden=32, progress=False, name="t")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def val_targets(synth_root, nusc):
+    from xmem_traj.traj.datamodules import NuScenesAgentDataset
+    return NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_val", nusc=nusc, image_size=(64, 128))
+
+
+def devkit_config():
+    return PredictionConfig([MinADEK([1, 5, 10], [RowMean()]), MinFDEK([1, 5, 10], [RowMean()]),
+                             MissRateTopK([1, 5, 10], [RowMean()], tolerance=2.0)], seconds=6)
+
+
+def test_metrics_equal_devkit_compute_metrics(val_targets, nusc):
+    helper = PredictHelper(nusc)
+    rng = np.random.default_rng(0)
+    gts = np.stack([helper.get_future_for_agent(r.instance_token, r.sample_token, 6, False)
+                    for r in val_targets.records])
+    modes = 7
+    preds = gts[:, None] + rng.normal(0, 2.5, (len(gts), modes, 12, 2)).cumsum(2) * 0.4
+    probs = rng.dirichlet(np.ones(modes), size=len(gts))
+    jsons = [Prediction(r.instance_token, r.sample_token, p, pr).serialize()
+             for r, p, pr in zip(val_targets.records, preds, probs)]
+    ref = compute_metrics(jsons, helper, devkit_config())
+    ours = score(torch.tensor(preds), torch.tensor(probs), torch.tensor(gts),
+                 torch.ones(gts.shape[:2], dtype=torch.bool))
+    for name, key in (("MinADEK", "MinADEK"), ("MinFDEK", "MinFDEK"), ("MissRateTopK_2.0", "MissRateTopK_2")):
+        for i, k in enumerate((1, 5, 10)):
+            assert ours[f"{key}_{k}"] == pytest.approx(ref[name]["RowMean"][i], abs=1e-5), (key, k)
+    assert 0 < ours["MissRateTopK_2_5"] < 1  # the random modes do hit and miss
+
+
+def test_baselines_reproduce_devkit_models(val_targets, nusc):
+    helper = PredictHelper(nusc)
+    tokens = [(r.instance_token, r.sample_token) for r in val_targets.records]
+    for name, cls in (("ConstantVelocityHeading", ConstantVelocityHeading), ("PhysicsOracle", PhysicsOracle)):
+        pred, probs = run_baseline(name, helper, tokens)
+        direct = np.stack([cls(6, helper)(f"{i}_{s}").prediction for i, s in tokens])
+        np.testing.assert_allclose(pred, direct, atol=1e-4)
+        jsons = [Prediction(i, s, p.astype(float), pr.astype(float)).serialize()
+                 for (i, s), p, pr in zip(tokens, pred, probs)]
+        ref = compute_metrics(jsons, helper, devkit_config())
+        gts = np.stack([helper.get_future_for_agent(i, s, 6, False) for i, s in tokens])
+        ours = score(torch.tensor(pred), torch.tensor(probs), torch.tensor(gts),
+                     torch.ones(gts.shape[:2], dtype=torch.bool))
+        assert ours["MinFDEK_1"] == pytest.approx(ref["MinFDEK"]["RowMean"][0], abs=1e-4)
+
+
+def test_agent_frame_roundtrip_matches_devkit(val_targets, nusc):
+    helper = PredictHelper(nusc)
+    r = val_targets.records[0]
+    glob = helper.get_future_for_agent(r.instance_token, r.sample_token, 6, False)
+    local = torch.tensor(r.future)[None]
+    t, q = torch.tensor([r.translation]), torch.tensor([r.rotation])
+    np.testing.assert_allclose(local_to_global(local, t, q)[0].numpy(), glob, atol=1e-3)
+    np.testing.assert_allclose(global_to_local(torch.tensor(glob)[None].float(), t, q)[0].numpy(),
+                               r.future, atol=1e-3)
+
+
+def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
+    cfg = tiny_config(synth_root, tmp_path, epochs=2, name="full")
+    run = run_training(cfg)
+    out = capsys.readouterr().out
+    assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
+    for rel in ("config.json", "versions.json", "checkpoints/last.ckpt",
+                "checkpoints/history_only/last.ckpt", "logs/xmem/metrics.csv"):
+        assert (run / rel).exists(), rel
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert "state_dict" in ckpt
+    full = load_module(run / "checkpoints" / "last.ckpt").state_dict()
+
+    # The same run interrupted after its first epoch (max_steps), then resumed: same weights.
+    steps_per_epoch = -(-len(make_datasets(cfg)[1]) // cfg.batch_size)
+    part = run_training(replace(cfg, name="part", ablation=False, max_steps=steps_per_epoch))
+    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps_per_epoch
+    resumed = run_training(replace(cfg, name="part", ablation=False), resume_dir=str(part))
+    assert (resumed / "logs" / "xmem" / "metrics.csv").exists()  # the first attempt's log is kept
+    assert list((resumed / "logs").glob("xmem-resumed*/metrics.csv"))
+    again = load_module(resumed / "checkpoints" / "last.ckpt").state_dict()
+    for k in full:
+        assert torch.equal(full[k], again[k]), k
+
+
+def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
+    cfg = tiny_config(synth_root, tmp_path)
+    _, train_set, _ = make_datasets(cfg)
+    backbone, weights = make_backbone(cfg)
+    cache = tmp_path / "fc"
+    first = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
+    assert first["features"].shape[:2] == (len(train_set), 5)
+    assert first["valid"][:, -1].all()  # every target is in view at its own sample
+    entries = {p.name for p in (cache / "features").iterdir()}
+    manifest = json.loads((cache / "features" / entries.pop() / "manifest.json").read_text())
+    assert manifest["format"] == feature_cache.FORMAT_VERSION and manifest["windows"] < len(train_set)
+
+    calls = []
+    real = feature_cache.extract_groups
+    monkeypatch.setattr(feature_cache, "extract_groups", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
+    assert not calls and np.array_equal(again["features"], first["features"])  # cache hit
+
+    other_features, _ = make_backbone(replace(cfg, features="hidden_mean"))
+    feature_cache.load_or_extract(train_set, other_features, weights, cache, progress=False)
+    ckpt = tmp_path / "XMem.pth"
+    torch.save(backbone.network.state_dict(), ckpt)
+    feature_cache.load_or_extract(train_set, backbone, feature_cache.weights_fingerprint(str(ckpt)),
+                                  cache, progress=False)
+    assert len(calls) == 2 and len(list((cache / "features").iterdir())) == 3
+
+
+def test_backbone_gradients_reach_finetuned_parts(synth_root, tmp_path):
+    from xmem_traj.traj.predictor import XMemBackbone
+    from xmem_traj.xmem import load_xmem
+    cfg = tiny_config(synth_root, tmp_path)
+    _, train_set, _ = make_datasets(cfg)
+    bb = XMemBackbone(load_xmem(None), features="hidden_mean", trainable=["value_encoder.hidden_reinforce"])
+    group = next(g for g in train_set.groups() if min(g.init_frames) <= 2)
+    video = train_set.group_video(group)
+    feats, valid = bb(video["frames"][None], [video["init_masks"]], [video["init_frames"].tolist()])
+    feats[valid].sum().backward()
+    grads = [p.grad for n, p in bb.network.named_parameters() if n.startswith("value_encoder.hidden_reinforce")]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for n, p in bb.network.named_parameters() if n.startswith("key_encoder"))
+
+
+def test_ddp_two_cpu_processes(synth_root, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("XMEM_TRAJ_RUN_NAME", None)
+    cmd = [str(BIN / "xmem-traj"), "train", "--dataroot", str(synth_root), "--cache-dir", str(tmp_path / "c"),
+           "--run-dir", str(tmp_path / "runs"), "--name", "ddp", "--image-height", "64",
+           "--image-width", "128", "--features", "hidden_mean,geometry", "--epochs", "1",
+           "--hidden", "16", "--devices", "2", "--strategy", "ddp", "--no-progress", "--no-ablation"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[xmem] Epoch 0: ADE" in proc.stdout
+    assert "XMem + history (ours)" in proc.stdout
+    run = tmp_path / "runs" / "ddp"
+    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "eval.json").exists()
+    entries = list((tmp_path / "c" / "features").iterdir())
+    assert entries and not any(p.name.endswith(".shards") for p in entries)  # shards merged
+
+
+@pytest.mark.parametrize("command", ["", "synth", "train", "eval", "predict", "viz"])
+def test_every_command_has_help(command):
+    args = [str(BIN / "xmem-traj")] + ([command] if command else []) + ["--help"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "usage:" in proc.stdout
