@@ -1,0 +1,78 @@
+"""Pictures of a run: a bird's-eye view of past, true future and predicted modes, beside the
+camera window with XMem's predicted masks drawn over it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ..config import TrainConfig  # noqa: E402
+from ..xmem import BatchedInferenceCore  # noqa: E402
+from .evaluate import load_module, predict  # noqa: E402
+from .geometry import local_to_global  # noqa: E402
+from .predictor import normalise  # noqa: E402
+
+
+def xmem_masks(backbone, frames: torch.Tensor, init_mask: torch.Tensor, init_frame: int) -> list:
+    """Run XMem on one target's window → its object probability per frame (None before it enters)."""
+    engine = BatchedInferenceCore(backbone.network, backbone.xmem_config, batch_size=1)
+    engine.set_all_labels(0, [1])
+    out = []
+    with torch.no_grad():
+        for t in range(frames.shape[0]):
+            if t < init_frame:
+                out.append(None)
+                continue
+            mask = init_mask[None].float() if t == init_frame else None
+            prob = engine.step(normalise(frames[t:t + 1]), [mask], [[1]] if mask is not None else None)[0]
+            out.append(prob[1].numpy())
+    return out
+
+
+def render_examples(run: Path, cfg: TrainConfig, *, count: int, out_dir: Path) -> list[Path]:
+    from ..cli import _data_for_run  # the same data path as eval
+    nusc, dm = _data_for_run(cfg)
+    dm.setup("predict")
+    model = load_module(run / "checkpoints" / "last.ckpt")
+    pred, probs, gt, _ = predict(model, dm.val_data)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ds, data = dm.val_set, dm.val_data
+    picks = np.linspace(0, len(ds) - 1, min(count, len(ds))).astype(int)
+    paths = []
+    for i in picks:
+        rec, item = ds.records[i], ds[i]
+        t_len = item["frames"].shape[0]
+        fig = plt.figure(figsize=(3 * t_len + 4, 4))
+        ax = fig.add_subplot(1, t_len + 1, 1)
+        past = local_to_global(data.past[i:i + 1], data.translation[i:i + 1], data.rotation[i:i + 1])[0]
+        pv = data.past_valid[i]
+        ax.plot(*past[pv].T, "o-", color="0.4", label="past")
+        ax.plot(*gt[i].T, "o-", color="tab:green", label="true future")
+        for k in range(pred.shape[1]):
+            ax.plot(*pred[i, k].T, "x--", color="tab:red", alpha=float(0.3 + 0.7 * probs[i, k]),
+                    label="predicted" if k == 0 else None)
+        ax.plot(*data.translation[i, :2], "k*", markersize=12)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"{rec.category}\n{rec.instance_token[:8]} @ {rec.sample_token[:8]}", fontsize=8)
+        ax.legend(fontsize=7)
+        masks = (xmem_masks(dm.backbone, item["frames"], item["init_masks"][0], rec.init_frame)
+                 if dm.backbone is not None else [None] * t_len)
+        for t in range(t_len):
+            a = fig.add_subplot(1, t_len + 1, t + 2)
+            a.imshow(item["frames"][t].permute(1, 2, 0).numpy())
+            if masks[t] is not None:
+                a.imshow(np.ma.masked_less(masks[t], 0.1), cmap="autumn_r", alpha=0.55, vmin=0, vmax=1)
+            a.set_title(f"{rec.camera} t{t - t_len + 1}" + (" (init mask)" if t == rec.init_frame else ""),
+                        fontsize=8)
+            a.axis("off")
+        fig.tight_layout()
+        path = out_dir / f"{i:04d}_{rec.instance_token[:8]}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
