@@ -38,6 +38,9 @@ class TrainConfig:
                               "seeded random init (features are untrained)")
     features: str = _f("rich", "feature set (hidden_mean = the seed's, rich, all) or a comma "
                               "list of hidden_mean, hidden_pooled, readout_pooled, key_pooled, f16_pooled, geometry")
+    masks: str = _f("first", "first: XMem propagates each agent's first-frame mask (the seed's "
+                            "scheme); every: the agent's projected box mask is also given at every "
+                            "past frame (XMem re-anchored)", choices=("first", "every"))
     finetune_xmem: str = _f("", "comma list of XMem module prefixes to fine-tune (disables the "
                                "feature cache; slow); empty: frozen")
     videos_per_step: int = _f(4, "camera windows XMem steps in lockstep during extraction")

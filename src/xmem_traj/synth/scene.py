@@ -115,23 +115,21 @@ def _vehicle_lamps(canvas, corners, state, t, aid, cam_pos, category):
     back_visible = np.dot(corners[4] - corners[0], cam_pos - corners[4:].mean(0)) > 0
     front_visible = not back_visible
     blink_on = (t % 0.7) < 0.45
-    brake_col = (255, 25, 25) if state["brake"] else (105, 20, 20)
+    brake_col = (255, 30, 30) if state["brake"] else (90, 25, 25)
     ind = {s: ((255, 165, 0) if (state[s] and blink_on) else (85, 65, 30)) for s in ("left", "right")}
     if category == "vehicle.bicycle":
         if back_visible:
             canvas.add(face_patch(corners, "back", 0.3, 0.7, 0.45, 0.55), brake_col, aid)
         return
-    if back_visible:
-        canvas.add(face_patch(corners, "back", 0.05, 0.25, 0.55, 0.68), brake_col, aid)
-        canvas.add(face_patch(corners, "back", 0.75, 0.95, 0.55, 0.68), brake_col, aid)
-        canvas.add(face_patch(corners, "back", 0.0, 0.12, 0.38, 0.5), ind["left"], aid)
-        canvas.add(face_patch(corners, "back", 0.88, 1.0, 0.38, 0.5), ind["right"], aid)
-        canvas.add(face_patch(corners, "back", 0.15, 0.85, 0.72, 0.95), (40, 50, 60), aid)
+    if back_visible:  # a full-width brake light bar, big amber corner indicators, rear window
+        canvas.add(face_patch(corners, "back", 0.0, 1.0, 0.5, 0.7), brake_col, aid)
+        canvas.add(face_patch(corners, "back", 0.0, 0.3, 0.2, 0.5), ind["left"], aid)
+        canvas.add(face_patch(corners, "back", 0.7, 1.0, 0.2, 0.5), ind["right"], aid)
+        canvas.add(face_patch(corners, "back", 0.15, 0.85, 0.74, 0.95), (40, 50, 60), aid)
     if front_visible:
-        canvas.add(face_patch(corners, "front", 0.05, 0.28, 0.45, 0.58), (240, 240, 200), aid)
-        canvas.add(face_patch(corners, "front", 0.72, 0.95, 0.45, 0.58), (240, 240, 200), aid)
-        canvas.add(face_patch(corners, "front", 0.88, 1.0, 0.3, 0.42), ind["left"], aid)
-        canvas.add(face_patch(corners, "front", 0.0, 0.12, 0.3, 0.42), ind["right"], aid)
+        canvas.add(face_patch(corners, "front", 0.3, 0.7, 0.45, 0.6), (240, 240, 200), aid)
+        canvas.add(face_patch(corners, "front", 0.7, 1.0, 0.3, 0.6), ind["left"], aid)
+        canvas.add(face_patch(corners, "front", 0.0, 0.3, 0.3, 0.6), ind["right"], aid)
         canvas.add(face_patch(corners, "front", 0.12, 0.88, 0.68, 0.95), (40, 50, 60), aid)
 
 

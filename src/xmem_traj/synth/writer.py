@@ -40,6 +40,7 @@ ANNOTATION_RANGE = 55.0
 SAMPLES_PER_SCENE = 40
 SWEEP_US = 83_333
 FUTURE_SAMPLES = 12
+TARGET_RANGE = 40.0
 
 
 def scene_names(n: int) -> tuple[str, list[str], list[str]]:
@@ -202,7 +203,11 @@ def generate(out: str | Path, *, scenes: int = 10, seed: int = 0,
             inst["first_annotation_token"], inst["last_annotation_token"] = anns[0]["token"], anns[-1]["token"]
             if tr.category.startswith("vehicle") and not tr.parked:
                 for k in range(first, last + 1):
-                    if k + FUTURE_SAMPLES <= last and k % target_stride == 0:
+                    # Targets: a full 6 s future, and seen well at the target sample (within
+                    # TARGET_RANGE of the ego, visibility >= 2), every target_stride-th sample.
+                    near_enough = np.hypot(states[k]["x"] - egos[k][0], states[k]["y"] - egos[k][1]) < TARGET_RANGE
+                    seen = anns[k - first]["visibility_token"] >= "2"
+                    if k + FUTURE_SAMPLES <= last and k % target_stride == 0 and near_enough and seen:
                         prediction.setdefault(name, []).append(f"{inst['token']}_{samples[k]['token']}")
 
     map_png = io.BytesIO()

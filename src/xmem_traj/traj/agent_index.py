@@ -47,6 +47,7 @@ class AgentRecord:
     frame_timestamps: list[int]         # µs, 0 for padding
     init_frame: int                     # first window frame in which the agent is in view
     init_hull: list[tuple[float, float]]  # its clipped hull there, pixels of the source image
+    frame_hulls: list[list[tuple[float, float]]]  # hull at every window frame ([] if not in view)
     source_size: tuple[int, int]        # (width, height) of that camera's images
     past: np.ndarray                    # (P, 2) agent frame, oldest first (PredictHelper)
     future: np.ndarray                  # (F, 2) agent frame (PredictHelper)
@@ -202,13 +203,14 @@ class AgentIndexer:
             return None
         tokens = self.window(sample, channel)
         init = None
+        hulls: list[list[tuple[float, float]]] = []
         for i, tok in enumerate(tokens):
             sd = nusc.get("sample_data", tok)
             box = self.agent_box_in(instance_token, sd)
             hull = None if box is None else self._hull(box, sd)
-            if hull is not None:
-                init = (i, [tuple(map(float, p)) for p in hull.exterior.coords], (sd["width"], sd["height"]))
-                break
+            hulls.append([] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords])
+            if hull is not None and init is None:
+                init = (i, hulls[-1], (sd["width"], sd["height"]))
         assert init is not None, "the target frame itself is in view"
         pad = self.window_len - len(tokens)
         sds = [nusc.get("sample_data", t) for t in tokens]
@@ -221,6 +223,7 @@ class AgentIndexer:
             frame_paths=[""] * pad + [os.path.join(nusc.dataroot, sd["filename"]) for sd in sds],
             frame_timestamps=[0] * pad + [sd["timestamp"] for sd in sds],
             init_frame=init[0] + pad, init_hull=init[1], source_size=init[2],
+            frame_hulls=[[] for _ in range(pad)] + hulls,
             past=np.asarray(past, dtype=np.float32).reshape(-1, 2)[::-1].copy(),
             future=np.asarray(future, dtype=np.float32).reshape(-1, 2),
             translation=list(ann["translation"]), rotation=list(ann["rotation"]),

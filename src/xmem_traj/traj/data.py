@@ -68,7 +68,7 @@ def make_datasets(cfg: TrainConfig) -> tuple[NuScenes, NuScenesAgentDataset, NuS
 def make_backbone(cfg: TrainConfig) -> tuple[XMemBackbone, str]:
     network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
     trainable = [p for p in cfg.finetune_xmem.split(",") if p]
-    return (XMemBackbone(network, features=cfg.features, trainable=trainable),
+    return (XMemBackbone(network, features=cfg.features, trainable=trainable, masks=cfg.masks),
             weights_fingerprint(cfg.xmem_weights or None, cfg.seed))
 
 

@@ -120,8 +120,18 @@ class NuScenesAgentDataset(Dataset):
 
     def init_mask(self, rec: AgentRecord) -> np.ndarray:
         """The agent's hull at its init frame, filled at the output size: bool (H, W)."""
+        return self._fill(rec, rec.init_hull)
+
+    def frame_masks(self, rec: AgentRecord) -> np.ndarray:
+        """The agent's devkit-recipe hull at every window frame: bool (T, H, W), empty where it
+        is not in view (what `masks="every"` hands XMem)."""
         h, w = self._size(rec)
-        return rasterize(Polygon(rec.init_hull), rec.source_size[0], rec.source_size[1], w, h)
+        return np.stack([self._fill(rec, hull) if hull else np.zeros((h, w), bool)
+                         for hull in rec.frame_hulls])
+
+    def _fill(self, rec: AgentRecord, hull) -> np.ndarray:
+        h, w = self._size(rec)
+        return rasterize(Polygon(hull), rec.source_size[0], rec.source_size[1], w, h)
 
     def load_frames(self, paths: Sequence[str], size: tuple[int, int]) -> np.ndarray:
         """(T, 3, H, W) float32; padding frames ("") are zeros."""
@@ -181,11 +191,14 @@ class NuScenesAgentDataset(Dataset):
         return out
 
     def group_video(self, group: VideoGroup) -> dict[str, torch.Tensor]:
-        """frames (T, 3, H, W) and per object its init mask (N, H, W) and init frame (N,)."""
+        """frames (T, 3, H, W); per object its init mask (N, H, W), init frame (N,) and its
+        masks at every frame (N, T, H, W)."""
         rec = self.records[group.items[0]]
         size = self._size(rec)
         return {
             "frames": torch.from_numpy(self.load_frames(rec.frame_paths, size)),
+            "frame_masks": torch.from_numpy(np.stack([self.frame_masks(self.records[i])
+                                                      for i in group.items])),
             "init_masks": torch.from_numpy(np.stack([self.init_mask(self.records[i])
                                                      for i in group.items])),
             "init_frames": torch.tensor(group.init_frames),

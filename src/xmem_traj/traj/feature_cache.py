@@ -48,10 +48,12 @@ class FeatureSpec:
     features: tuple[str, ...]
     xmem_config: tuple[tuple[str, object], ...]
     weights: str
+    masks: str = "first"
 
     @classmethod
     def of(cls, backbone: XMemBackbone, weights: str) -> "FeatureSpec":
-        return cls(tuple(backbone.features), tuple(sorted(backbone.xmem_config.items())), weights)
+        return cls(tuple(backbone.features), tuple(sorted(backbone.xmem_config.items())), weights,
+                   backbone.masks)
 
 
 def dataset_fingerprint(ds: NuScenesAgentDataset) -> dict:
@@ -98,7 +100,8 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
             videos = [ds.group_video(g) for g in chunk]
             frames = torch.stack([v["frames"] for v in videos]).to(device)
             feats, valid = backbone(frames, [v["init_masks"] for v in videos],
-                                    [v["init_frames"].tolist() for v in videos])
+                                    [v["init_frames"].tolist() for v in videos],
+                                    [v["frame_masks"] for v in videos])
             for b, g in enumerate(chunk):
                 for i, item in enumerate(g.items):
                     out[item] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())

@@ -53,11 +53,21 @@ def normalise(frames: torch.Tensor) -> torch.Tensor:
 
 
 class XMemBackbone(nn.Module):
-    """Frozen by default; `trainable` names XMem submodules (prefixes) to fine-tune."""
+    """Frozen by default; `trainable` names XMem submodules (prefixes) to fine-tune.
+
+    masks="first": XMem starts from each agent's mask at its init frame and propagates it (the
+    seed sketch's scheme). masks="every": the agent's projected box mask (from the past
+    annotations the challenge allows) is also handed over at every later frame; XMem still
+    segments from memory, then the given mask replaces the prediction and is written to memory.
+    """
 
     def __init__(self, network: XMem, *, features: str | Sequence[str] = "rich",
-                 xmem_config: Mapping[str, Any] | None = None, trainable: Sequence[str] = ()):
+                 xmem_config: Mapping[str, Any] | None = None, trainable: Sequence[str] = (),
+                 masks: str = "first"):
         super().__init__()
+        if masks not in ("first", "every"):
+            raise ValueError(f"masks must be 'first' or 'every', got {masks!r}")
+        self.masks = masks
         self.network = network
         self.features = resolve_features(features)
         self.xmem_config = {**TRAJ_XMEM_CONFIG, **(xmem_config or {})}
@@ -88,10 +98,14 @@ class XMemBackbone(nn.Module):
         return self
 
     def forward(self, frames: torch.Tensor, init_masks: Sequence[torch.Tensor],
-                init_frames: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+                init_frames: Sequence[Sequence[int]],
+                frame_masks: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (B, T, 3, H, W) RGB in [0, 1]; per video init_masks[b] (N_b, H, W) and
-        init_frames[b] (N_b,) in entry order → features (B, N, T, C) and valid (B, N, T),
-        N = max N_b (missing objects stay zero and invalid)."""
+        init_frames[b] (N_b,) in entry order (and frame_masks[b] (N_b, T, H, W) with
+        masks="every") → features (B, N, T, C) and valid (B, N, T), N = max N_b (missing
+        objects stay zero and invalid)."""
+        if self.masks == "every" and frame_masks is None:
+            raise ValueError('masks="every" needs frame_masks')
         b, t_len = frames.shape[:2]
         n_max = max(len(f) for f in init_frames)
         device, dims = frames.device, self.dims
@@ -107,16 +121,23 @@ class XMemBackbone(nn.Module):
             masks, valid_labels = [], []
             for v in range(b):
                 new = [i for i, f in enumerate(init_frames[v]) if int(f) == t]
-                if not new:
+                n_now = sum(int(f) <= t for f in init_frames[v])
+                if new:
+                    engine.set_all_labels(v, range(1, n_now + 1))
+                if self.masks == "every" and active[v]:
+                    # Every object so far gets its given mask; None = segment all, then replace.
+                    m = frame_masks[v][:n_now, t].to(device=device, dtype=torch.float32)
+                    m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
+                    masks.append(m)
+                    valid_labels.append(None if t > starts[v] else list(range(1, n_now + 1)))
+                elif new:
+                    m = torch.zeros((n_now, *frames.shape[-2:]), device=device)
+                    m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
+                    masks.append(m)
+                    valid_labels.append([i + 1 for i in new])
+                else:
                     masks.append(None)
                     valid_labels.append(None)
-                    continue
-                n_now = max(new) + 1
-                engine.set_all_labels(v, range(1, n_now + 1))
-                m = torch.zeros((n_now, *frames.shape[-2:]), device=device)
-                m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
-                masks.append(m)
-                valid_labels.append([i + 1 for i in new])
             engine.step(normalise(frames[:, t]), masks, valid_labels, active=active)
             for v in range(b):
                 if not active[v]:
