@@ -182,3 +182,20 @@ def test_every_command_has_help(command):
     args = [str(BIN / "xmem-traj")] + ([command] if command else []) + ["--help"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "usage:" in proc.stdout
+
+
+def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
+    cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
+                      max_steps=2, epochs=1, ablation=False, batch_size=8, name="ft")
+    run = run_training(cfg)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    key = "backbone.network.value_encoder.hidden_reinforce.transform.weight"
+    from xmem_traj.xmem import load_xmem
+    start = load_xmem(None).state_dict()["value_encoder.hidden_reinforce.transform.weight"]
+    assert not torch.equal(ckpt["state_dict"][key], start)          # fine-tuned
+    frozen = "backbone.network.key_encoder.conv1.weight"
+    assert torch.equal(ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"])
+    _, dm = __import__("xmem_traj.cli", fromlist=["_data_for_run"])._data_for_run(cfg)
+    dm.setup("validate")
+    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone)
+    assert model.backbone is not None

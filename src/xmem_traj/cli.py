@@ -79,7 +79,7 @@ def _predict(args: argparse.Namespace) -> None:
     run, cfg = _load_run(args)
     _, dm = _data_for_run(cfg)
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt")
+    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone if dm.online else None)
     preds = prediction_json(model, dm.val_data, dm.val_set.records)
     out = Path(args.out or run / f"predictions_{dm.val_set.split}.json")
     out.write_text(json.dumps(preds))
@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # Lightning's banners (GPU available, tips) are noise here
-        for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    if not args.verbose and args.command in ("train", "eval", "predict", "viz"):
+        import lightning.pytorch  # noqa: F401  (it sets its own INFO level on import)
+        for name in ("lightning.pytorch", "lightning.fabric"):  # banners and tips are noise here
             logging.getLogger(name).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()

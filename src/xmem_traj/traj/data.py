@@ -104,6 +104,24 @@ class CachedTargets(Dataset):
                 "rotation": self.rotation[i], "index": torch.tensor(i)}
 
 
+class OnlineTargets(CachedTargets):
+    """Targets with their frames and masks, for fine-tuning XMem (features computed online)."""
+
+    def __init__(self, ds: NuScenesAgentDataset, feature_dim: int):
+        super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
+                         np.zeros((len(ds), ds.window_len), bool))
+        self.ds = ds
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rec = self.ds.records[i]
+        size = self.ds._size(rec)
+        return {**super().__getitem__(i),
+                "frames": torch.from_numpy(self.ds.load_frames(rec.frame_paths, size)),
+                "init_masks": torch.from_numpy(self.ds.init_mask(rec)),
+                "init_frame": torch.tensor(rec.init_frame),
+                "frame_masks": torch.from_numpy(self.ds.frame_masks(rec))}
+
+
 class EpochShuffleSampler(Sampler[int]):
     """Shuffles with seed + epoch (Lightning calls set_epoch), so a resumed run sees the same
     order as an uninterrupted one."""
@@ -149,14 +167,24 @@ class TrajDataModule(L.LightningDataModule):
             videos_per_step=self.cfg.videos_per_step, progress=self.cfg.progress)
         return arrays["features"], arrays["valid"]
 
+    @property
+    def online(self) -> bool:
+        """Fine-tuning XMem: features are computed from the frames in every step."""
+        return self.backbone is not None and bool(self.backbone.trainable)
+
     def setup(self, stage: str | None = None) -> None:
+        if self.train_data is None and self.online:
+            self.train_data = OnlineTargets(self.train_set, self.feature_dim)
+            self.val_data = OnlineTargets(self.val_set, self.feature_dim)
         if self.train_data is None:
             self.train_data = CachedTargets(self.train_set, *self._features(self.train_set))
             self.val_data = CachedTargets(self.val_set, *self._features(self.val_set))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_data, batch_size=self.cfg.batch_size, collate_fn=collate_traj,
-                          sampler=EpochShuffleSampler(len(self.train_data), self.cfg.seed))
+                          sampler=EpochShuffleSampler(len(self.train_data), self.cfg.seed),
+                          num_workers=self.cfg.num_workers)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_data, batch_size=256, collate_fn=collate_traj)
+        return DataLoader(self.val_data, batch_size=self.cfg.batch_size if self.online else 256,
+                          collate_fn=collate_traj, num_workers=self.cfg.num_workers)

@@ -18,16 +18,20 @@ from .lightning_module import TrajectoryModule, collate_traj
 from .metrics import make_metrics
 
 
-def load_module(path: str | Path) -> TrajectoryModule:
-    """A trained predictor from a Lightning checkpoint, read with weights_only=True."""
+def load_module(path: str | Path, backbone=None) -> TrajectoryModule:
+    """A trained predictor from a Lightning checkpoint, read with weights_only=True. A run that
+    fine-tuned XMem needs its backbone (the checkpoint then holds XMem's weights too)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    model = TrajectoryModule(**dict(ckpt["hyper_parameters"]))
+    finetuned = any(k.startswith("backbone.") for k in ckpt["state_dict"])
+    if finetuned and backbone is None:
+        raise ValueError(f"{path} fine-tuned XMem: pass the run's backbone to load it")
+    model = TrajectoryModule(**dict(ckpt["hyper_parameters"]), backbone=backbone if finetuned else None)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
 
 @torch.no_grad()
-def predict(model: TrajectoryModule, data: CachedTargets, batch_size: int = 256):
+def predict(model: TrajectoryModule, data: CachedTargets, batch_size: int = 64):
     """→ global-frame predictions (N, K, 12, 2), probabilities (N, K), ground truth (N, 12, 2),
     gt validity (N, 12)."""
     preds, probs, gts, valid = [], [], [], []
@@ -60,7 +64,7 @@ def evaluate_run(run: str | Path, cfg: TrainConfig, dm: TrajDataModule, helper) 
               "history-only (ablation)": run / "checkpoints" / "history_only" / "last.ckpt"}
     for label, path in models.items():
         if path.exists():
-            model = load_module(path)
+            model = load_module(path, dm.backbone if dm.online else None)
             if label.startswith("XMem") and model.hparams.history_only:
                 label = "history-only (main model)"
             pred, probs, gt, gt_valid = predict(model, data)

@@ -27,21 +27,29 @@ class TrajBatch:
     translation: torch.Tensor    # (B, 3) agent box at the target sample (global)
     rotation: torch.Tensor       # (B, 4)
     index: torch.Tensor          # (B,) target index in its dataset
+    # Only when XMem is fine-tuned (features computed online from the frames):
+    frames: torch.Tensor | None = None       # (B, T, 3, H, W) RGB in [0, 1]
+    init_masks: torch.Tensor | None = None   # (B, H, W)
+    init_frame: torch.Tensor | None = None   # (B,)
+    frame_masks: torch.Tensor | None = None  # (B, T, H, W)
 
     def to(self, device) -> "TrajBatch":
-        return TrajBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return TrajBatch(**{f.name: None if getattr(self, f.name) is None
+                            else getattr(self, f.name).to(device) for f in fields(self)})
 
 
 def collate_traj(items: list[dict]) -> TrajBatch:
-    return TrajBatch(**{f.name: torch.stack([it[f.name] for it in items]) for f in fields(TrajBatch)})
+    return TrajBatch(**{f.name: torch.stack([it[f.name] for it in items])
+                        for f in fields(TrajBatch) if f.name in items[0]})
 
 
 class TrajectoryModule(L.LightningModule):
     def __init__(self, feature_dim: int, *, head: str = "gru", hidden: int = 128, modes: int = 1,
                  lr: float = 2e-3, weight_decay: float = 1e-4, epochs: int = 60,
-                 history_only: bool = False):
+                 history_only: bool = False, backbone: nn.Module | None = None):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
         self.head = TrajectoryHead(0 if history_only else feature_dim, kind=head, hidden=hidden,
                                    num_modes=modes)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
@@ -49,8 +57,15 @@ class TrajectoryModule(L.LightningModule):
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, 12, 2) in the agent frame, mode logits (B, K)."""
-        feats = None if self.hparams.history_only else batch.features
-        return self.head(feats, batch.feature_valid, batch.past, batch.past_valid)
+        feats, valid = batch.features, batch.feature_valid
+        if self.hparams.history_only:
+            feats = None
+        elif self.backbone is not None:
+            feats, valid = self.backbone(
+                batch.frames, list(batch.init_masks[:, None]), [[f] for f in batch.init_frame.tolist()],
+                list(batch.frame_masks[:, None]))
+            feats, valid = feats[:, 0], valid[:, 0]
+        return self.head(feats, valid, batch.past, batch.past_valid)
 
     def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, 12, 2) in the global frame, probabilities (B, K)."""

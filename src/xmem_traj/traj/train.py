@@ -55,7 +55,8 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = TrajectoryModule(dm.feature_dim, head=cfg.head, hidden=cfg.hidden, modes=cfg.modes,
                              lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                             history_only=history_only)
+                             history_only=history_only,
+                             backbone=dm.backbone if dm.online and not history_only else None)
     sub = "history_only" if history_only else "xmem"
     if resume and last.exists():  # never overwrite the logs of earlier attempts
         n = len(list((run / "logs").glob(f"{sub}-resumed*"))) + 1
@@ -83,9 +84,6 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None) -> Path:
     run = Path(resume_dir) if resume_dir else run_directory(cfg)
     if resume_dir:
         os.environ[RUN_NAME_ENV] = run.name
-    if cfg.finetune_xmem:
-        raise NotImplementedError("fine-tuning XMem inside `train` is not wired yet: XMemBackbone("
-                                  "trainable=...) supports it in your own loop")
     torch.manual_seed(cfg.seed)
     nusc, train_set, val_set = make_datasets(cfg)
     print(f"targets: {len(train_set)} train, {len(val_set)} val "

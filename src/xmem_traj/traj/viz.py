@@ -38,7 +38,7 @@ def render_examples(run: Path, cfg: TrainConfig, *, count: int, out_dir: Path) -
     from ..cli import _data_for_run  # the same data path as eval
     nusc, dm = _data_for_run(cfg)
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt")
+    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone if dm.online else None)
     pred, probs, gt, _ = predict(model, dm.val_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds, data = dm.val_set, dm.val_data
