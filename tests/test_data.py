@@ -8,9 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from nuscenes.eval.prediction.splits import get_prediction_challenge_split
-from nuscenes.nuscenes import NuScenes
 from nuscenes.prediction import PredictHelper
 from nuscenes.scripts.export_2d_annotations_as_json import post_process_coords
 from nuscenes.utils.geometry_utils import view_points

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import tomllib
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,8 @@ class TrainConfig:
     frames: str = _f("keyframes", "keyframes (2 Hz) or sweeps (every camera frame)", choices=("keyframes", "sweeps"))
     image_height: int = _f(144, "height of the frames fed to XMem")
     image_width: int = _f(256, "width of the frames fed to XMem")
-    synth_scenes: int = _f(10, "scenes of the synthetic default dataset")
+    synth_scenes: int = _f(30, "scenes of the synthetic default dataset (30: v1.0-trainval "
+                                  "names, 24 train + 6 val scenes)")
     synth_seed: int = _f(0, "seed of the synthetic default dataset")
     cache_dir: str = _f("", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj")
     # XMem
@@ -47,11 +48,12 @@ class TrainConfig:
     # head
     head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
     hidden: int = _f(128, "head width")
+    dropout: float = _f(0.5, "dropout on the XMem feature branch of the head")
     modes: int = _f(1, "predicted modes (K); >1 trains best-of-K with mode probabilities")
     history_only: bool = _f(False, "train the history-only model (no XMem features) as the main model")
     ablation: bool = _f(True, "also train the history-only ablation and report it in the eval table")
     # optimisation
-    epochs: int = _f(60, "training epochs")
+    epochs: int = _f(80, "training epochs")
     batch_size: int = _f(32, "targets per batch")
     lr: float = _f(2e-3, "AdamW learning rate (cosine decay)")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
@@ -114,4 +116,4 @@ def build_config(args: argparse.Namespace, cls=TrainConfig, base: dict | None = 
     return cls(**values)
 
 
-__all__ = ["TrainConfig", "add_config_arguments", "build_config", "read_config_file", "MISSING"]
+__all__ = ["TrainConfig", "add_config_arguments", "build_config", "read_config_file"]

@@ -3,9 +3,6 @@ first use), the agent datasets, and a LightningDataModule over cached XMem featu
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -14,6 +11,7 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..atomic import write_dir_atomically
 from ..config import TrainConfig
 from ..synth import generate, version_of
 from ..xmem import load_xmem
@@ -29,19 +27,10 @@ def synthetic_dataroot(cfg: TrainConfig) -> Path:
     """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
     root = cfg.resolved_cache_dir() / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
     if not (root / "maps" / "prediction" / "prediction_scenes.json").exists():
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=root.name + ".tmp-", dir=root.parent))
         print(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …", flush=True)
-        try:
-            generate(tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
-                     progress=(lambda msg: print("  " + msg, flush=True)) if cfg.progress else None)
-            if root.exists():
-                shutil.rmtree(tmp)
-            else:
-                os.replace(tmp, root)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        write_dir_atomically(root, lambda tmp: generate(
+            tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
+            progress=(lambda msg: print("  " + msg, flush=True)) if cfg.progress else None))
     return root
 
 

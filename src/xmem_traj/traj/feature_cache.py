@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..atomic import write_dir_atomically
 from .datamodules import NuScenesAgentDataset, VideoGroup
 from .predictor import XMemBackbone
 
@@ -71,20 +71,6 @@ def cache_key(ds: NuScenesAgentDataset, spec: FeatureSpec) -> tuple[str, dict]:
              "spec": json.loads(json.dumps(asdict(spec), default=str))}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
     return key, ident
-
-
-def _atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
-    try:
-        write(tmp)
-        if final.exists():  # another process won the race with identical content
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
@@ -151,7 +137,7 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
              "valid": np.stack([got[i][1] for i in items])}
     shard_dir = Path(cache_root) / "features" / f"{key}.shards"
     if world_size > 1:
-        _atomic_dir(shard_dir / f"rank{rank}", lambda d: _save_arrays(d, {}, shard))
+        write_dir_atomically(shard_dir / f"rank{rank}", lambda d: _save_arrays(d, {}, shard))
         barrier()
     if rank == 0:
         shards = ([_load_arrays(shard_dir / f"rank{r}") for r in range(world_size)]
@@ -167,7 +153,7 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
                     "windows": len(groups), "arrays": {"features": list(feats.shape),
                                                        "valid": list(valid.shape)},
                     "feature_kinds": list(backbone.features)}
-        _atomic_dir(folder, lambda d: _save_arrays(d, manifest, {"features": feats, "valid": valid}))
+        write_dir_atomically(folder, lambda d: _save_arrays(d, manifest, {"features": feats, "valid": valid}))
         shutil.rmtree(shard_dir, ignore_errors=True)
         log.info("cached %d targets (%d windows) in %.1fs → %s", n, len(groups), time.time() - t0, folder)
     barrier()

@@ -14,7 +14,8 @@ OUTPUT_SCALE = 10.0  # the head predicts in units of 10 m
 
 class TrajectoryHead(nn.Module):
     def __init__(self, feature_dim: int, *, kind: str = "gru", hidden: int = 128,
-                 num_modes: int = 1, future_steps: int = 12, past_steps: int = 4):
+                 num_modes: int = 1, future_steps: int = 12, past_steps: int = 4,
+                 dropout: float = 0.0):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
@@ -24,8 +25,8 @@ class TrajectoryHead(nn.Module):
                                   nn.Linear(hidden, hidden), nn.ReLU())
         vision_out = 0
         if feature_dim > 0:
-            self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
-                                       nn.ReLU())
+            self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Dropout(dropout),
+                                       nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
             if kind == "gru":
                 self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
                 vision_out = hidden

@@ -45,13 +45,14 @@ def collate_traj(items: list[dict]) -> TrajBatch:
 
 class TrajectoryModule(L.LightningModule):
     def __init__(self, feature_dim: int, *, head: str = "gru", hidden: int = 128, modes: int = 1,
-                 lr: float = 2e-3, weight_decay: float = 1e-4, epochs: int = 60,
-                 history_only: bool = False, backbone: nn.Module | None = None):
+                 lr: float = 2e-3, weight_decay: float = 1e-4, epochs: int = 80,
+                 history_only: bool = False, dropout: float = 0.0,
+                 backbone: nn.Module | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
         self.head = TrajectoryHead(0 if history_only else feature_dim, kind=head, hidden=hidden,
-                                   num_modes=modes)
+                                   num_modes=modes, dropout=dropout)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
 
@@ -97,6 +98,14 @@ class TrajectoryModule(L.LightningModule):
         for name, metric in self.val_metrics.items():
             self.log(f"val/{name}", metric.compute())
             metric.reset()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Dropout draws from the global RNG: keep its state so a resumed run continues exactly.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,

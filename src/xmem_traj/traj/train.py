@@ -55,7 +55,7 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = TrajectoryModule(dm.feature_dim, head=cfg.head, hidden=cfg.hidden, modes=cfg.modes,
                              lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                             history_only=history_only,
+                             history_only=history_only, dropout=cfg.dropout,
                              backbone=dm.backbone if dm.online and not history_only else None)
     sub = "history_only" if history_only else "xmem"
     if resume and last.exists():  # never overwrite the logs of earlier attempts
