@@ -16,7 +16,7 @@ from pyquaternion import Quaternion
 from torch.utils.data import DataLoader
 
 from xmem_traj.synth import generate
-from xmem_traj.traj.agent_index import DatasetError
+from xmem_traj.traj.agent_index import AgentIndexer, DatasetError
 from xmem_traj.traj.datamodules import NuScenesAgentDataset, collate_agents
 
 from conftest import SIZE
@@ -117,13 +117,29 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
                               image_size=(64, 112))
     nusc = ds.nusc
     assert ds.window_len == 25
-    item = ds[len(ds) // 2]
+    full = max(range(len(ds)), key=lambda i: sum(bool(t) for t in ds.records[i].frame_tokens))
+    item = ds[full]
     tokens = [t for t in item["meta"]["frame_tokens"] if t]
+    assert len(tokens) >= 20
     for a, b in zip(tokens, tokens[1:]):
         assert nusc.get("sample_data", b)["prev"] == a
     span = nusc.get("sample_data", tokens[-1])["timestamp"] - nusc.get("sample_data", tokens[0])["timestamp"]
     assert span <= 2.04e6
     assert item["frames"].shape == (25, 3, 64, 112)
+    # The per-agent sweep box equals the devkit's get_boxes interpolation.
+    indexer = AgentIndexer(nusc, frames="sweeps")
+    inst = item["meta"]["instance_token"]
+    compared = 0
+    for tok in tokens:
+        sd = nusc.get("sample_data", tok)
+        devkit = {nusc.get("sample_annotation", b.token)["instance_token"]: b for b in nusc.get_boxes(tok)}
+        ours = indexer.agent_box_in(inst, sd)
+        assert (ours is None) == (inst not in devkit)
+        if ours is not None:
+            np.testing.assert_allclose(ours.center, devkit[inst].center, atol=1e-9)
+            np.testing.assert_allclose(ours.orientation.elements, devkit[inst].orientation.elements, atol=1e-9)
+            compared += not sd["is_key_frame"]
+    assert compared > 10
     every = NuScenesAgentDataset(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
                                  require_full_future=False, nusc=nusc)
     assert every.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted

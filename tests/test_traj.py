@@ -32,7 +32,7 @@ BIN = Path(sys.executable).parent
 def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
     base = dict(dataroot=str(synth_root), cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "runs"),
                 image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
-                batch_size=16, hidden=32, progress=False, name="t")
+                batch_size=16, hidden=32, progress=False, name="t", seeds=1)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -95,13 +95,23 @@ def test_agent_frame_roundtrip_matches_devkit(val_targets, nusc):
 
 
 def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
-    cfg = tiny_config(synth_root, tmp_path, epochs=2, name="full")
-    run = run_training(cfg)
+    cfg = tiny_config(synth_root, tmp_path, epochs=2, name="full", seeds=2)
+    run = run_training(cfg, report=print)
     out = capsys.readouterr().out
     assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
-    for rel in ("config.json", "versions.json", "checkpoints/last.ckpt",
-                "checkpoints/history_only/last.ckpt", "logs/xmem/metrics.csv"):
+    assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
+    for rel in ("config.json", "versions.json", "checkpoints/last.ckpt", "checkpoints/seed1/last.ckpt",
+                "checkpoints/history_only/last.ckpt", "checkpoints/history_only/seed1/last.ckpt",
+                "logs/xmem/metrics.csv", "logs/xmem-seed1/metrics.csv"):
         assert (run / rel).exists(), rel
+    from xmem_traj.cli import _data_for_run
+    from xmem_traj.traj.evaluate import evaluate_run, format_table
+    nusc_, dm = _data_for_run(cfg)
+    summary = evaluate_run(run, cfg, dm, PredictHelper(nusc_))
+    assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2}
+    per = [s["MinFDEK_1"] for s in summary["per_seed"]["XMem + history (ours)"]]
+    assert summary["metrics"]["XMem + history (ours)"]["MinFDEK_1"] == pytest.approx(np.mean(per))
+    assert " ± " in format_table(summary) and (run / "eval.json").exists()
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
     full = load_module(run / "checkpoints" / "last.ckpt").state_dict()

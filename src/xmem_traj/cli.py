@@ -44,15 +44,19 @@ def _data_for_run(cfg: TrainConfig):
     return nusc, TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
 
 
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
 def _train(args: argparse.Namespace) -> None:
     from xmem_traj.traj.evaluate import evaluate_run, format_table
     from xmem_traj.traj.train import run_training
     if args.resume:
         run, cfg = _load_run(argparse.Namespace(**{**vars(args), "run": args.resume}))
-        run = run_training(cfg, resume_dir=str(run))
+        run = run_training(cfg, resume_dir=str(run), report=_report)
     else:
         cfg = build_config(args)
-        run = run_training(cfg)
+        run = run_training(cfg, report=_report)
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return

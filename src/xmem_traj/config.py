@@ -58,6 +58,8 @@ class TrainConfig:
     lr: float = _f(2e-3, "AdamW learning rate (cosine decay)")
     weight_decay: float = _f(1e-4, "AdamW weight decay")
     seed: int = _f(0, "seed for weights init and data order (runs are repeatable)")
+    seeds: int = _f(3, "independent heads per method (seeds seed, seed+1, …); eval reports the "
+                       "mean ± sd over them, predict and viz use the first")
     # run
     run_dir: str = _f("runs", "where run directories are created")
     name: str = _f("", "run name; empty: a timestamp")

@@ -18,7 +18,9 @@ import numpy as np
 from nuscenes.eval.prediction.splits import get_prediction_challenge_split
 from nuscenes.nuscenes import NuScenes
 from nuscenes.prediction import PredictHelper
+from nuscenes.utils.data_classes import Box
 from nuscenes.utils.splits import create_splits_scenes
+from pyquaternion import Quaternion
 
 from ..projection import box_to_camera, projected_hull
 
@@ -165,15 +167,28 @@ class AgentIndexer:
         return tokens[::-1]
 
     def agent_box_in(self, instance_token: str, sd: dict):
-        """The agent's global box at a camera frame: its annotation on a key frame, the
-        devkit's interpolation (get_boxes) on a sweep; None when not annotated there."""
-        if sd["is_key_frame"]:
-            ann_token = self.helper.inst_sample_to_ann.get((sd["sample_token"], instance_token))
-            return None if ann_token is None else self.nusc.get_box(ann_token)
-        for box in self.nusc.get_boxes(sd["token"]):
-            if self.nusc.get("sample_annotation", box.token)["instance_token"] == instance_token:
-                return box
-        return None
+        """The agent's global box at a camera frame, as nusc.get_boxes(sd) gives it: its
+        annotation on a key frame (or when the sample has no predecessor), else the devkit's
+        interpolation between the previous and the following key frame (timestamp clamped into
+        [t0, t1]); None when the agent is not annotated in the following key frame. Computed
+        for this one agent (get_boxes builds every box of the sample)."""
+        nusc, lookup = self.nusc, self.helper.inst_sample_to_ann
+        curr = nusc.get("sample", sd["sample_token"])
+        curr_ann = lookup.get((curr["token"], instance_token))
+        if curr_ann is None:
+            return None
+        if sd["is_key_frame"] or not curr["prev"]:
+            return nusc.get_box(curr_ann)
+        prev_ann = lookup.get((curr["prev"], instance_token))
+        if prev_ann is None:
+            return nusc.get_box(curr_ann)
+        a, b = nusc.get("sample_annotation", prev_ann), nusc.get("sample_annotation", curr_ann)
+        t0, t1 = nusc.get("sample", curr["prev"])["timestamp"], curr["timestamp"]
+        t = max(t0, min(t1, sd["timestamp"]))
+        center = [np.interp(t, [t0, t1], [c0, c1]) for c0, c1 in zip(a["translation"], b["translation"])]
+        rotation = Quaternion.slerp(q0=Quaternion(a["rotation"]), q1=Quaternion(b["rotation"]),
+                                    amount=(t - t0) / (t1 - t0))
+        return Box(center, b["size"], rotation, name=b["category_name"], token=b["token"])
 
     # --------------------------------------------------------------------------- records
     def record(self, instance_token: str, sample_token: str, *, require_full_future: bool,

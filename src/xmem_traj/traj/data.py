@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -23,20 +24,20 @@ from .predictor import XMemBackbone
 log = logging.getLogger(__name__)
 
 
-def synthetic_dataroot(cfg: TrainConfig) -> Path:
+def synthetic_dataroot(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> Path:
     """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
     root = cfg.resolved_cache_dir() / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
     if not (root / "maps" / "prediction" / "prediction_scenes.json").exists():
-        print(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …", flush=True)
+        report(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …")
         write_dir_atomically(root, lambda tmp: generate(
             tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
-            progress=(lambda msg: print("  " + msg, flush=True)) if cfg.progress else None))
+            progress=(lambda msg: report("  " + msg)) if cfg.progress else None))
     return root
 
 
-def resolve_source(cfg: TrainConfig) -> tuple[str, str, str, str]:
+def resolve_source(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> tuple[str, str, str, str]:
     """→ dataroot, version, train split, val split."""
-    dataroot = cfg.dataroot or str(synthetic_dataroot(cfg))
+    dataroot = cfg.dataroot or str(synthetic_dataroot(cfg, report))
     version = cfg.version or version_of(dataroot)
     mini = "mini" in version
     train = cfg.train_split or ("mini_train" if mini else "train")
@@ -44,8 +45,9 @@ def resolve_source(cfg: TrainConfig) -> tuple[str, str, str, str]:
     return dataroot, version, train, val
 
 
-def make_datasets(cfg: TrainConfig) -> tuple[NuScenes, NuScenesAgentDataset, NuScenesAgentDataset]:
-    dataroot, version, train_split, val_split = resolve_source(cfg)
+def make_datasets(cfg: TrainConfig, report: Callable[[str], None] = log.info
+                  ) -> tuple[NuScenes, NuScenesAgentDataset, NuScenesAgentDataset]:
+    dataroot, version, train_split, val_split = resolve_source(cfg, report)
     nusc = NuScenes(version=version, dataroot=dataroot, verbose=False)
     kw = dict(challenge=cfg.challenge, frames=cfg.frames,
               categories=[c for c in cfg.categories.split(",") if c] or None,
@@ -136,6 +138,7 @@ class TrajDataModule(L.LightningDataModule):
                  val_set: NuScenesAgentDataset, backbone: XMemBackbone | None, weights_id: str):
         super().__init__()
         self.cfg, self.train_set, self.val_set = cfg, train_set, val_set
+        self.seed = cfg.seed  # the training data order; fit() sets it per replica
         self.backbone, self.weights_id = backbone, weights_id
         self.train_data: CachedTargets | None = None
         self.val_data: CachedTargets | None = None
@@ -171,7 +174,7 @@ class TrajDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_data, batch_size=self.cfg.batch_size, collate_fn=collate_traj,
-                          sampler=EpochShuffleSampler(len(self.train_data), self.cfg.seed),
+                          sampler=EpochShuffleSampler(len(self.train_data), self.seed),
                           num_workers=self.cfg.num_workers)
 
     def val_dataloader(self) -> DataLoader:

@@ -53,42 +53,58 @@ def score(pred, probs, gt, gt_valid) -> dict[str, float]:
     return out
 
 
+def _replicas(base: Path) -> list[Path]:
+    """base/last.ckpt then base/seed<k>/last.ckpt in seed order."""
+    found = [base / "last.ckpt"] if (base / "last.ckpt").exists() else []
+    extra = sorted(base.glob("seed*/last.ckpt"), key=lambda p: int(p.parent.name[4:]))
+    return found + extra
+
+
 def evaluate_run(run: str | Path, cfg: TrainConfig, dm: TrajDataModule, helper) -> dict[str, dict]:
-    """Metrics per method on dm.val_set; also writes run/eval.json."""
+    """Metrics per method on dm.val_set (mean over the seeds a method was trained with, and
+    per seed); also writes run/eval.json."""
     run = Path(run)
     dm.setup("validate")
     data, ds = dm.val_data, dm.val_set
+    gt = local_to_global(data.traj, data.translation, data.rotation)
+    gt_valid = data.future_valid
     results: dict[str, dict] = {}
-    gt = gt_valid = None
-    models = {"XMem + history (ours)": run / "checkpoints" / "last.ckpt",
-              "history-only (ablation)": run / "checkpoints" / "history_only" / "last.ckpt"}
-    for label, path in models.items():
-        if path.exists():
+    per_seed: dict[str, list[dict]] = {}
+    kinds = {"XMem + history (ours)": run / "checkpoints",
+             "history-only (ablation)": run / "checkpoints" / "history_only"}
+    for label, base in kinds.items():
+        scores = []
+        for path in _replicas(base):
             model = load_module(path, dm.backbone if dm.online else None)
             if label.startswith("XMem") and model.hparams.history_only:
                 label = "history-only (main model)"
-            pred, probs, gt, gt_valid = predict(model, data)
-            results[label] = score(pred, probs, gt, gt_valid)
-    if gt is None:
-        gt = local_to_global(data.traj, data.translation, data.rotation)
-        gt_valid = data.future_valid
+            scores.append(score(*predict(model, data)))
+        if scores:
+            per_seed[label] = scores
+            results[label] = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
+            if len(scores) > 1:
+                results[label].update({f"{k}_sd": float(np.std([s[k] for s in scores])) for k in scores[0]})
     tokens = [(r.instance_token, r.sample_token) for r in ds.records]
     for name in BASELINES:
         pred, probs = run_baseline(name, helper, tokens, ds.future_s)
         results[name] = score(pred, probs, gt, gt_valid)
     summary = {"split": ds.split, "version": ds.version, "targets": len(ds),
-               "dataroot": ds.dataroot, "metrics": results}
+               "dataroot": ds.dataroot, "metrics": results, "per_seed": per_seed,
+               "seeds": {k: len(v) for k, v in per_seed.items()}}
     (run / "eval.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 
 def format_table(summary: dict, names=("MinADEK_1", "MinFDEK_1", "MissRateTopK_2_1",
                                        "MinADEK_5", "MinFDEK_5", "MissRateTopK_2_5")) -> str:
+    seeds = summary.get("seeds", {})
+    note = ", learned models: mean ± sd over seeds" if any(n > 1 for n in seeds.values()) else ""
     lines = [f"{summary['version']} {summary['split']}: {summary['targets']} targets "
-             "(devkit metric names, global frame, metres)", "",
-             "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+             f"(devkit metric names, global frame, metres{note})", "",
+             "| method | seeds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for method, m in summary["metrics"].items():
-        lines.append(f"| {method} | " + " | ".join(f"{m[n]:.3f}" for n in names) + " |")
+        cells = [f"{m[n]:.3f}" + (f" ± {m[n + '_sd']:.3f}" if n + "_sd" in m else "") for n in names]
+        lines.append(f"| {method} | {seeds.get(method, '—')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

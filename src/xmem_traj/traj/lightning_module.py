@@ -3,6 +3,7 @@ ablation), ADE/FDE loss, and challenge metrics in the global frame."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Callable
 
 import lightning as L
 import torch
@@ -46,7 +47,7 @@ def collate_traj(items: list[dict]) -> TrajBatch:
 class TrajectoryModule(L.LightningModule):
     def __init__(self, feature_dim: int, *, head: str = "gru", hidden: int = 128, modes: int = 1,
                  lr: float = 2e-3, weight_decay: float = 1e-4, epochs: int = 80,
-                 history_only: bool = False, dropout: float = 0.0,
+                 history_only: bool = False, dropout: float = 0.0, seed: int = 0,
                  backbone: nn.Module | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
@@ -55,6 +56,7 @@ class TrajectoryModule(L.LightningModule):
                                    num_modes=modes, dropout=dropout)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
+        self._rng_restored = False
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, 12, 2) in the agent frame, mode logits (B, K)."""
@@ -99,6 +101,12 @@ class TrajectoryModule(L.LightningModule):
             self.log(f"val/{name}", metric.compute())
             metric.reset()
 
+    def on_train_start(self) -> None:
+        # Training randomness (dropout) starts from the seed, whatever ran before it in the
+        # process (feature extraction or a cache hit), unless a resumed checkpoint restored it.
+        if not self._rng_restored:
+            torch.manual_seed(self.hparams.seed)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Dropout draws from the global RNG: keep its state so a resumed run continues exactly.
         checkpoint["torch_rng_state"] = torch.get_rng_state()
@@ -106,6 +114,7 @@ class TrajectoryModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+            self._rng_restored = True
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
@@ -117,8 +126,11 @@ class TrajectoryModule(L.LightningModule):
 class EpochPrinter(L.Callback):
     """The seed's per-epoch line, for train and val: `Epoch N: ADE x  FDE y`."""
 
-    def __init__(self, label: str = ""):
+    def __init__(self, label: str = "", report: Callable[[str], None] = print, *,
+                 every_epoch: bool = True):
         self.label = f"[{label}] " if label else ""
+        self.report = report
+        self.every_epoch = every_epoch  # False: only the last epoch's line
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Runs before the module's own hook (which logs and resets); compute() syncs across
@@ -126,9 +138,12 @@ class EpochPrinter(L.Callback):
         ade, fde = float(pl_module.train_ade.compute()), float(pl_module.train_fde.compute())
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
+        if not self.every_epoch and trainer.current_epoch != trainer.max_epochs - 1:
+            return
         m = trainer.callback_metrics
         line = f"{self.label}Epoch {trainer.current_epoch}: ADE {ade:.3f}  FDE {fde:.3f}  (train)"
         if "val/MinADEK_1" in m:
             line += (f"  |  ADE {float(m['val/MinADEK_1']):.3f}  FDE {float(m['val/MinFDEK_1']):.3f}"
                      "  (val)")
-        print(line, flush=True)
+        bar = trainer.progress_bar_callback  # write above an active bar, not through it
+        (bar.print if bar is not None and self.report is print else self.report)(line)

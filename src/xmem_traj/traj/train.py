@@ -10,6 +10,7 @@ import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import lightning as L
 import torch
@@ -46,23 +47,30 @@ def run_directory(cfg: TrainConfig) -> Path:
     return Path(cfg.run_dir) / name
 
 
+def checkpoint_dir(run: Path, *, history_only: bool, replica: int = 0) -> Path:
+    """run/checkpoints[/history_only][/seed<k>]: replica 0 is the main model of its kind."""
+    d = run / "checkpoints" / ("history_only" if history_only else "")
+    return d / f"seed{replica}" if replica else d
+
+
 def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
-        resume: bool) -> TrajectoryModule:
-    """Train one predictor; its checkpoints go to run/checkpoints[/history_only]."""
-    label = "history-only" if history_only else "xmem"
-    ckpt_dir = run / "checkpoints" / ("history_only" if history_only else "")
+        resume: bool, replica: int = 0, report: Callable[[str], None] = log.info) -> TrajectoryModule:
+    """Train one predictor (seed cfg.seed + replica) into checkpoint_dir(...)."""
+    seed = cfg.seed + replica
+    label = ("history-only" if history_only else "xmem") + (f" seed {seed}" if replica else "")
+    ckpt_dir = checkpoint_dir(run, history_only=history_only, replica=replica)
     last = ckpt_dir / "last.ckpt"
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    L.seed_everything(seed, workers=True, verbose=False)
     model = TrajectoryModule(dm.feature_dim, head=cfg.head, hidden=cfg.hidden, modes=cfg.modes,
                              lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                             history_only=history_only, dropout=cfg.dropout,
+                             history_only=history_only, dropout=cfg.dropout, seed=seed,
                              backbone=dm.backbone if dm.online and not history_only else None)
-    sub = "history_only" if history_only else "xmem"
+    sub = ("history_only" if history_only else "xmem") + (f"-seed{seed}" if replica else "")
     if resume and last.exists():  # never overwrite the logs of earlier attempts
         n = len(list((run / "logs").glob(f"{sub}-resumed*"))) + 1
         sub = f"{sub}-resumed{n}"
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
-                 EpochPrinter(label)]
+                 EpochPrinter(label, report, every_epoch=replica == 0)]
     if cfg.progress:
         callbacks.append(TQDMProgressBar(leave=False))
     loggers = [CSVLogger(run, name="logs", version=sub)]
@@ -75,20 +83,23 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
                         callbacks=callbacks, logger=loggers, deterministic=True,
                         enable_progress_bar=cfg.progress, enable_model_summary=False,
                         log_every_n_steps=1, num_sanity_val_steps=0)
+    dm.seed = seed  # data order per seed
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return model
 
 
-def run_training(cfg: TrainConfig, *, resume_dir: str | None = None) -> Path:
-    """The whole main job; returns the run directory."""
+def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
+                 report: Callable[[str], None] = log.info) -> Path:
+    """The whole main job; returns the run directory. `report` receives the progress lines
+    (the CLI passes print)."""
     run = Path(resume_dir) if resume_dir else run_directory(cfg)
     if resume_dir:
         os.environ[RUN_NAME_ENV] = run.name
     torch.manual_seed(cfg.seed)
-    nusc, train_set, val_set = make_datasets(cfg)
-    print(f"targets: {len(train_set)} train, {len(val_set)} val "
-          f"({train_set.version}, {train_set.split}/{val_set.split}, "
-          f"{'challenge split' if train_set.challenge else 'all agents'})", flush=True)
+    nusc, train_set, val_set = make_datasets(cfg, report)
+    report(f"targets: {len(train_set)} train, {len(val_set)} val "
+           f"({train_set.version}, {train_set.split}/{val_set.split}, "
+           f"{'challenge split' if train_set.challenge else 'all agents'})")
     needs_xmem = not cfg.history_only
     backbone, weights_id = make_backbone(cfg) if needs_xmem else (None, "")
     dm = TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
@@ -97,7 +108,9 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None) -> Path:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
         (run / "versions.json").write_text(json.dumps(versions(), indent=1))
-    fit(cfg, dm, run, history_only=cfg.history_only, resume=resume_dir is not None)
-    if cfg.ablation and not cfg.history_only:
-        fit(cfg, dm, run, history_only=True, resume=resume_dir is not None)
+    kinds = [cfg.history_only] + ([True] if cfg.ablation and not cfg.history_only else [])
+    for history_only in kinds:
+        for replica in range(max(1, cfg.seeds)):
+            fit(cfg, dm, run, history_only=history_only, resume=resume_dir is not None,
+                replica=replica, report=report)
     return run
