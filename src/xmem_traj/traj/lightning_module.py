@@ -98,7 +98,7 @@ class TrajectoryModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         for name, metric in self.val_metrics.items():
-            self.log(f"val/{name}", metric.compute())
+            self.log(f"val/{name}", metric.compute(), sync_dist=True)  # identical on all ranks
             metric.reset()
 
     def on_train_start(self) -> None:
