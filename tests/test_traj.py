@@ -112,6 +112,11 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     per = [s["MinFDEK_1"] for s in summary["per_seed"]["XMem + history (ours)"]]
     assert summary["metrics"]["XMem + history (ours)"]["MinFDEK_1"] == pytest.approx(np.mean(per))
     assert " ± " in format_table(summary) and (run / "eval.json").exists()
+    # predict's devkit JSON goes through compute_metrics to the same number as our eval.
+    from xmem_traj.traj.evaluate import prediction_json
+    preds = prediction_json(load_module(run / "checkpoints" / "last.ckpt"), dm.val_data, dm.val_set.records)
+    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(nusc_), devkit_config())
+    assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(per[0], abs=1e-4)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
     full = load_module(run / "checkpoints" / "last.ckpt").state_dict()
