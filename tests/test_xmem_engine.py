@@ -135,6 +135,9 @@ def test_bad_inputs_get_clear_errors(recipe_xmem):
     core = InferenceCore(recipe_xmem, CONFIG)
     with pytest.raises(ValueError, match="first frame needs a mask"):
         core.step(image)
+    assert core.curr_ti == -1  # a refused step changes nothing
+    core.set_all_labels([1, 2])
+    assert core.step(image, one_hot(labels[0], [1, 2]), [1, 2]).shape == (3, H, W)
     engine = BatchedInferenceCore(recipe_xmem, CONFIG, batch_size=2)
     with pytest.raises(ValueError, match="one image size"):
         engine.step([image, torch.zeros(3, H + 16, W)])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .render import Canvas, Camera, add_box, box_corners, face_patch, rotz
-from .world import (DT, FORWARD_LANES, KERB, ONCOMING_LANES, ROAD_HALF, SIDEWALK_D, Road, Track,
+from .world import (DT, FORWARD_LANES, KERB, ONCOMING_LANES, ROAD_HALF, Road, Track,
                     overlaps_ego, simulate_ego, simulate_parked, simulate_pedestrian, simulate_vehicle)
 
 SCENE_SECONDS = 19.5     # 40 key frames at 2 Hz, as nuScenes scenes
@@ -166,5 +166,4 @@ def visibility_fraction(idbuf: np.ndarray, agent_id: int, hull_area: float) -> f
     return float(min(1.0, (idbuf == agent_id).sum() / hull_area))
 
 
-__all__ = ["Scene", "make_scene", "draw_world", "visibility_fraction", "SCENE_SECONDS",
-           "SIDEWALK_D"]
+__all__ = ["Scene", "make_scene", "draw_world", "visibility_fraction", "SCENE_SECONDS"]

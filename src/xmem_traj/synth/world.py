@@ -13,7 +13,7 @@ Traffic keeps right: forward lanes have d < 0 (right of the centreline), oncomin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,7 +84,6 @@ class Track:
     behaviour: str = "cruise"
     parked: bool = False
     colour: tuple[int, int, int] = (128, 128, 128)
-    extra: dict = field(default_factory=dict)
 
     @property
     def size(self) -> tuple[float, float, float]:

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,6 @@ class AgentRecord:
     rotation: list[float]
     box_area: float                     # clipped projected area / image area at the target
     visibility: str
-    extra: dict = field(default_factory=dict)
 
 
 def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:

@@ -230,16 +230,16 @@ class BatchedInferenceCore:
 
     def _plan(self, i: int, mask, valid_labels, end: bool, size) -> _Plan:
         video = self.videos[i]
-        video.curr_ti += 1
+        t = video.curr_ti + 1  # validated first: a refused call leaves the video unchanged
         if mask is not None:
             if video.all_labels is None:
                 raise ValueError(f"video {i}: a mask was given before set_all_labels()")
             mask = as_one_hot(mask, video.all_labels, size)
-        elif video.curr_ti == 0:
+        elif t == 0:
             raise ValueError(f"video {i}: the first frame needs a mask (XMem starts from one)")
         if valid_labels is not None:
             valid_labels = [int(x) for x in valid_labels]
-        t = video.curr_ti
+        video.curr_ti = t
         sync = video.deep_update_sync
         is_mem_frame = ((t - video.last_mem_ti >= self.config["mem_every"]) or mask is not None) \
             and not end
