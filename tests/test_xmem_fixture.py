@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -18,13 +19,21 @@ def one_hot(index_mask: np.ndarray, labels: list[int]) -> torch.Tensor:
     return torch.from_numpy(np.stack([index_mask == lab for lab in labels]).astype(np.float32))
 
 
-def mask_for_call(inputs, call: dict) -> np.ndarray:
-    """The index mask a call hands over: inputs['mask_t<t>'] by the fixtures' naming."""
-    key = f"mask_t{call['t']}"
+def mask_for_call(inputs, call: dict, all_labels: list[int]) -> torch.Tensor:
+    """The one-hot mask a call hands over. fixture.json describes it, e.g.
+    'one-hot of inputs.npz["mask_t0"] over labels [1, 2] ...': the array and the channel labels
+    are read from that text (falling back to inputs["mask_t<t>"] over all labels so far)."""
+    text = call["mask"] if isinstance(call["mask"], str) else ""
+    key = re.search(r'inputs\.npz\["([^"]+)"\]', text)
+    key = key.group(1) if key else f"mask_t{call['t']}"
     if key not in inputs:
         raise KeyError(f"fixture call at t={call['t']} gives a mask but inputs.npz has no {key!r}; "
                        f"keys: {sorted(inputs.keys())}")
-    return inputs[key]
+    labels = re.search(r"over labels \[([0-9, ]+)\]", text)
+    labels = [int(x) for x in labels.group(1).split(",")] if labels else list(all_labels)
+    index = inputs[key]
+    # Channels over every label so far (the reference protocol); unlisted labels stay zero.
+    return one_hot(np.where(np.isin(index, labels), index, 0), list(all_labels))
 
 
 def run_fixture(network, fixture_dir):
@@ -40,7 +49,7 @@ def run_fixture(network, fixture_dir):
             core.set_all_labels(call["set_all_labels"])
         mask = None
         if call.get("mask") is not None:
-            mask = one_hot(mask_for_call(inputs, call), core.all_labels)
+            mask = mask_for_call(inputs, call, core.all_labels)
         prob = core.step(image, mask, valid_labels=call.get("valid_labels"), end=call["end"])
         mem = core.memory
         records.append({
@@ -93,7 +102,7 @@ def test_reference_intermediates(recipe_xmem, fixture_dir):
         close("f0_key", key[0]); close("f0_shrinkage", shrinkage[0]); close("f0_selection", selection[0])
         close("f0_f16", f16[0]); close("f0_f8_every8th_channel", f8[0, 0::8])
         close("f0_f4_every8th_channel", f4[0, 0::8])
-        mask0, _ = pad_divide_by(one_hot(mask_for_call(inputs, first), labels), 16)
+        mask0, _ = pad_divide_by(mask_for_call(inputs, first, labels), 16)
         prob0 = aggregate(mask0, dim=0)[1]
         zeros = torch.zeros((1, len(labels), net.hidden_dim, *key.shape[-2:]))
         value, hidden0 = net.encode_value(image0[None], f16, zeros, prob0[1:][None])
