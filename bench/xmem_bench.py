@@ -103,6 +103,31 @@ def count_flops(network, images, mask, objects, config, frames: int, autocast) -
     return out
 
 
+def time_stages(network, device, h: int, w: int, objects: int, batches=(1, 4)) -> None:
+    """Seconds per frame of encode_key and of the decoder, alone and batched."""
+    from xmem_traj.xmem.network import owner_index
+    hp, wp = h + (-h) % 16, w + (-w) % 16
+    print(f"\n| stage (per frame, {hp}×{wp}, {objects} objects/frame) | " +
+          " | ".join(f"B={b}" for b in batches) + " |\n|---|" + "---|" * len(batches))
+    rows = {"encode_key": [], "decoder (segment)": []}
+    with torch.no_grad():
+        for b in batches:
+            img = torch.randn(b, 3, hp, wp, device=device)
+            network.encode_key(img)  # warm-up
+            sync(device); t0 = time.perf_counter()
+            _, _, _, f16, f8, f4 = network.encode_key(img)
+            sync(device); rows["encode_key"].append((time.perf_counter() - t0) / b)
+            n = objects * b
+            owner = owner_index([objects] * b, device)
+            readout = torch.randn(n, network.value_dim, hp // 16, wp // 16, device=device)
+            hidden = torch.randn(n, network.hidden_dim, hp // 16, wp // 16, device=device)
+            sync(device); t0 = time.perf_counter()
+            network.decoder(f16, f8, f4, hidden, readout, owner, h_out=True)
+            sync(device); rows["decoder (segment)"].append((time.perf_counter() - t0) / b)
+    for name, vals in rows.items():
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -116,6 +141,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="frames not timed (default: 3)")
     p.add_argument("--timed", type=int, default=5, help="frames timed after warm-up (default: 5)")
     p.add_argument("--json", help="also write the results to this JSON file")
+    p.add_argument("--stages", action="store_true",
+                   help="only time encode_key and the decoder per frame at B=1 and B=4")
     args = p.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -126,6 +153,9 @@ def main() -> None:
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
     network = load_xmem(None).to(device)
+    if args.stages:
+        time_stages(network, device, args.height, args.width, args.objects)
+        return
     config = {"mem_every": 5, "top_k": 30}  # eval.py defaults otherwise
     total = args.warmup + args.timed
     images, mask = synthetic_video(total, args.height, args.width, args.objects, device)
