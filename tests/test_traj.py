@@ -104,10 +104,10 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
                 "checkpoints/history_only/last.ckpt", "checkpoints/history_only/seed1/last.ckpt",
                 "logs/xmem/metrics.csv", "logs/xmem-seed1/metrics.csv"):
         assert (run / rel).exists(), rel
-    from xmem_traj.cli import _data_for_run
+    from xmem_traj.traj.data import make_datamodule
     from xmem_traj.traj.evaluate import evaluate_run, format_table
-    nusc_, dm = _data_for_run(cfg)
-    summary = evaluate_run(run, cfg, dm, PredictHelper(nusc_))
+    nusc_, dm = make_datamodule(cfg)
+    summary = evaluate_run(run, dm, PredictHelper(nusc_))
     assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2}
     per = [s["MinFDEK_1"] for s in summary["per_seed"]["XMem + history (ours)"]]
     assert summary["metrics"]["XMem + history (ours)"]["MinFDEK_1"] == pytest.approx(np.mean(per))
@@ -210,7 +210,8 @@ def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
     assert not torch.equal(ckpt["state_dict"][key], start)          # fine-tuned
     frozen = "backbone.network.key_encoder.conv1.weight"
     assert torch.equal(ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"])
-    _, dm = __import__("xmem_traj.cli", fromlist=["_data_for_run"])._data_for_run(cfg)
+    from xmem_traj.traj.data import make_datamodule
+    _, dm = make_datamodule(cfg)
     dm.setup("validate")
     model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone)
     assert model.backbone is not None

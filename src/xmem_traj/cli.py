@@ -37,13 +37,6 @@ def _load_run(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
     return run, build_config(args, base=base)
 
 
-def _data_for_run(cfg: TrainConfig):
-    from xmem_traj.traj.data import TrajDataModule, make_backbone, make_datasets
-    nusc, train_set, val_set = make_datasets(cfg)
-    backbone, weights_id = make_backbone(cfg) if not cfg.history_only else (None, "")
-    return nusc, TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
-
-
 def _report(line: str) -> None:
     print(line, flush=True)
 
@@ -60,9 +53,10 @@ def _train(args: argparse.Namespace) -> None:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
-    nusc, dm = _data_for_run(cfg)
     from nuscenes.prediction import PredictHelper
-    summary = evaluate_run(run, cfg, dm, PredictHelper(nusc))
+    from xmem_traj.traj.data import make_datamodule
+    nusc, dm = make_datamodule(cfg)
+    summary = evaluate_run(run, dm, PredictHelper(nusc))
     print("\n" + format_table(summary))
     print(f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, eval.json)")
 
@@ -70,9 +64,10 @@ def _train(args: argparse.Namespace) -> None:
 def _eval(args: argparse.Namespace) -> None:
     from nuscenes.prediction import PredictHelper
     from xmem_traj.traj.evaluate import evaluate_run, format_table
+    from xmem_traj.traj.data import make_datamodule
     run, cfg = _load_run(args)
-    nusc, dm = _data_for_run(cfg)
-    summary = evaluate_run(run, cfg, dm, PredictHelper(nusc))
+    nusc, dm = make_datamodule(cfg)
+    summary = evaluate_run(run, dm, PredictHelper(nusc))
     print(format_table(summary))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))
@@ -81,9 +76,10 @@ def _eval(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from xmem_traj.traj.evaluate import load_module, prediction_json
     run, cfg = _load_run(args)
-    _, dm = _data_for_run(cfg)
+    from xmem_traj.traj.data import make_datamodule
+    _, dm = make_datamodule(cfg)
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone if dm.online else None)
+    model = load_module(run / "checkpoints" / "last.ckpt", dm.finetuned_backbone)
     preds = prediction_json(model, dm.val_data, dm.val_set.records)
     out = Path(args.out or run / f"predictions_{dm.val_set.split}.json")
     out.write_text(json.dumps(preds))

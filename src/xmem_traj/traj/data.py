@@ -63,6 +63,15 @@ def make_backbone(cfg: TrainConfig) -> tuple[XMemBackbone, str]:
             weights_fingerprint(cfg.xmem_weights or None, cfg.seed))
 
 
+def make_datamodule(cfg: TrainConfig, report: Callable[[str], None] = log.info
+                    ) -> tuple[NuScenes, "TrajDataModule"]:
+    """The loaded NuScenes and the data module of a config (XMem is loaded unless the main
+    model is history-only): what training, eval, predict and viz all start from."""
+    nusc, train_set, val_set = make_datasets(cfg, report)
+    backbone, weights_id = make_backbone(cfg) if not cfg.history_only else (None, "")
+    return nusc, TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
+
+
 class CachedTargets(Dataset):
     """Targets with their cached features (history-only models ignore the features)."""
 
@@ -163,6 +172,11 @@ class TrajDataModule(L.LightningDataModule):
     def online(self) -> bool:
         """Fine-tuning XMem: features are computed from the frames in every step."""
         return self.backbone is not None and bool(self.backbone.trainable)
+
+    @property
+    def finetuned_backbone(self) -> XMemBackbone | None:
+        """The backbone a checkpoint of this run carries weights for (fine-tuning), else None."""
+        return self.backbone if self.online else None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_data is None and self.online:

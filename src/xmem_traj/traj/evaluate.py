@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from nuscenes.eval.prediction.data_classes import Prediction
 
-from ..config import TrainConfig
 from .baselines import BASELINES, run_baseline
 from .data import CachedTargets, TrajDataModule
 from .geometry import local_to_global
@@ -60,7 +59,7 @@ def _replicas(base: Path) -> list[Path]:
     return found + extra
 
 
-def evaluate_run(run: str | Path, cfg: TrainConfig, dm: TrajDataModule, helper) -> dict[str, dict]:
+def evaluate_run(run: str | Path, dm: TrajDataModule, helper) -> dict[str, dict]:
     """Metrics per method on dm.val_set (mean over the seeds a method was trained with, and
     per seed); also writes run/eval.json."""
     run = Path(run)
@@ -75,7 +74,7 @@ def evaluate_run(run: str | Path, cfg: TrainConfig, dm: TrajDataModule, helper) 
     for label, base in kinds.items():
         scores = []
         for path in _replicas(base):
-            model = load_module(path, dm.backbone if dm.online else None)
+            model = load_module(path, dm.finetuned_backbone)
             if label.startswith("XMem") and model.hparams.history_only:
                 label = "history-only (main model)"
             scores.append(score(*predict(model, data)))

@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..config import TrainConfig
-from .data import TrajDataModule, make_backbone, make_datasets
+from .data import TrajDataModule, make_datamodule
 from .lightning_module import EpochPrinter, TrajectoryModule
 
 log = logging.getLogger(__name__)
@@ -96,13 +96,11 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
     if resume_dir:
         os.environ[RUN_NAME_ENV] = run.name
     torch.manual_seed(cfg.seed)
-    nusc, train_set, val_set = make_datasets(cfg, report)
+    nusc, dm = make_datamodule(cfg, report)
+    train_set, val_set = dm.train_set, dm.val_set
     report(f"targets: {len(train_set)} train, {len(val_set)} val "
            f"({train_set.version}, {train_set.split}/{val_set.split}, "
            f"{'challenge split' if train_set.challenge else 'all agents'})")
-    needs_xmem = not cfg.history_only
-    backbone, weights_id = make_backbone(cfg) if needs_xmem else (None, "")
-    dm = TrajDataModule(cfg, train_set, val_set, backbone, weights_id)
     is_zero = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
     if is_zero:
         run.mkdir(parents=True, exist_ok=True)

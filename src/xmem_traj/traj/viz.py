@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from ..config import TrainConfig  # noqa: E402
 from ..xmem import BatchedInferenceCore  # noqa: E402
+from .data import make_datamodule  # noqa: E402
 from .evaluate import load_module, predict  # noqa: E402
 from .geometry import local_to_global  # noqa: E402
 from .predictor import normalise  # noqa: E402
@@ -35,10 +36,9 @@ def xmem_masks(backbone, frames: torch.Tensor, init_mask: torch.Tensor, init_fra
 
 
 def render_examples(run: Path, cfg: TrainConfig, *, count: int, out_dir: Path) -> list[Path]:
-    from ..cli import _data_for_run  # the same data path as eval
-    nusc, dm = _data_for_run(cfg)
+    _, dm = make_datamodule(cfg)
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone if dm.online else None)
+    model = load_module(run / "checkpoints" / "last.ckpt", dm.finetuned_backbone)
     pred, probs, gt, _ = predict(model, dm.val_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds, data = dm.val_set, dm.val_data
