@@ -100,6 +100,7 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
     assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
+    assert "| XMem + history (ours) | 2 |" in out  # the job reports its eval table
     for rel in ("config.json", "versions.json", "checkpoints/last.ckpt", "checkpoints/seed1/last.ckpt",
                 "checkpoints/history_only/last.ckpt", "checkpoints/history_only/seed1/last.ckpt",
                 "logs/xmem/metrics.csv", "logs/xmem-seed1/metrics.csv"):
@@ -123,9 +124,11 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
 
     # The same run interrupted after its first epoch (max_steps), then resumed: same weights.
     steps_per_epoch = -(-len(make_datasets(cfg)[1]) // cfg.batch_size)
-    part = run_training(replace(cfg, name="part", ablation=False, max_steps=steps_per_epoch))
+    part = run_training(replace(cfg, name="part", ablation=False, max_steps=steps_per_epoch),
+                        evaluate=False)
     assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps_per_epoch
-    resumed = run_training(replace(cfg, name="part", ablation=False), resume_dir=str(part))
+    resumed = run_training(replace(cfg, name="part", ablation=False), resume_dir=str(part),
+                           evaluate=False)
     assert (resumed / "logs" / "xmem" / "metrics.csv").exists()  # the first attempt's log is kept
     assert list((resumed / "logs").glob("xmem-resumed*/metrics.csv"))
     again = load_module(resumed / "checkpoints" / "last.ckpt").state_dict()

@@ -42,7 +42,6 @@ def _report(line: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from xmem_traj.traj.evaluate import evaluate_run, format_table
     from xmem_traj.traj.train import run_training
     if args.resume:
         run, cfg = _load_run(argparse.Namespace(**{**vars(args), "run": args.resume}))
@@ -53,11 +52,6 @@ def _train(args: argparse.Namespace) -> None:
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
-    from nuscenes.prediction import PredictHelper
-    from xmem_traj.traj.data import make_datamodule
-    nusc, dm = make_datamodule(cfg)
-    summary = evaluate_run(run, dm, PredictHelper(nusc))
-    print("\n" + format_table(summary))
     print(f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, eval.json)")
 
 

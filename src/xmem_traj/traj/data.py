@@ -178,13 +178,17 @@ class TrajDataModule(L.LightningDataModule):
         """The backbone a checkpoint of this run carries weights for (fine-tuning), else None."""
         return self.backbone if self.online else None
 
+    def _targets(self, ds: NuScenesAgentDataset) -> CachedTargets:
+        if self.online:
+            return OnlineTargets(ds, self.feature_dim)
+        return CachedTargets(ds, *self._features(ds))
+
     def setup(self, stage: str | None = None) -> None:
-        if self.train_data is None and self.online:
-            self.train_data = OnlineTargets(self.train_set, self.feature_dim)
-            self.val_data = OnlineTargets(self.val_set, self.feature_dim)
-        if self.train_data is None:
-            self.train_data = CachedTargets(self.train_set, *self._features(self.train_set))
-            self.val_data = CachedTargets(self.val_set, *self._features(self.val_set))
+        """Val targets always; train targets (and their features) only for fitting."""
+        if stage in (None, "fit") and self.train_data is None:
+            self.train_data = self._targets(self.train_set)
+        if self.val_data is None:
+            self.val_data = self._targets(self.val_set)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_data, batch_size=self.cfg.batch_size, collate_fn=collate_traj,

@@ -14,11 +14,14 @@ from typing import Callable
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from nuscenes.prediction import PredictHelper
 
 from ..config import TrainConfig
 from .data import TrajDataModule, make_datamodule
+from .evaluate import evaluate_run, format_table
 from .lightning_module import EpochPrinter, TrajectoryModule
 
 log = logging.getLogger(__name__)
@@ -89,9 +92,10 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, run: Path, *, history_only: bool,
 
 
 def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
-                 report: Callable[[str], None] = log.info) -> Path:
+                 report: Callable[[str], None] = log.info, evaluate: bool = True) -> Path:
     """The whole main job; returns the run directory. `report` receives the progress lines
-    (the CLI passes print)."""
+    (the CLI passes print). With `evaluate`, rank 0 then scores the run against the devkit
+    baselines with the data already loaded, writes eval.json and reports the table."""
     run = Path(resume_dir) if resume_dir else run_directory(cfg)
     if resume_dir:
         os.environ[RUN_NAME_ENV] = run.name
@@ -111,4 +115,7 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
         for replica in range(max(1, cfg.seeds)):
             fit(cfg, dm, run, history_only=history_only, resume=resume_dir is not None,
                 replica=replica, report=report)
+    if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
+        summary = evaluate_run(run, dm, PredictHelper(nusc))
+        report("\n" + format_table(summary))
     return run
