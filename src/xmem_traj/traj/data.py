@@ -76,21 +76,12 @@ class CachedTargets(Dataset):
     """Targets with their cached features (history-only models ignore the features)."""
 
     def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray):
-        n_past, n_fut = int(round(ds.history_s * 2)), int(round(ds.future_s * 2))
         self.features = torch.from_numpy(features)
         self.valid = torch.from_numpy(valid)
-        self.past = torch.zeros((len(ds), n_past, 2))
-        self.past_valid = torch.zeros((len(ds), n_past), dtype=torch.bool)
-        self.traj = torch.zeros((len(ds), n_fut, 2))
-        self.future_valid = torch.zeros((len(ds), n_fut), dtype=torch.bool)
-        for i, r in enumerate(ds.records):
-            if len(r.past):
-                p = torch.from_numpy(r.past[-n_past:])
-                self.past[i, n_past - len(p):] = p
-                self.past_valid[i, n_past - len(p):] = True
-            f = torch.from_numpy(r.future[:n_fut])
-            self.traj[i, :len(f)] = f
-            self.future_valid[i, :len(f)] = True
+        tracks = [ds.tracks(i) for i in range(len(ds))]
+        stack = lambda name: torch.from_numpy(np.stack([t[name] for t in tracks]))  # noqa: E731
+        self.past, self.past_valid = stack("past"), stack("past_valid")
+        self.traj, self.future_valid = stack("traj"), stack("future_valid")
         self.translation = torch.tensor([r.translation for r in ds.records], dtype=torch.float32)
         self.rotation = torch.tensor([r.rotation for r in ds.records], dtype=torch.float32)
 

@@ -141,20 +141,27 @@ class NuScenesAgentDataset(Dataset):
                 out[t] = load_frame(p, size)
         return out
 
+    def tracks(self, index: int) -> dict[str, np.ndarray]:
+        """The target's tracks at 2 Hz, padded: past (P, 2) oldest first, right-aligned, with
+        past_valid (P,); traj (F, 2) left-aligned, with future_valid (F,). Agent frame."""
+        rec = self.records[index]
+        n_past, n_future = int(round(self.history_s * 2)), int(round(self.future_s * 2))
+        past, fut = rec.past[-n_past:] if len(rec.past) else rec.past, rec.future[:n_future]
+        out = {"past": np.zeros((n_past, 2), np.float32), "past_valid": np.zeros(n_past, bool),
+               "traj": np.zeros((n_future, 2), np.float32), "future_valid": np.zeros(n_future, bool)}
+        if len(past):
+            out["past"][n_past - len(past):] = past
+            out["past_valid"][n_past - len(past):] = True
+        out["traj"][:len(fut)] = fut
+        out["future_valid"][:len(fut)] = True
+        return out
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec = self.records[index]
         size = self._size(rec)
-        n_future = int(round(self.future_s * 2))
-        n_past = int(round(self.history_s * 2))
-        traj = np.zeros((n_future, 2), np.float32)
-        traj[:len(rec.future)] = rec.future[:n_future]
-        future_valid = np.zeros(n_future, bool)
-        future_valid[:len(rec.future)] = True
-        past = np.zeros((n_past, 2), np.float32)
-        past_valid = np.zeros(n_past, bool)
-        if len(rec.past):
-            past[n_past - len(rec.past):] = rec.past[-n_past:]
-            past_valid[n_past - len(rec.past):] = True
+        tracks = self.tracks(index)
+        traj, future_valid = tracks["traj"], tracks["future_valid"]
+        past, past_valid = tracks["past"], tracks["past_valid"]
         frame_valid = np.array([bool(t) for t in rec.frame_tokens])
         meta = {
             "instance_token": rec.instance_token, "sample_token": rec.sample_token,
