@@ -154,13 +154,12 @@ class BatchedInferenceCore:
         readouts: dict[int, torch.Tensor] = {}
         seg = [j for j, p in enumerate(plans) if p.need_segment]
         if seg:
-            counts, readout_list, hidden_list = [], [], []
+            counts, hidden_list = [], []
             for j in seg:
                 mem = self.videos[plans[j].video].memory
                 sel = selection[j:j + 1] if selection is not None else None
                 readout = mem.match_memory(key[j:j + 1], sel)
                 readouts[j] = readout
-                readout_list.append(readout)
                 counts.append(readout.shape[0])
                 if mem.hidden is not None:
                     hidden_list.append(mem.hidden[0])
@@ -168,7 +167,7 @@ class BatchedInferenceCore:
             hidden = torch.cat(hidden_list, 0) if net.hidden_dim > 0 else None
             new_hidden, _, seg_probs = net.segment_flat(
                 (f16.index_select(0, idx), f8.index_select(0, idx), f4.index_select(0, idx)),
-                torch.cat(readout_list, 0), hidden, counts,
+                torch.cat([readouts[j] for j in seg], 0), hidden, counts,
                 h_out=any(plans[j].is_normal_update for j in seg))
             start = 0
             for j, n, prob in zip(seg, counts, seg_probs):
