@@ -78,11 +78,6 @@ class MissRateTopK(_TopKMetric):
         return rank_over_top_k((mx >= self.tolerance).to(ade.dtype), probs, self.k)
 
 
-def devkit_metric_names(ks=(1, 5, 10)) -> list[str]:
-    return ([f"MinADEK_{k}" for k in ks] + [f"MinFDEK_{k}" for k in ks]
-            + [f"MissRateTopK_2_{k}" for k in ks])
-
-
 def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
     """The prediction challenge's metrics (OffRoadRate needs the map expansion, left out).
     kwargs go to torchmetrics (e.g. sync_on_compute=False for one-process scoring)."""
