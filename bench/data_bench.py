@@ -12,7 +12,7 @@ import time
 from torch.utils.data import DataLoader
 
 from xmem_traj.synth import generate, version_of
-from xmem_traj.traj.datamodules import NuScenesAgentDataset, collate_agents
+from xmem_traj.data.agent_dataset import NuScenesAgentDataset, collate_agents
 
 
 def main() -> None:
@@ -34,8 +34,8 @@ def main() -> None:
                  ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT"))
         print(f"generated a synthetic nuScenes (4 scenes) in {time.time() - t0:.1f}s at {root}")
     t0 = time.time()
-    ds = NuScenesAgentDataset(root, args.version or version_of(root), args.split, frames=args.frames,
-                              image_size=tuple(args.image_size))
+    ds = NuScenesAgentDataset.from_nuscenes(root, args.version or version_of(root), args.split,
+                                            frames=args.frames, image_size=tuple(args.image_size))
     print(f"indexed {len(ds)} targets in {time.time() - t0:.2f}s ({args.frames}, "
           f"{ds.window_len} frames of {args.image_size[0]}×{args.image_size[1]})")
     print("| workers | items/s | frames/s |\n|---|---|---|")

@@ -15,10 +15,12 @@ import lightning as L
 import torch
 
 from xmem_traj.config import TrainConfig
-from xmem_traj.traj.data import CachedTargets, make_backbone, make_datasets
+from xmem_traj.data.videos import group_windows, single_videos
+from xmem_traj.traj.batch import collate_traj
+from xmem_traj.traj.datamodules import TrajDataModule
 from xmem_traj.traj.feature_cache import extract_groups
-from xmem_traj.traj.datamodules import VideoGroup
-from xmem_traj.traj.lightning_module import TrajectoryModule, collate_traj
+from xmem_traj.traj.predictor import TrajectoryPredictor
+from xmem_traj.traj.targets import CachedTargets
 
 
 def main() -> None:
@@ -29,19 +31,18 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(dataroot=args.dataroot, progress=False)
-    _, train_set, _ = make_datasets(cfg)
-    backbone, _ = make_backbone(cfg)
+    cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
+    dm = TrajDataModule.from_config(cfg)
+    train_set, backbone = dm.train_set, dm.backbone
     items = list(range(min(args.items or len(train_set), len(train_set))))
     print(f"{len(items)} targets of {train_set.version}/{train_set.split}, "
           f"{cfg.image_height}×{cfg.image_width}, {train_set.window_len} frames, features {cfg.features}")
 
-    singles = [VideoGroup(train_set.records[i].camera, tuple(train_set.records[i].frame_tokens), (i,),
-                          (train_set.records[i].init_frame,)) for i in items]
+    singles = single_videos(train_set.records, items)
     t0 = time.time()
     extract_groups(backbone, train_set, singles, videos_per_step=1, progress=False)
     per_item = len(items) / (time.time() - t0)
-    groups = train_set.groups(items)
+    groups = group_windows(train_set.records, items)
     t0 = time.time()
     extract_groups(backbone, train_set, groups, videos_per_step=args.videos_per_step, progress=False)
     batched = len(items) / (time.time() - t0)
@@ -52,7 +53,9 @@ def main() -> None:
     feats = torch.randn(len(train_set), train_set.window_len, backbone.feature_dim).numpy()
     valid = torch.ones(len(train_set), train_set.window_len, dtype=torch.bool).numpy()
     data = CachedTargets(train_set, feats, valid)
-    model = TrajectoryModule(backbone.feature_dim, hidden=cfg.hidden)
+    model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=backbone.feature_dim,
+                                            past_steps=train_set.targets.past_steps,
+                                            future_steps=train_set.targets.future_steps, seed=cfg.seed)
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True, collate_fn=collate_traj)
     trainer = L.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from xmem_traj.synth import generate, version_of
-from xmem_traj.traj.datamodules import NuScenesAgentDataset
+from xmem_traj.data.agent_dataset import NuScenesAgentDataset
+from xmem_traj.data.videos import group_video, group_windows
 
 COLOURS = np.array([[255, 40, 40], [40, 220, 40], [60, 120, 255], [255, 0, 255], [0, 230, 230]])
 
@@ -24,11 +25,11 @@ def main() -> None:
     p.add_argument("--out", default=str(Path(__file__).with_name("synthetic_frames.png")))
     args = p.parse_args()
     root = args.dataroot or generate(tempfile.mkdtemp(), scenes=3, seed=1)
-    ds = NuScenesAgentDataset(root, version_of(root), "mini_train", image_size=None)
-    groups = sorted(ds.groups(), key=lambda g: -len(g.items))[:4]
+    ds = NuScenesAgentDataset.from_nuscenes(root, version_of(root), "mini_train", image_size=None)
+    groups = sorted(group_windows(ds.records), key=lambda g: -len(g.items))[:4]
     tiles = []
     for g in groups:
-        video = ds.group_video(g)
+        video = group_video(ds.records, g, None)
         t = int(video["init_frames"].max())
         img = video["frames"][t].permute(1, 2, 0).numpy() * 255
         for i, m in enumerate(video["init_masks"].numpy()):

@@ -16,8 +16,10 @@ from pyquaternion import Quaternion
 from torch.utils.data import DataLoader
 
 from xmem_traj.synth import generate
-from xmem_traj.traj.agent_index import AgentIndexer, DatasetError
-from xmem_traj.traj.datamodules import NuScenesAgentDataset, collate_agents
+from xmem_traj.data.agent_dataset import NuScenesAgentDataset, collate_agents
+from xmem_traj.data.agent_index import AgentIndexer
+from xmem_traj.data.videos import group_video, group_windows
+from xmem_traj.errors import DatasetError
 
 from conftest import SIZE
 
@@ -30,7 +32,7 @@ def synth_sweeps(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def train_set(synth_root, nusc):
-    return NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None)
+    return NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None)
 
 
 def test_devkit_loads_all_tables(nusc):
@@ -113,9 +115,10 @@ def test_frames_are_the_camera_files_in_time_order(train_set, nusc):
 
 
 def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
-    ds = NuScenesAgentDataset(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
-                              image_size=(64, 112))
-    nusc = ds.nusc
+    from nuscenes.nuscenes import NuScenes
+    nusc = NuScenes("v1.0-mini", str(synth_sweeps), verbose=False)
+    ds = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
+                                            image_size=(64, 112), nusc=nusc)
     assert ds.window_len == 25
     full = max(range(len(ds)), key=lambda i: sum(bool(t) for t in ds.records[i].frame_tokens))
     item = ds[full]
@@ -140,31 +143,31 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
             np.testing.assert_allclose(ours.orientation.elements, devkit[inst].orientation.elements, atol=1e-9)
             compared += not sd["is_key_frame"]
     assert compared > 10
-    every = NuScenesAgentDataset(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
-                                 require_full_future=False, nusc=nusc)
-    assert every.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted
+    every = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
+                                 require_full_future=False, nusc=nusc, image_size=(72, 128))
+    assert every.targets.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted
 
 
 def test_challenge_split_round_trips(synth_root, nusc):
-    ds = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc)
+    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=(72, 128))
     tokens = get_prediction_challenge_split("mini_train", dataroot=str(synth_root))
     got = {f"{r.instance_token}_{r.sample_token}" for r in ds.records}
     assert got <= set(tokens)
-    assert len(tokens) - len(got) == sum(ds.skipped.values())
+    assert len(tokens) - len(got) == sum(ds.targets.skipped.values())
     assert all(r.category.startswith("vehicle") for r in ds.records)
-    every = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
+    every = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
                                  challenge=False, require_full_future=False,
-                                 categories=("human",))
+                                 categories=("human",), image_size=(72, 128))
     assert all(r.category.startswith("human") for r in every.records)
 
 
 def test_groups_share_windows(train_set):
-    groups = train_set.groups()
+    groups = group_windows(train_set.records)
     assert sum(len(g.items) for g in groups) == len(train_set)
     multi = [g for g in groups if len(g.items) > 1]
     assert multi
     g = multi[0]
-    video = train_set.group_video(g)
+    video = group_video(train_set.records, g, train_set.image_size)
     assert video["init_masks"].shape[0] == len(g.items)
     assert list(video["init_frames"]) == sorted(video["init_frames"].tolist())
     for i in g.items:
@@ -172,7 +175,7 @@ def test_groups_share_windows(train_set):
 
 
 def test_dataloader_with_workers(synth_root):
-    ds = NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_val", image_size=(64, 112))
+    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_val", image_size=(64, 112))
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_agents)
     batch = next(iter(loader))
     assert batch["frames"].shape == (4, 5, 3, 64, 112)
@@ -195,19 +198,19 @@ def test_same_seed_same_bytes(tmp_path):
 
 def test_clear_errors(synth_root, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
-        NuScenesAgentDataset(tmp_path / "nowhere", "v1.0-mini", "mini_train")
+        NuScenesAgentDataset.from_nuscenes(tmp_path / "nowhere", "v1.0-mini", "mini_train", image_size=(72, 128))
     with pytest.raises(DatasetError, match="v1.0-trainval"):
-        NuScenesAgentDataset(synth_root, "v1.0-trainval", "train")
+        NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-trainval", "train", image_size=(72, 128))
     broken = tmp_path / "broken"
     shutil.copytree(synth_root, broken)
     (broken / "v1.0-mini" / "ego_pose.json").unlink()
     with pytest.raises(DatasetError, match="ego_pose.json"):
-        NuScenesAgentDataset(broken, "v1.0-mini", "mini_train")
+        NuScenesAgentDataset.from_nuscenes(broken, "v1.0-mini", "mini_train", image_size=(72, 128))
     shutil.copy(synth_root / "v1.0-mini" / "ego_pose.json", broken / "v1.0-mini" / "ego_pose.json")
     (broken / "maps" / "prediction" / "prediction_scenes.json").unlink()
     with pytest.raises(DatasetError, match="map expansion"):
-        NuScenesAgentDataset(broken, "v1.0-mini", "mini_train", challenge=True)
-    ds = NuScenesAgentDataset(broken, "v1.0-mini", "mini_train", challenge=False)
+        NuScenesAgentDataset.from_nuscenes(broken, "v1.0-mini", "mini_train", challenge=True, image_size=(72, 128))
+    ds = NuScenesAgentDataset.from_nuscenes(broken, "v1.0-mini", "mini_train", challenge=False, image_size=(72, 128))
     path = Path(ds.records[0].frame_paths[-1])
     path.write_bytes(b"not a jpeg")
     with pytest.raises(DatasetError, match=re.escape(path.name)):

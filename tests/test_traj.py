@@ -19,12 +19,15 @@ from nuscenes.prediction import PredictHelper
 from nuscenes.prediction.models.physics import ConstantVelocityHeading, PhysicsOracle
 
 from xmem_traj.config import TrainConfig
+from xmem_traj.data.agent_frame import global_to_local, local_to_global
+from xmem_traj.data.videos import group_video, group_windows
+from xmem_traj.eval.baselines import run_baseline
+from xmem_traj.eval.evaluate import evaluate_run, format_table, load_predictor, prediction_json, score
+from xmem_traj.runs import RunLayout
 from xmem_traj.traj import feature_cache
-from xmem_traj.traj.baselines import run_baseline
-from xmem_traj.traj.data import make_backbone, make_datasets
-from xmem_traj.traj.evaluate import load_module, score
-from xmem_traj.traj.geometry import global_to_local, local_to_global
-from xmem_traj.traj.train import run_training
+from xmem_traj.traj.backbone import XMemBackbone
+from xmem_traj.traj.datamodules import TrajDataModule
+from xmem_traj.train import run_training
 
 BIN = Path(sys.executable).parent
 
@@ -34,13 +37,14 @@ def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
                 image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
                 batch_size=16, hidden=32, progress=False, name="t", seeds=1)
     base.update(kw)
-    return TrainConfig(**base)
+    return TrainConfig(**base).validate()
 
 
 @pytest.fixture(scope="module")
 def val_targets(synth_root, nusc):
-    from xmem_traj.traj.datamodules import NuScenesAgentDataset
-    return NuScenesAgentDataset(synth_root, "v1.0-mini", "mini_val", nusc=nusc, image_size=(64, 128))
+    from xmem_traj.data.agent_dataset import NuScenesAgentDataset
+    return NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_val", nusc=nusc,
+                                              image_size=(64, 128))
 
 
 def devkit_config():
@@ -101,45 +105,46 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
     assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
     assert "| XMem + history (ours) | 2 |" in out  # the job reports its eval table
-    for rel in ("config.json", "versions.json", "checkpoints/last.ckpt", "checkpoints/seed1/last.ckpt",
-                "checkpoints/history_only/last.ckpt", "checkpoints/history_only/seed1/last.ckpt",
-                "logs/xmem/metrics.csv", "logs/xmem-seed1/metrics.csv"):
+    layout = RunLayout(run)
+    for rel in ("config.json", "versions.json", "checkpoints/xmem/seed0/last.ckpt",
+                "checkpoints/xmem/seed1/last.ckpt", "checkpoints/history_only/seed0/last.ckpt",
+                "checkpoints/history_only/seed1/last.ckpt", "logs/xmem-seed0/metrics.csv",
+                "logs/xmem-seed1/metrics.csv", "eval.json"):
         assert (run / rel).exists(), rel
-    from xmem_traj.traj.data import make_datamodule
-    from xmem_traj.traj.evaluate import evaluate_run, format_table
-    nusc_, dm = make_datamodule(cfg)
-    summary = evaluate_run(run, dm, PredictHelper(nusc_))
+    dm = TrajDataModule.from_config(cfg)
+    summary = evaluate_run(layout, dm, cfg.method_list)
     assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2}
     per = [s["MinFDEK_1"] for s in summary["per_seed"]["XMem + history (ours)"]]
     assert summary["metrics"]["XMem + history (ours)"]["MinFDEK_1"] == pytest.approx(np.mean(per))
-    assert " ± " in format_table(summary) and (run / "eval.json").exists()
+    assert " ± " in format_table(summary)
     # predict's devkit JSON goes through compute_metrics to the same number as our eval.
-    from xmem_traj.traj.evaluate import prediction_json
-    preds = prediction_json(load_module(run / "checkpoints" / "last.ckpt"), dm.val_data, dm.val_set.records)
-    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(nusc_), devkit_config())
+    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), dm.val_data, dm.val_set.records)
+    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(dm.nusc), devkit_config())
     assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(per[0], abs=1e-4)
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(layout.checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
-    full = load_module(run / "checkpoints" / "last.ckpt").state_dict()
+    full = load_predictor(layout.checkpoint("xmem", 0)).state_dict()
 
     # The same run interrupted after its first epoch (max_steps), then resumed: same weights.
-    steps_per_epoch = -(-len(make_datasets(cfg)[1]) // cfg.batch_size)
-    part = run_training(replace(cfg, name="part", ablation=False, max_steps=steps_per_epoch),
+    steps_per_epoch = -(-len(dm.train_set) // cfg.batch_size)
+    part = run_training(replace(cfg, name="part", methods="xmem", max_steps=steps_per_epoch),
                         evaluate=False)
-    assert torch.load(part / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == steps_per_epoch
-    resumed = run_training(replace(cfg, name="part", ablation=False), resume_dir=str(part),
+    part_ckpt = RunLayout(part).checkpoint("xmem", 0)
+    assert torch.load(part_ckpt, weights_only=True)["global_step"] == steps_per_epoch
+    resumed = run_training(replace(cfg, name="part", methods="xmem"), resume_dir=str(part),
                            evaluate=False)
-    assert (resumed / "logs" / "xmem" / "metrics.csv").exists()  # the first attempt's log is kept
-    assert list((resumed / "logs").glob("xmem-resumed*/metrics.csv"))
-    again = load_module(resumed / "checkpoints" / "last.ckpt").state_dict()
+    assert (resumed / "logs" / "xmem-seed0" / "metrics.csv").exists()  # the first attempt's log is kept
+    assert list((resumed / "logs").glob("xmem-seed0-resumed*/metrics.csv"))
+    again = load_predictor(RunLayout(resumed).checkpoint("xmem", 0)).state_dict()
     for k in full:
         assert torch.equal(full[k], again[k]), k
 
 
 def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     cfg = tiny_config(synth_root, tmp_path)
-    _, train_set, _ = make_datasets(cfg)
-    backbone, weights = make_backbone(cfg)
+    dm = TrajDataModule.from_config(cfg)
+    train_set, backbone = dm.train_set, dm.backbone
+    weights = feature_cache.weights_fingerprint(None, cfg.seed)
     cache = tmp_path / "fc"
     first = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert first["features"].shape[:2] == (len(train_set), 5)
@@ -154,7 +159,7 @@ def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     again = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert not calls and np.array_equal(again["features"], first["features"])  # cache hit
 
-    other_features, _ = make_backbone(replace(cfg, features="hidden_mean"))
+    other_features = XMemBackbone.from_config(replace(cfg, features="hidden_mean"))
     feature_cache.load_or_extract(train_set, other_features, weights, cache, progress=False)
     ckpt = tmp_path / "XMem.pth"
     torch.save(backbone.network.state_dict(), ckpt)
@@ -164,13 +169,13 @@ def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
 
 
 def test_backbone_gradients_reach_finetuned_parts(synth_root, tmp_path):
-    from xmem_traj.traj.predictor import XMemBackbone
     from xmem_traj.xmem import load_xmem
     cfg = tiny_config(synth_root, tmp_path)
-    _, train_set, _ = make_datasets(cfg)
-    bb = XMemBackbone(load_xmem(None), features="hidden_mean", trainable=["value_encoder.hidden_reinforce"])
-    group = next(g for g in train_set.groups() if min(g.init_frames) <= 2)
-    video = train_set.group_video(group)
+    train_set = TrajDataModule.from_config(cfg).train_set
+    bb = XMemBackbone(load_xmem(None), features=("hidden_mean",), masks="first",
+                      trainable=["value_encoder.hidden_reinforce"])
+    group = next(g for g in group_windows(train_set.records) if min(g.init_frames) <= 2)
+    video = group_video(train_set.records, group, train_set.image_size)
     feats, valid = bb(video["frames"][None], [video["init_masks"]], [video["init_frames"].tolist()])
     feats[valid].sum().backward()
     grads = [p.grad for n, p in bb.network.named_parameters() if n.startswith("value_encoder.hidden_reinforce")]
@@ -184,13 +189,13 @@ def test_ddp_two_cpu_processes(synth_root, tmp_path):
     cmd = [str(BIN / "xmem-traj"), "train", "--dataroot", str(synth_root), "--cache-dir", str(tmp_path / "c"),
            "--run-dir", str(tmp_path / "runs"), "--name", "ddp", "--image-height", "64",
            "--image-width", "128", "--features", "hidden_mean,geometry", "--epochs", "1",
-           "--hidden", "16", "--devices", "2", "--strategy", "ddp", "--no-progress", "--no-ablation"]
+           "--hidden", "16", "--devices", "2", "--strategy", "ddp", "--no-progress", "--methods", "xmem"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[xmem] Epoch 0: ADE" in proc.stdout
     assert "XMem + history (ours)" in proc.stdout
     run = tmp_path / "runs" / "ddp"
-    assert (run / "checkpoints" / "last.ckpt").exists() and (run / "eval.json").exists()
+    assert RunLayout(run).checkpoint("xmem", 0).exists() and (run / "eval.json").exists()
     entries = list((tmp_path / "c" / "features").iterdir())
     assert entries and not any(p.name.endswith(".shards") for p in entries)  # shards merged
 
@@ -204,17 +209,16 @@ def test_every_command_has_help(command):
 
 def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
     cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
-                      max_steps=2, epochs=1, ablation=False, batch_size=8, name="ft")
+                      max_steps=2, epochs=1, methods="xmem", batch_size=8, name="ft")
     run = run_training(cfg)
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    ckpt = torch.load(RunLayout(run).checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     key = "backbone.network.value_encoder.hidden_reinforce.transform.weight"
     from xmem_traj.xmem import load_xmem
     start = load_xmem(None).state_dict()["value_encoder.hidden_reinforce.transform.weight"]
     assert not torch.equal(ckpt["state_dict"][key], start)          # fine-tuned
     frozen = "backbone.network.key_encoder.conv1.weight"
     assert torch.equal(ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"])
-    from xmem_traj.traj.data import make_datamodule
-    _, dm = make_datamodule(cfg)
+    dm = TrajDataModule.from_config(cfg)
     dm.setup("validate")
-    model = load_module(run / "checkpoints" / "last.ckpt", dm.backbone)
+    model = load_predictor(RunLayout(run).checkpoint("xmem", 0), dm.backbone)
     assert model.backbone is not None

@@ -104,9 +104,9 @@ def test_reference_intermediates(recipe_xmem, fixture_dir):
         close("f0_f4_every8th_channel", f4[0, 0::8])
         mask0, _ = pad_divide_by(mask_for_call(inputs, first, labels), 16)
         prob0 = aggregate(mask0, dim=0)[1]
-        zeros = torch.zeros((1, len(labels), net.hidden_dim, *key.shape[-2:]))
-        value, hidden0 = net.encode_value(image0[None], f16, zeros, prob0[1:][None])
-        close("f0_value", value[0]); close("f0_value_hidden_out", hidden0[0])
+        zeros = torch.zeros((len(labels), net.hidden_dim, *key.shape[-2:]))
+        value, hidden0 = net.encode_value(image0[None], f16, zeros, prob0[1:], [len(labels)])
+        close("f0_value", value); close("f0_value_hidden_out", hidden0)
 
         image1, _ = pad_divide_by(normalise(inputs["frames"][1]), 16)
         key1, _, selection1, *feats1 = net.encode_key(image1[None], need_sk=False)

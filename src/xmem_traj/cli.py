@@ -4,24 +4,31 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
-from xmem_traj.config import TrainConfig, add_config_arguments, build_config
+from .config import add_config_arguments, build_config
+from .errors import UserError
 
 DESCRIPTION = """\
 Camera-based trajectory prediction with XMem memory features on nuScenes.
 
   xmem-traj synth --out DIR          write a synthetic nuScenes the devkit loads unmodified
   xmem-traj train                    the main job (synthetic data and random-init XMem by default)
-  xmem-traj eval --run RUN           model vs ConstantVelocityHeading vs PhysicsOracle vs history-only
+  xmem-traj eval --run RUN           the run's methods vs ConstantVelocityHeading vs PhysicsOracle
   xmem-traj predict --run RUN        devkit Prediction JSON for compute_metrics
   xmem-traj viz --run RUN            BEV and camera pictures of predictions and XMem masks
+
+A mistake in what you give (a path, a value, a file) prints one line and exits with status 2;
+--debug (or XMEM_TRAJ_DEBUG=1) shows the traceback.
 """
+DEBUG_ENV = "XMEM_TRAJ_DEBUG"
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from xmem_traj.synth import CAMERAS, generate
+    from .synth import CAMERAS, generate
     cams = tuple(args.cameras) if args.cameras else CAMERAS
     root = generate(args.out, scenes=args.scenes, seed=args.seed, cameras=cams, sweeps=args.sweeps,
                     width=args.width, height=args.height, target_stride=args.target_stride,
@@ -29,12 +36,11 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"wrote {root}")
 
 
-def _load_run(args: argparse.Namespace) -> tuple[Path, TrainConfig]:
-    run = Path(args.run)
-    if not (run / "config.json").exists():
-        raise SystemExit(f"{run} is not a run directory (no config.json)")
-    base = json.loads((run / "config.json").read_text())
-    return run, build_config(args, base=base)
+def _overrides(args: argparse.Namespace) -> dict:
+    """Options given on the command line (config fields and --config), nothing else."""
+    skip = {"run", "json", "out", "count", "method", "overwrite", "resume", "func", "command",
+            "verbose", "debug"}
+    return {k: v for k, v in vars(args).items() if k not in skip}
 
 
 def _report(line: str) -> None:
@@ -42,48 +48,66 @@ def _report(line: str) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from xmem_traj.traj.train import run_training
+    from .runs import load_run, process_rank
+    from .train import run_training
     if args.resume:
-        run, cfg = _load_run(argparse.Namespace(**{**vars(args), "run": args.resume}))
-        run = run_training(cfg, resume_dir=str(run), report=_report)
+        layout, cfg = load_run(args.resume, _overrides(args))
+        run = run_training(cfg, resume_dir=str(layout.root), report=_report)
     else:
-        cfg = build_config(args)
-        run = run_training(cfg, report=_report)
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-        return
-    print(f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, eval.json)")
+        run = run_training(build_config(_overrides(args)), report=_report)
+    if process_rank() == 0:
+        print(f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, eval.json)")
+
+
+def _run_data(args: argparse.Namespace):
+    """The run's layout, config and data module (val targets)."""
+    from .runs import load_run
+    from .traj.datamodules import TrajDataModule
+    layout, cfg = load_run(args.run, _overrides(args))
+    return layout, cfg, TrajDataModule.from_config(cfg)
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from nuscenes.prediction import PredictHelper
-    from xmem_traj.traj.evaluate import evaluate_run, format_table
-    from xmem_traj.traj.data import make_datamodule
-    run, cfg = _load_run(args)
-    nusc, dm = make_datamodule(cfg)
-    summary = evaluate_run(run, dm, PredictHelper(nusc))
+    from .eval.evaluate import evaluate_run, format_table
+    layout, cfg, dm = _run_data(args)
+    summary = evaluate_run(layout, dm, cfg.method_list)
     print(format_table(summary))
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=1))
+        out = Path(args.json)
+    elif args.overwrite:
+        out = layout.eval
+    else:  # never over the training's own eval.json
+        out = layout.root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(summary, indent=1))
+    print(f"wrote {out}")
+
+
+def _method(args: argparse.Namespace, cfg) -> str:
+    method = args.method or cfg.method_list[0]
+    if method not in cfg.method_list:
+        raise UserError(f"--method {method}: the run trained {', '.join(cfg.method_list)}")
+    return method
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from xmem_traj.traj.evaluate import load_module, prediction_json
-    run, cfg = _load_run(args)
-    from xmem_traj.traj.data import make_datamodule
-    _, dm = make_datamodule(cfg)
+    from .eval.evaluate import load_predictor, prediction_json
+    from .runs import require_checkpoint
+    layout, cfg, dm = _run_data(args)
+    checkpoint = require_checkpoint(layout, _method(args, cfg))
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt", dm.finetuned_backbone)
-    preds = prediction_json(model, dm.val_data, dm.val_set.records)
-    out = Path(args.out or run / f"predictions_{dm.val_set.split}.json")
+    preds = prediction_json(load_predictor(checkpoint, dm.finetuned_backbone), dm.val_data,
+                            dm.val_set.records)
+    out = Path(args.out or layout.root / f"predictions_{dm.val_set.split}.json")
     out.write_text(json.dumps(preds))
     print(f"wrote {len(preds)} predictions to {out}")
 
 
 def _viz(args: argparse.Namespace) -> None:
-    from xmem_traj.traj.viz import render_examples
-    run, cfg = _load_run(args)
-    paths = render_examples(run, cfg, count=args.count, out_dir=Path(args.out or run / "viz"))
+    from .eval.viz import render_examples
+    from .runs import require_checkpoint
+    layout, cfg, dm = _run_data(args)
+    checkpoint = require_checkpoint(layout, _method(args, cfg))
+    paths = render_examples(dm, checkpoint, count=args.count, out_dir=Path(args.out or layout.root / "viz"))
     print("\n".join(str(p) for p in paths))
 
 
@@ -91,6 +115,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xmem-traj", description=DESCRIPTION,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of input errors too")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("synth", help="write a synthetic nuScenes dataset",
@@ -108,9 +133,9 @@ def make_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_synth)
 
     t = sub.add_parser("train", help="train and evaluate (the main job)",
-                       description="Train the XMem trajectory predictor and its history-only "
-                                   "ablation, then evaluate against the devkit baselines.")
-    t.add_argument("--resume", help="continue the run in this run directory from its last checkpoint")
+                       description="Train the XMem trajectory predictor and the other methods of "
+                                   "--methods, then evaluate against the devkit baselines.")
+    t.add_argument("--resume", help="continue the run in this run directory from its last checkpoints")
     add_config_arguments(t)
     t.set_defaults(func=_train)
 
@@ -120,9 +145,12 @@ def make_parser() -> argparse.ArgumentParser:
         e = sub.add_parser(name, help=help_, description=help_ + "; other options override the run's config")
         e.add_argument("--run", required=True, help="run directory (holds config.json)")
         if name == "eval":
-            e.add_argument("--json", help="also write the table as JSON here")
+            e.add_argument("--json", help="write the table here (default: RUN/eval-<time>.json, "
+                                          "beside the training's eval.json)")
+            e.add_argument("--overwrite", action="store_true", help="write RUN/eval.json instead")
         if name in ("predict", "viz"):
             e.add_argument("--out", help="output path (default: inside the run directory)")
+            e.add_argument("--method", help="which trained method (default: the run's main model)")
         if name == "viz":
             e.add_argument("--count", type=int, default=6, help="examples to draw (default: 6)")
         add_config_arguments(e)
@@ -142,7 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(2)
-    args.func(args)
+    from .xmem.checkpoint import CheckpointError
+    try:
+        args.func(args)
+    except (UserError, CheckpointError) as err:
+        if args.debug or os.environ.get(DEBUG_ENV):
+            raise
+        print(f"xmem-traj {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

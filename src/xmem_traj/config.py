@@ -1,19 +1,35 @@
 """TrainConfig: the single source of truth for a training run. The CLI's options are generated
-from its fields (with their help), a TOML/JSON file can set any of them, and explicit CLI
-options override the file. The resolved config is written into every run directory."""
+from its fields (with their help), a TOML or JSON file can set any of them, and explicit CLI
+options override the file. Every value goes through one typed validation before any work
+starts (`TrainConfig.validate`); the resolved config is written into every run directory."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+from .methods import METHODS
+from .xmem.features import FEATURE_KINDS, FEATURE_SETS, resolve_feature_kinds
+#: XMem settings for agent windows: 2 Hz key frames are far apart, so every frame is memory.
+TRAJ_XMEM_CONFIG = {"mem_every": 1, "top_k": 30, "max_mid_term_frames": 10, "min_mid_term_frames": 5}
 
-def _f(default, help: str, **kw):
-    return field(default=default, metadata={"help": help, **kw})
+
+def _f(default, help: str, *, choices: tuple | None = None, min: float | None = None,
+       max: float | None = None):
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    return field(default=default, metadata=meta)
+
+
+def _feature_help() -> str:
+    kinds = "; ".join(f"{k}: {v.help}" for k, v in FEATURE_KINDS.items())
+    sets = ", ".join(f"{k} = {'+'.join(v)}" for k, v in FEATURE_SETS.items() if k != "all")
+    return f"a feature set ({sets}, all) or a comma list of kinds ({kinds})"
 
 
 @dataclass
@@ -27,61 +43,148 @@ class TrainConfig:
     challenge: bool = _f(True, "targets from maps/prediction/prediction_scenes.json (the "
                               "prediction challenge split); --no-challenge: every agent")
     categories: str = _f("vehicle", "comma list of category prefixes kept (empty: all)")
-    frames: str = _f("keyframes", "keyframes (2 Hz) or sweeps (every camera frame)", choices=("keyframes", "sweeps"))
-    image_height: int = _f(144, "height of the frames fed to XMem")
-    image_width: int = _f(256, "width of the frames fed to XMem")
+    frames: str = _f("keyframes", "keyframes (2 Hz) or sweeps (every camera frame)",
+                     choices=("keyframes", "sweeps"))
+    history_s: float = _f(2.0, "seconds of past (the challenge allows 2)", min=0.5, max=2.0)
+    future_s: float = _f(6.0, "seconds predicted (the challenge's horizon is 6)", min=0.5)
+    image_height: int = _f(144, "height of the frames fed to XMem", min=16)
+    image_width: int = _f(256, "width of the frames fed to XMem", min=16)
     synth_scenes: int = _f(30, "scenes of the synthetic default dataset (30: v1.0-trainval "
-                                  "names, 24 train + 6 val scenes)")
+                                  "names, 24 train + 6 val scenes)", min=1)
     synth_seed: int = _f(0, "seed of the synthetic default dataset")
     cache_dir: str = _f("", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj")
     # XMem
     xmem_weights: str = _f("", "official XMem checkpoint (XMem.pth, XMem-s012.pth); empty: "
                               "seeded random init (features are untrained)")
-    features: str = _f("rich", "feature set (hidden_mean = the seed's, rich, all) or a comma "
-                              "list of hidden_mean, hidden_pooled, readout_pooled, key_pooled, f16_pooled, geometry")
+    features: str = _f("rich", _feature_help())
     masks: str = _f("first", "first: XMem propagates each agent's first-frame mask (the seed's "
                             "scheme); every: the agent's projected box mask is also given at every "
                             "past frame (XMem re-anchored)", choices=("first", "every"))
     finetune_xmem: str = _f("", "comma list of XMem module prefixes to fine-tune (disables the "
                                "feature cache; slow); empty: frozen")
-    videos_per_step: int = _f(4, "camera windows XMem steps in lockstep during extraction")
+    videos_per_step: int = _f(4, "camera windows XMem steps in lockstep during extraction", min=1)
     # head
     head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
-    hidden: int = _f(128, "head width")
-    dropout: float = _f(0.5, "dropout on the XMem feature branch of the head")
-    modes: int = _f(1, "predicted modes (K); >1 trains best-of-K with mode probabilities")
-    history_only: bool = _f(False, "train the history-only model (no XMem features) as the main model")
-    ablation: bool = _f(True, "also train the history-only ablation and report it in the eval table")
+    hidden: int = _f(128, "head width", min=1)
+    dropout: float = _f(0.5, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
+    modes: int = _f(1, "predicted modes K (at most 25, the challenge's limit); >1 trains "
+                       "best-of-K with mode probabilities", min=1, max=25)
+    methods: str = _f("xmem,history_only", "comma list of methods to train, the first is the "
+                                           "run's main model (predict, viz): "
+                                           + "; ".join(f"{m.name} = {m.label}" for m in METHODS.values()))
     # optimisation
-    epochs: int = _f(80, "training epochs")
-    batch_size: int = _f(32, "targets per batch")
-    lr: float = _f(2e-3, "AdamW learning rate (cosine decay)")
-    weight_decay: float = _f(1e-4, "AdamW weight decay")
+    epochs: int = _f(80, "training epochs", min=1)
+    batch_size: int = _f(32, "targets per batch", min=1)
+    lr: float = _f(2e-3, "AdamW learning rate (cosine decay)", min=0.0)
+    weight_decay: float = _f(1e-4, "AdamW weight decay", min=0.0)
     seed: int = _f(0, "seed for weights init and data order (runs are repeatable)")
     seeds: int = _f(3, "independent heads per method (seeds seed, seed+1, …); eval reports the "
-                       "mean ± sd over them, predict and viz use the first")
+                       "mean ± sd over them, predict and viz use the first", min=1)
     # run
     run_dir: str = _f("runs", "where run directories are created")
-    name: str = _f("", "run name; empty: a timestamp")
+    name: str = _f("", "run name; empty: a timestamp and a random suffix")
     accelerator: str = _f("cpu", "cpu, gpu, auto (Lightning)")
-    devices: int = _f(1, "devices per node; >1 with --strategy ddp (torchrun works too)")
-    num_nodes: int = _f(1, "nodes (DDP)")
+    devices: int = _f(1, "devices per node; >1 with --strategy ddp (torchrun works too)", min=1)
+    num_nodes: int = _f(1, "nodes (DDP)", min=1)
     strategy: str = _f("auto", "Lightning strategy: auto, ddp, ...")
-    num_workers: int = _f(0, "DataLoader workers for image loading")
+    num_workers: int = _f(0, "DataLoader workers for image loading", min=0)
     progress: bool = _f(True, "progress bars")
-    max_steps: int = _f(-1, "stop after this many optimiser steps (-1: epochs decide)")
+    max_steps: int = _f(-1, "stop after this many optimiser steps (-1: epochs decide)", min=-1)
 
+    # ------------------------------------------------------------------ derived values
     def resolved_cache_dir(self) -> Path:
         return Path(self.cache_dir or os.environ.get("XMEM_TRAJ_CACHE")
                     or Path.home() / ".cache" / "xmem-traj").expanduser()
 
+    @property
+    def method_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.methods))
+
+    @property
+    def feature_kinds(self) -> tuple[str, ...]:
+        return resolve_feature_kinds(self.features)
+
+    @property
+    def category_list(self) -> tuple[str, ...] | None:
+        return tuple(split_list(self.categories)) or None
+
+    @property
+    def finetune_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.finetune_xmem))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image_height, self.image_width
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "TrainConfig":
+        """Types, choices and ranges of every field, then the checks across fields; raises
+        ConfigError naming the key. Returns self."""
+        for f in fields(self):
+            setattr(self, f.name, _checked(f, getattr(self, f.name)))
+        try:
+            self.feature_kinds
+        except ValueError as err:
+            raise ConfigError(f"features: {err}") from None
+        unknown = [m for m in self.method_list if m not in METHODS]
+        if unknown or not self.method_list or len(set(self.method_list)) != len(self.method_list):
+            raise ConfigError(f"methods: {self.methods!r} must be a comma list of distinct "
+                              f"methods from {', '.join(METHODS)}")
+        top_k = TRAJ_XMEM_CONFIG["top_k"]
+        cells = math.ceil(self.image_height / 16) * math.ceil(self.image_width / 16)
+        if "xmem" in self.method_list and cells < top_k:
+            raise ConfigError(
+                f"image_height × image_width = {self.image_height}×{self.image_width} gives XMem "
+                f"a {math.ceil(self.image_height / 16)}×{math.ceil(self.image_width / 16)} key grid "
+                f"({cells} cells), fewer than its top_k = {top_k} memory matches; use at least "
+                "e.g. 96×96 or 80×128")
+        if self.max_steps == 0:
+            raise ConfigError("max_steps: 0 trains nothing; use -1 (epochs decide) or >= 1")
+        if self.xmem_weights and not Path(self.xmem_weights).is_file():
+            raise ConfigError(f"xmem_weights: {self.xmem_weights} is not a file (the official "
+                              "XMem.pth or XMem-s012.pth)")
+        return self
+
+
+def split_list(text: str) -> list[str]:
+    """'a, b,,c' → ['a', 'b', 'c']: the one parser of comma lists in config values."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _checked(f, value):
+    """One field's value with its declared type (ints are accepted for floats), choices and
+    range; ConfigError otherwise."""
+    kind = _TYPES[str(f.type)]
+    ok = (isinstance(value, bool) if kind is bool else
+          isinstance(value, int) and not isinstance(value, bool) if kind is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
+          isinstance(value, str))
+    if not ok:
+        raise ConfigError(f"{f.name}: expected {kind.__name__}, got {type(value).__name__} {value!r}"
+                          + (" (write true/false without quotes)" if kind is bool else ""))
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{f.name}: must be a finite number, got {value}")
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
+    if meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f"{f.name}: {value!r} is below its minimum {meta['min']}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f"{f.name}: {value!r} is above its maximum {meta['max']}")
+    return value
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
     """One option per field, --kebab-case, defaults shown; booleans as --x/--no-x."""
-    parser.add_argument("--config", help="TOML or JSON file with any of the options below")
+    parser.add_argument("--config", help="TOML (.toml) or JSON (.json) file with any of the options below")
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
@@ -89,33 +192,49 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> No
         if f.type in (bool, "bool"):
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = {"int": int, "float": float, "str": str}.get(str(f.type), type(f.default))
-            if "choices" in f.metadata:
+            kw["type"] = _TYPES[str(f.type)]
+            if f.metadata.get("choices"):
                 kw["choices"] = f.metadata["choices"]
         parser.add_argument(flag, **kw)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A .toml or .json file → its table of options; ConfigError names the file."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text()
-    data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    readers = {".toml": tomllib.loads, ".json": json.loads}
+    if path.suffix not in readers:
+        raise ConfigError(f"config file {path}: unknown extension {path.suffix!r}; use .toml or .json")
+    try:
+        data = readers[path.suffix](path.read_text())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be parsed: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table of options, got {type(data).__name__}")
     return data
 
 
-def build_config(args: argparse.Namespace, cls=TrainConfig, base: dict | None = None) -> TrainConfig:
-    """defaults ← base (e.g. a resumed run's config) ← --config file ← explicit CLI options."""
-    values = dict(base or {})
-    given = vars(args)
-    if given.get("config"):
-        values.update(read_config_file(given["config"]))
-    values.update({k: v for k, v in given.items() if k != "config" and k in {f.name for f in fields(cls)}})
+def build_config(args: argparse.Namespace | dict, cls=TrainConfig, base: dict | None = None,
+                 source: str = "") -> TrainConfig:
+    """defaults ← base (e.g. a resumed run's config) ← --config file ← explicit CLI options,
+    validated."""
+    given = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
     known = {f.name for f in fields(cls)}
-    unknown = set(values) - known
+    values = dict(base or {})
+    origin = {k: source or "the run's config" for k in values}
+    if given.get("config"):
+        from_file = read_config_file(given["config"])
+        values.update(from_file)
+        origin.update({k: str(given["config"]) for k in from_file})
+    values.update({k: v for k, v in given.items() if k in known})
+    unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}")
-    return cls(**values)
+        where = {origin.get(k, "options") for k in unknown}
+        raise ConfigError(f"unknown config keys {unknown} in {', '.join(sorted(where))}; "
+                          "see `xmem-traj train --help`")
+    return cls(**values).validate()
 
 
-__all__ = ["TrainConfig", "add_config_arguments", "build_config", "read_config_file"]
+__all__ = ["TRAJ_XMEM_CONFIG", "TrainConfig", "add_config_arguments",
+           "build_config", "read_config_file", "split_list"]

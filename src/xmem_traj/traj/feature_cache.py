@@ -9,12 +9,14 @@ camera window (all targets of the window as objects), and can be sharded across 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -23,13 +25,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..atomic import write_dir_atomically
-from .datamodules import NuScenesAgentDataset, VideoGroup
-from .predictor import XMemBackbone
+from ..atomic import file_lock, write_dir_atomically
+from ..data.agent_dataset import NuScenesAgentDataset
+from ..data.videos import VideoGroup, group_video, group_windows
+from .backbone import XMemBackbone
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifests carry array shapes, dtypes and a checksum
 
 
 def weights_fingerprint(path: str | None, seed: int = 0) -> str:
@@ -61,9 +64,10 @@ def dataset_fingerprint(ds: NuScenesAgentDataset) -> dict:
     for r in ds.records:
         h.update("|".join([r.instance_token, r.sample_token, r.camera, str(r.init_frame),
                            *r.frame_tokens]).encode())
-    return {"dataroot": os.path.abspath(ds.dataroot), "version": ds.version, "split": ds.split,
-            "frames": ds.frames_kind, "image_size": list(ds.image_size or []),
-            "history_s": ds.history_s, "targets": len(ds.records), "targets_sha256": h.hexdigest()}
+    t = ds.targets
+    return {"dataroot": os.path.abspath(t.dataroot), "version": t.version, "split": t.split,
+            "frames": t.frames, "image_size": list(ds.image_size or []),
+            "history_s": t.history_s, "targets": len(ds.records), "targets_sha256": h.hexdigest()}
 
 
 def cache_key(ds: NuScenesAgentDataset, spec: FeatureSpec) -> tuple[str, dict]:
@@ -83,7 +87,7 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
     with torch.no_grad():
         for start in range(0, len(groups), videos_per_step):
             chunk = groups[start:start + videos_per_step]
-            videos = [ds.group_video(g) for g in chunk]
+            videos = [group_video(ds.records, g, ds.image_size) for g in chunk]
             frames = torch.stack([v["frames"] for v in videos]).to(device)
             feats, valid = backbone(frames, [v["init_masks"] for v in videos],
                                     [v["init_frames"].tolist() for v in videos],
@@ -97,13 +101,59 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
 
 
 def _save_arrays(folder: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
+    """features.npz, then manifest.json with the arrays' names, shapes, dtypes and checksum:
+    an entry is complete only once its manifest exists."""
     np.savez(folder / "features.npz", **arrays)
+    manifest = {**manifest, "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                       for k, v in arrays.items()},
+                "sha256": _file_sha256(folder / "features.npz")}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _load_arrays(folder: Path) -> dict[str, np.ndarray]:
     with np.load(folder / "features.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+class CorruptEntry(Exception):
+    """A cache entry that must not be trusted; the message says why."""
+
+
+def read_entry(folder: Path, key: str, ident: dict, rows: int) -> dict[str, np.ndarray]:
+    """The arrays of a complete entry whose manifest matches its key, identity, checksum and
+    the arrays' names, shapes, dtypes and row count; CorruptEntry otherwise."""
+    path = folder / "manifest.json"
+    if not path.exists():
+        raise CorruptEntry("incomplete (no manifest.json)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptEntry(f"manifest.json unreadable ({err})") from None
+    if manifest.get("key") != key or manifest.get("identity") != json.loads(json.dumps(ident, sort_keys=True)):
+        raise CorruptEntry("its manifest does not match its key")
+    if not (folder / "features.npz").exists():
+        raise CorruptEntry("features.npz is missing")
+    if _file_sha256(folder / "features.npz") != manifest.get("sha256"):
+        raise CorruptEntry("features.npz does not match the checksum in its manifest")
+    try:
+        arrays = _load_arrays(folder)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise CorruptEntry(f"features.npz unreadable ({err})") from None
+    expected = manifest.get("arrays", {})
+    got = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()}
+    if got != expected or set(got) != {"features", "valid"}:
+        raise CorruptEntry(f"arrays {got} differ from the manifest's {expected}")
+    if any(v.shape[0] != rows for v in arrays.values()):
+        raise CorruptEntry(f"holds {arrays['features'].shape[0]} rows for {rows} targets")
+    return arrays
 
 
 def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: str,
@@ -112,20 +162,38 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
                     device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
     """features (N, T, C) float32 and valid (N, T) bool for every target of ds, in order.
 
-    With world_size > 1 each rank extracts every world_size-th window, writes its shard, and
-    rank 0 merges them into the cache entry; all ranks then read it.
+    A verified entry is read; a missing one is built, and an incomplete or corrupt one
+    rebuilt (one log line says why). Processes building the same entry wait for each other
+    (a lock file). With world_size > 1 each rank extracts every world_size-th window, writes
+    its shard, and rank 0 merges them into the entry; all ranks then read it.
     """
     spec = FeatureSpec.of(backbone, weights)
     key, ident = cache_key(ds, spec)
     folder = Path(cache_root) / "features" / key
-    if (folder / "manifest.json").exists():
-        manifest = json.loads((folder / "manifest.json").read_text())
-        if manifest.get("identity") == json.loads(json.dumps(ident, sort_keys=True)):
+    lock = file_lock(Path(cache_root) / "locks" / f"features-{key}.lock",
+                     waiting=lambda: log.warning("waiting for another process building %s", folder))
+    with lock if rank == 0 else contextlib.nullcontext():
+        try:
+            arrays = read_entry(folder, key, ident, len(ds))
             log.info("feature cache hit %s (%s)", key, ds.split)
-            return _load_arrays(folder)
-        raise RuntimeError(f"feature cache entry {folder} does not match its key; delete it")
+            return arrays
+        except CorruptEntry as why:
+            if folder.exists():
+                log.warning("feature cache entry %s is %s; rebuilding it", folder, why)
+        if world_size > 1:
+            barrier()  # every rank has decided before rank 0 removes a bad entry
+        if rank == 0 and folder.exists():
+            shutil.rmtree(folder)
+        _extract_entry(ds, backbone, folder, key, ident, rank=rank, world_size=world_size,
+                       barrier=barrier, videos_per_step=videos_per_step, device=device,
+                       progress=progress)
+    barrier()
+    return read_entry(folder, key, ident, len(ds))
 
-    groups = ds.groups()
+
+def _extract_entry(ds, backbone, folder: Path, key: str, ident: dict, *, rank: int,
+                   world_size: int, barrier, videos_per_step: int, device, progress: bool) -> None:
+    groups = group_windows(ds.records)
     mine = groups[rank::world_size]
     t0 = time.time()
     got = extract_groups(backbone, ds, mine, videos_per_step=videos_per_step, device=device,
@@ -135,26 +203,23 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
     shard = {"items": np.array(items, dtype=np.int64),
              "features": np.stack([got[i][0] for i in items]).astype(np.float32),
              "valid": np.stack([got[i][1] for i in items])}
-    shard_dir = Path(cache_root) / "features" / f"{key}.shards"
+    shard_dir = folder.with_name(f"{key}.shards")
     if world_size > 1:
         write_dir_atomically(shard_dir / f"rank{rank}", lambda d: _save_arrays(d, {}, shard))
         barrier()
-    if rank == 0:
-        shards = ([_load_arrays(shard_dir / f"rank{r}") for r in range(world_size)]
-                  if world_size > 1 else [shard])
-        n, t_len, c = len(ds), shards[0]["features"].shape[1], shards[0]["features"].shape[2]
-        feats = np.zeros((n, t_len, c), np.float32)
-        valid = np.zeros((n, t_len), bool)
-        for s in shards:
-            feats[s["items"]] = s["features"]
-            valid[s["items"]] = s["valid"]
-        manifest = {"format": FORMAT_VERSION, "key": key, "identity": ident,
-                    "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": time.time() - t0,
-                    "windows": len(groups), "arrays": {"features": list(feats.shape),
-                                                       "valid": list(valid.shape)},
-                    "feature_kinds": list(backbone.features)}
-        write_dir_atomically(folder, lambda d: _save_arrays(d, manifest, {"features": feats, "valid": valid}))
-        shutil.rmtree(shard_dir, ignore_errors=True)
-        log.info("cached %d targets (%d windows) in %.1fs → %s", n, len(groups), time.time() - t0, folder)
-    barrier()
-    return _load_arrays(folder)
+    if rank != 0:
+        return
+    shards = ([_load_arrays(shard_dir / f"rank{r}") for r in range(world_size)]
+              if world_size > 1 else [shard])
+    n, t_len, c = len(ds), shards[0]["features"].shape[1], shards[0]["features"].shape[2]
+    feats = np.zeros((n, t_len, c), np.float32)
+    valid = np.zeros((n, t_len), bool)
+    for s in shards:
+        feats[s["items"]] = s["features"]
+        valid[s["items"]] = s["valid"]
+    manifest = {"format": FORMAT_VERSION, "key": key, "identity": ident,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "seconds": time.time() - t0,
+                "windows": len(groups), "feature_kinds": list(backbone.features)}
+    write_dir_atomically(folder, lambda d: _save_arrays(d, manifest, {"features": feats, "valid": valid}))
+    shutil.rmtree(shard_dir, ignore_errors=True)
+    log.info("cached %d targets (%d windows) in %.1fs → %s", n, len(groups), time.time() - t0, folder)

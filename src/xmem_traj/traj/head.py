@@ -13,9 +13,10 @@ OUTPUT_SCALE = 10.0  # the head predicts in units of 10 m
 
 
 class TrajectoryHead(nn.Module):
-    def __init__(self, feature_dim: int, *, kind: str = "gru", hidden: int = 128,
-                 num_modes: int = 1, future_steps: int = 12, past_steps: int = 4,
-                 dropout: float = 0.0):
+    """Past track (P steps) and per-frame features (C wide, 0 = none) → K modes of F steps."""
+
+    def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
+                 past_steps: int, future_steps: int, dropout: float):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
@@ -38,7 +39,7 @@ class TrajectoryHead(nn.Module):
     def forward(self, features: torch.Tensor | None, feature_valid: torch.Tensor | None,
                 past: torch.Tensor, past_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
-        frame, past_valid (B, P) → trajectories (B, K, 12, 2) agent frame, logits (B, K)."""
+        frame, past_valid (B, P) → trajectories (B, K, F, 2) agent frame, logits (B, K)."""
         pv = past_valid.to(past.dtype)[..., None]
         h = [self.past(torch.cat([past * pv / OUTPUT_SCALE, pv], -1).flatten(1))]
         if self.feature_dim > 0:

@@ -1,155 +1,115 @@
-"""The XMem backbone (the seed's "wrapper that uses XMem encoders+memory"): camera windows →
-per-frame, per-object features through the batched engine.
-
-Videos are multi-object: object i (label i+1) enters at its init frame with its init mask,
-which is how XMem adds objects mid-video. Frames before an object enters give zeros and are
-marked invalid.
-"""
+"""The trajectory predictor (the seed's "wrapper that uses XMem encoders+memory"): one
+LightningModule per trained method — the head on per-frame features (cached XMem features, or
+XMem itself when parts of it are fine-tuned) plus the past track, its ADE/FDE loss, and the
+challenge metrics in the global frame."""
 from __future__ import annotations
 
-import logging
-from typing import Any, Mapping, Sequence
-
+import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
-from ..xmem import BatchedInferenceCore, XMem, object_features
-
-log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-#: Named feature sets; each entry lists object_features() keys, concatenated in that order.
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "hidden_mean": ("hidden_mean",),                    # the seed sketch's feature
-    "rich": ("hidden_pooled", "readout_pooled", "key_pooled", "geometry"),
-    "all": ("hidden_mean", "hidden_pooled", "readout_pooled", "key_pooled", "f16_pooled", "geometry"),
-}
-
-#: XMem settings for agent windows: 2 Hz key frames are far apart, so every frame is memory.
-TRAJ_XMEM_CONFIG = {"mem_every": 1, "top_k": 30, "max_mid_term_frames": 10, "min_mid_term_frames": 5}
+from ..config import TrainConfig
+from ..data.agent_frame import local_to_global
+from .metrics import ade_fde_loss, make_metrics
+from ..methods import METHODS
+from .backbone import XMemBackbone
+from .batch import TrajBatch
+from .head import TrajectoryHead
 
 
-def resolve_features(spec: str | Sequence[str]) -> tuple[str, ...]:
-    """'rich' → its keys; 'hidden_mean,geometry' → those keys."""
-    if isinstance(spec, str):
-        if spec in FEATURE_SETS:
-            return FEATURE_SETS[spec]
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
-    known = FEATURE_SETS["all"]
-    bad = [s for s in spec if s not in known]
-    if bad or not spec:
-        raise ValueError(f"unknown feature kinds {bad or spec}; use a set {sorted(FEATURE_SETS)} "
-                         f"or a comma list of {list(known)}")
-    return tuple(spec)
+class TrajectoryPredictor(L.LightningModule):
+    """Every argument is saved as a hyperparameter, so a checkpoint rebuilds its module."""
 
-
-def normalise(frames: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], (…, 3, H, W) → ImageNet-normalised, as XMem's eval.py feeds it."""
-    mean = torch.tensor(IMAGENET_MEAN, device=frames.device, dtype=frames.dtype)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=frames.device, dtype=frames.dtype)[:, None, None]
-    return (frames - mean) / std
-
-
-class XMemBackbone(nn.Module):
-    """Frozen by default; `trainable` names XMem submodules (prefixes) to fine-tune.
-
-    masks="first": XMem starts from each agent's mask at its init frame and propagates it (the
-    seed sketch's scheme). masks="every": the agent's projected box mask (from the past
-    annotations the challenge allows) is also handed over at every later frame; XMem still
-    segments from memory, then the given mask replaces the prediction and is written to memory.
-    """
-
-    def __init__(self, network: XMem, *, features: str | Sequence[str] = "rich",
-                 xmem_config: Mapping[str, Any] | None = None, trainable: Sequence[str] = (),
-                 masks: str = "first"):
+    def __init__(self, *, method: str, feature_dim: int, head: str, hidden: int, modes: int,
+                 past_steps: int, future_steps: int, dropout: float, lr: float,
+                 weight_decay: float, epochs: int, seed: int, backbone: XMemBackbone | None = None):
         super().__init__()
-        if masks not in ("first", "every"):
-            raise ValueError(f"masks must be 'first' or 'every', got {masks!r}")
-        self.masks = masks
-        self.network = network
-        self.features = resolve_features(features)
-        self.xmem_config = {**TRAJ_XMEM_CONFIG, **(xmem_config or {})}
-        self.trainable = tuple(trainable)
-        names = [n for n, _ in network.named_parameters()]
-        for prefix in self.trainable:
-            if not any(n.startswith(prefix) for n in names):
-                raise ValueError(f"no XMem parameters under {prefix!r} (e.g. decoder, "
-                                 "decoder.hidden_update, value_encoder.hidden_reinforce)")
-        for name, p in network.named_parameters():
-            p.requires_grad_(any(name.startswith(prefix) for prefix in self.trainable))
-        network.eval()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
+        self.head = TrajectoryHead(feature_dim if self.uses_features else 0, kind=head,
+                                   hidden=hidden, num_modes=modes, past_steps=past_steps,
+                                   future_steps=future_steps, dropout=dropout)
+        self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
+        self.val_metrics = nn.ModuleDict(make_metrics())
+        self._rng_restored = False
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig, method: str, *, feature_dim: int, past_steps: int,
+                    future_steps: int, seed: int, backbone: XMemBackbone | None = None
+                    ) -> "TrajectoryPredictor":
+        return cls(method=method, feature_dim=feature_dim, head=cfg.head, hidden=cfg.hidden,
+                   modes=cfg.modes, past_steps=past_steps, future_steps=future_steps,
+                   dropout=cfg.dropout, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                   epochs=cfg.epochs, seed=seed, backbone=backbone)
 
     @property
-    def dims(self) -> dict[str, int]:
-        net = self.network
-        return {"hidden_mean": net.hidden_dim, "hidden_pooled": net.hidden_dim,
-                "readout_pooled": net.value_dim, "key_pooled": net.key_dim, "f16_pooled": 1024,
-                "geometry": 7}
+    def uses_features(self) -> bool:
+        return METHODS[self.hparams.method].inputs != "none"
 
-    @property
-    def feature_dim(self) -> int:
-        return sum(self.dims[k] for k in self.features)
+    def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
+        feats, valid = batch.features, batch.feature_valid
+        if not self.uses_features:
+            feats = None
+        elif self.backbone is not None:
+            feats, valid = self.backbone(
+                batch.frames, list(batch.init_masks[:, None]), [[f] for f in batch.init_frame.tolist()],
+                list(batch.frame_masks[:, None]))
+            feats, valid = feats[:, 0], valid[:, 0]
+        return self.head(feats, valid, batch.past, batch.past_valid)
 
-    def train(self, mode: bool = True):  # BatchNorm stays in eval mode, as at XMem inference
-        super().train(mode)
-        self.network.eval()
-        return self
+    def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ trajectories (B, K, F, 2) in the global frame, probabilities (B, K)."""
+        traj, logits = self(batch)
+        return local_to_global(traj, batch.translation, batch.rotation), logits.softmax(-1)
 
-    def forward(self, frames: torch.Tensor, init_masks: Sequence[torch.Tensor],
-                init_frames: Sequence[Sequence[int]],
-                frame_masks: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """frames (B, T, 3, H, W) RGB in [0, 1]; per video init_masks[b] (N_b, H, W) and
-        init_frames[b] (N_b,) in entry order (and frame_masks[b] (N_b, T, H, W) with
-        masks="every") → features (B, N, T, C) and valid (B, N, T), N = max N_b (missing
-        objects stay zero and invalid)."""
-        if self.masks == "every" and frame_masks is None:
-            raise ValueError('masks="every" needs frame_masks')
-        b, t_len = frames.shape[:2]
-        n_max = max(len(f) for f in init_frames)
-        device, dims = frames.device, self.dims
-        out = torch.zeros((b, n_max, t_len, self.feature_dim), device=device)
-        valid = torch.zeros((b, n_max, t_len), dtype=torch.bool, device=device)
-        engine = BatchedInferenceCore(self.network, self.xmem_config, batch_size=b,
-                                      grad_enabled=bool(self.trainable) and torch.is_grad_enabled())
-        starts = [min(f) for f in init_frames]
-        for t in range(t_len):
-            active = [t >= s for s in starts]
-            if not any(active):
-                continue
-            masks, valid_labels = [], []
-            for v in range(b):
-                new = [i for i, f in enumerate(init_frames[v]) if int(f) == t]
-                n_now = sum(int(f) <= t for f in init_frames[v])
-                if new:
-                    engine.set_all_labels(v, range(1, n_now + 1))
-                if self.masks == "every" and active[v]:
-                    # Every object so far gets its given mask; None = segment all, then replace.
-                    m = frame_masks[v][:n_now, t].to(device=device, dtype=torch.float32)
-                    m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
-                    masks.append(m)
-                    valid_labels.append(None if t > starts[v] else list(range(1, n_now + 1)))
-                elif new:
-                    m = torch.zeros((n_now, *frames.shape[-2:]), device=device)
-                    m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
-                    masks.append(m)
-                    valid_labels.append([i + 1 for i in new])
-                else:
-                    masks.append(None)
-                    valid_labels.append(None)
-            engine.step(normalise(frames[:, t]), masks, valid_labels, active=active)
-            for v in range(b):
-                if not active[v]:
-                    continue
-                feats = object_features(engine.last_outputs[v])
-                n = feats["geometry"].shape[0]
-                parts = []
-                for k in self.features:
-                    f = feats[k]
-                    if f.shape[1] != dims[k]:  # readout on unsegmented frames: zeros
-                        f = torch.zeros((n, dims[k]), device=device, dtype=out.dtype)
-                    parts.append(f)
-                out[v, :n, t] = torch.cat(parts, dim=1)
-                valid[v, :n, t] = True
-        return out, valid
+    def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
+        traj, logits = self(batch)
+        ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
+        n = batch.traj.shape[0]
+        self.train_ade.update(ade, weight=n)
+        self.train_fde.update(fde, weight=n)
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        self.log("train/ADE", self.train_ade.compute(), sync_dist=True)
+        self.log("train/FDE", self.train_fde.compute(), sync_dist=True)
+        self.train_ade.reset()
+        self.train_fde.reset()
+
+    def validation_step(self, batch: TrajBatch, batch_idx: int) -> None:
+        pred, probs = self.predict_global(batch)
+        gt = local_to_global(batch.traj, batch.translation, batch.rotation)
+        for metric in self.val_metrics.values():
+            metric.update(pred, probs, gt, batch.future_valid)
+
+    def on_validation_epoch_end(self) -> None:
+        for name, metric in self.val_metrics.items():
+            self.log(f"val/{name}", metric.compute(), sync_dist=True)  # identical on all ranks
+            metric.reset()
+
+    def on_train_start(self) -> None:
+        # Training randomness (dropout) starts from the seed, whatever ran before it in the
+        # process (feature extraction or a cache hit), unless a resumed checkpoint restored it.
+        if not self._rng_restored:
+            torch.manual_seed(self.hparams.seed)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Dropout draws from the global RNG: keep its state so a resumed run continues exactly.
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+            self._rng_restored = True
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams.lr,
+                                weight_decay=self.hparams.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+
+
+__all__ = ["TrajectoryPredictor"]

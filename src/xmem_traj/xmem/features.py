@@ -5,10 +5,14 @@ features are pooled with the predicted probability mask, downsampled to the /16 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 
 from .inference_core import StepOutput
+from .network import XMemDims
 
 #: Columns of mask_geometry's output.
 GEOMETRY_FIELDS = ("area", "cx", "cy", "x0", "y0", "x1", "y1")
@@ -53,35 +57,91 @@ def mask_geometry(prob: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     return torch.cat([area[:, None], cx[:, None], cy[:, None], box], dim=1)
 
 
-def object_features(out: StepOutput) -> dict[str, torch.Tensor]:
-    """Per-object vectors of one step, each (N, C):
+@dataclass(frozen=True)
+class FeatureKind:
+    """One per-object feature: its width for a network's dims, how it is read out of a step,
+    and what it means (the CLI's help derives from it)."""
 
-    hidden_mean (N, CH)   sensory memory averaged over space (the seed sketch's feature
-                          before its mean over objects)
-    hidden_pooled (N, CH) sensory memory pooled with the object's mask
-    readout_pooled (N, CV) memory readout pooled with the mask (zeros on unsegmented frames)
-    key_pooled (N, CK)    the key pooled with the mask
-    f16_pooled (N, 1024)  key-encoder layer3 features pooled with the mask
-    geometry (N, 7)       mask_geometry of the predicted masks
-    """
+    width: Callable[[XMemDims], int]
+    compute: Callable[["_StepReadout"], torch.Tensor]
+    help: str
+
+
+@dataclass
+class _StepReadout:
+    """What the feature kinds read from one StepOutput: object masks on the /16 grid."""
+
+    out: StepOutput
+    obj_prob: torch.Tensor   # (N, H, W) at image size
+    weights: torch.Tensor    # (N, h, w) on the padded /16 grid
+    hidden: torch.Tensor     # (N, CH, h, w) (CH = 0 without sensory memory)
+    value_dim: int
+
+
+def _readout_pooled(r: _StepReadout) -> torch.Tensor:
+    n, readout = r.weights.shape[0], r.out.readout
+    if readout is None:  # the frame was not segmented (an object's first frame): zeros
+        return r.weights.new_zeros((n, r.value_dim))
+    pooled = mask_pool(readout, r.weights[:readout.shape[0]])
+    if readout.shape[0] < n:  # objects added on this very frame have no readout yet
+        pooled = F.pad(pooled, (0, 0, 0, n - readout.shape[0]))
+    return pooled
+
+
+#: Every per-object feature the trajectory side can read, in a fixed order.
+FEATURE_KINDS: dict[str, FeatureKind] = {
+    "hidden_mean": FeatureKind(lambda d: d.hidden_dim, lambda r: r.hidden.mean(dim=(2, 3)),
+                               "sensory memory averaged over space (the seed sketch's feature)"),
+    "hidden_pooled": FeatureKind(lambda d: d.hidden_dim, lambda r: mask_pool(r.hidden, r.weights),
+                                 "sensory memory pooled with the object's predicted mask"),
+    "readout_pooled": FeatureKind(lambda d: d.value_dim, _readout_pooled,
+                                  "memory readout pooled with the mask (zeros where not segmented)"),
+    "key_pooled": FeatureKind(lambda d: d.key_dim, lambda r: mask_pool(r.out.key, r.weights),
+                              "the frame's key pooled with the mask"),
+    "f16_pooled": FeatureKind(lambda d: 1024, lambda r: mask_pool(r.out.f16, r.weights),
+                              "key-encoder layer3 features pooled with the mask"),
+    "geometry": FeatureKind(lambda d: len(GEOMETRY_FIELDS), lambda r: mask_geometry(r.obj_prob),
+                            "mask area, centroid and box (" + ", ".join(GEOMETRY_FIELDS) + ")"),
+}
+
+#: Named feature sets of FEATURE_KINDS.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "hidden_mean": ("hidden_mean",),
+    "rich": ("hidden_pooled", "readout_pooled", "key_pooled", "geometry"),
+    "all": tuple(FEATURE_KINDS),
+}
+
+
+def resolve_feature_kinds(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """A set name ('rich') or a comma list / sequence of kinds → the kinds, in order."""
+    if isinstance(spec, str):
+        if spec in FEATURE_SETS:
+            return FEATURE_SETS[spec]
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in spec if s not in FEATURE_KINDS]
+    if bad or not spec:
+        raise ValueError(f"unknown feature kinds {bad or list(spec)}; use a set {sorted(FEATURE_SETS)} "
+                         f"or a comma list of {list(FEATURE_KINDS)}")
+    return tuple(spec)
+
+
+def feature_width(kinds: Sequence[str], dims: XMemDims) -> int:
+    """Width of the concatenated kinds for a network of these dims."""
+    return sum(FEATURE_KINDS[k].width(dims) for k in kinds)
+
+
+def object_features(out: StepOutput, kinds: Sequence[str] = tuple(FEATURE_KINDS),
+                    *, value_dim: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-object vectors (N, width) of one step for each of `kinds` (see FEATURE_KINDS);
+    nothing is re-encoded. value_dim sizes the zero readout of unsegmented frames (default:
+    zero width, as the step carries no readout)."""
     obj_prob = out.prob[1:]
     n = obj_prob.shape[0]
     grid = tuple(out.key.shape[-2:])
     weights = mask_to_grid(obj_prob, out.pad, grid)
-    device, dtype = out.key.device, out.key.dtype
-    hidden = out.hidden[:n] if out.hidden is not None else torch.zeros((n, 0, *grid), device=device)
-    readout = out.readout
-    if readout is None:
-        readout_pooled = torch.zeros((n, 0), device=device, dtype=dtype)
-    else:
-        readout_pooled = mask_pool(readout, weights[:readout.shape[0]])
-        if readout.shape[0] < n:  # objects added on this very frame have no readout yet
-            readout_pooled = F.pad(readout_pooled, (0, 0, 0, n - readout.shape[0]))
-    return {
-        "hidden_mean": hidden.mean(dim=(2, 3)),
-        "hidden_pooled": mask_pool(hidden, weights),
-        "readout_pooled": readout_pooled,
-        "key_pooled": mask_pool(out.key, weights),
-        "f16_pooled": mask_pool(out.f16, weights),
-        "geometry": mask_geometry(obj_prob),
-    }
+    hidden = (out.hidden[:n] if out.hidden is not None
+              else torch.zeros((n, 0, *grid), device=out.key.device, dtype=out.key.dtype))
+    if value_dim is None:
+        value_dim = out.readout.shape[1] if out.readout is not None else 0
+    r = _StepReadout(out, obj_prob, weights, hidden, value_dim)
+    return {k: FEATURE_KINDS[k].compute(r) for k in kinds}

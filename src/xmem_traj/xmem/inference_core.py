@@ -19,6 +19,25 @@ from .network import XMem, aggregate
 
 
 @dataclass
+class KeyFeatures:
+    """encode_key's outputs for B padded frames: key (B, CK, h, w), shrinkage (B, 1, h, w) |
+    None, selection (B, CK, h, w) | None, f16 (B, 1024, h, w), f8 (B, 512, 2h, 2w),
+    f4 (B, 256, 4h, 4w)."""
+
+    key: torch.Tensor
+    shrinkage: torch.Tensor | None
+    selection: torch.Tensor | None
+    f16: torch.Tensor
+    f8: torch.Tensor
+    f4: torch.Tensor
+
+    def select(self, rows: torch.Tensor) -> "KeyFeatures":
+        """The frames at `rows` (B',) → KeyFeatures of B' frames."""
+        return KeyFeatures(*(None if t is None else t.index_select(0, rows) for t in
+                             (self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)))
+
+
+@dataclass
 class StepOutput:
     """What one step saw and produced for one video, at the padded /16 grid unless stated.
 
@@ -104,14 +123,44 @@ class BatchedInferenceCore:
     def step(self, images: torch.Tensor | Sequence[torch.Tensor], masks: Sequence[torch.Tensor | None] | None = None,
              valid_labels: Sequence[Sequence[int] | None] | None = None,
              end: bool | Sequence[bool] = False,
-             active: Sequence[bool] | None = None) -> list[torch.Tensor | None]:
-        """images (B, 3, H, W) normalised (or B tensors 3×H×W of one size); masks[b]: (N_b, H, W) one-hot/soft over all labels
-        of video b, or an integer index mask (H, W), or None → per video prob (N_b+1, H, W),
-        or None for videos with active[b] False (not stepped at all)."""
-        with torch.set_grad_enabled(self.grad_enabled):
-            return self._step(images, masks, valid_labels, end, active)
+             active: Sequence[bool] | None = None, *,
+             key_features: KeyFeatures | None = None) -> list[torch.Tensor | None]:
+        """images (B, 3, H, W) normalised (or B tensors 3×H×W of one size); masks[b]: (N_b, H, W)
+        one-hot/soft over all labels of video b, or an integer index mask (H, W), or None →
+        per video prob (N_b+1, H, W), or None for videos with active[b] False (not stepped).
 
-    def _step(self, images, masks, valid_labels, end, active) -> list[torch.Tensor | None]:
+        key_features: encode_key's outputs for the B padded images, computed beforehand (e.g.
+        once for a frame shared by several videos, see FrameFeatureStore); None encodes here."""
+        with torch.set_grad_enabled(self.grad_enabled):
+            images, masks, valid_labels, ends, active = self._check_inputs(
+                images, masks, valid_labels, end, active)
+            padded, pad = pad_divide_by(images, 16)
+            plans = [self._plan(i, masks[i], valid_labels[i], ends[i], images.shape[-2:])
+                     for i in range(self.batch_size) if active[i]]
+            outputs: list[torch.Tensor | None] = [None] * self.batch_size
+            if not plans:
+                return outputs
+            rows = torch.tensor([p.video for p in plans], device=images.device)
+            frames = padded.index_select(0, rows)
+            if key_features is None:
+                enc = self._encode_keys(frames, plans)
+            else:
+                enc = key_features.select(rows)
+            probs, readouts = self._segment(enc, plans)
+            self._merge_given_masks(plans, probs, enc.key)
+            self._write_memory(frames, enc, plans, probs)
+            for j, p in enumerate(plans):
+                prob = unpad(probs[j], pad)
+                hid = self.videos[p.video].memory.hidden
+                self.last_outputs[p.video] = StepOutput(
+                    prob=prob, key=enc.key[j], f16=enc.f16[j], readout=readouts.get(j),
+                    hidden=None if hid is None else hid[0], pad=pad)
+                outputs[p.video] = prob
+            return outputs
+
+    # ------------------------------------------------------------------ the steps of a frame
+    def _check_inputs(self, images, masks, valid_labels, end, active):
+        """Validate and normalise the per-video arguments; the image size must stay fixed."""
         b = self.batch_size
         if isinstance(images, (list, tuple)):
             sizes = {tuple(im.shape) for im in images}
@@ -129,54 +178,54 @@ class BatchedInferenceCore:
         active = [True] * b if active is None else [bool(a) for a in active]
         if not (len(masks) == len(valid_labels) == len(ends) == len(active) == b):
             raise ValueError(f"masks, valid_labels, end and active need one entry per video ({b})")
-
         if self._size is None:
             self._size = tuple(images.shape[-2:])
         elif tuple(images.shape[-2:]) != self._size:
             raise ValueError(f"image size changed from {self._size} to {tuple(images.shape[-2:])} "
                              "within a video; call clear_memory() before a new video")
-        padded, pad = pad_divide_by(images, 16)
-        plans = [self._plan(i, masks[i], valid_labels[i], ends[i], images.shape[-2:])
-                 for i in range(b) if active[i]]
-        outputs: list[torch.Tensor | None] = [None] * b
-        if not plans:
-            return outputs
+        return images, masks, valid_labels, ends, active
 
-        net = self.network
-        rows = torch.tensor([p.video for p in plans], device=images.device)
-        frames = padded.index_select(0, rows)
-        key, shrinkage, selection, f16, f8, f4 = net.encode_key(
+    def _encode_keys(self, frames: torch.Tensor, plans: list[_Plan]) -> KeyFeatures:
+        """One encode_key call for every active video (shrinkage/selection only if needed)."""
+        return KeyFeatures(*self.network.encode_key(
             frames, need_sk=any(p.is_mem_frame for p in plans),
-            need_ek=any(self.config["enable_long_term"] or p.need_segment for p in plans))
+            need_ek=any(self.config["enable_long_term"] or p.need_segment for p in plans)))
 
-        # Segmentation: one decoder call over the objects of every video that segments.
+    def _segment(self, enc: KeyFeatures, plans: list[_Plan]
+                 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+        """Memory readout per video, then one decoder call over the objects of every video
+        that segments → probs and readouts by plan index."""
         probs: dict[int, torch.Tensor] = {}
         readouts: dict[int, torch.Tensor] = {}
         seg = [j for j, p in enumerate(plans) if p.need_segment]
-        if seg:
-            counts, hidden_list = [], []
-            for j in seg:
-                mem = self.videos[plans[j].video].memory
-                sel = selection[j:j + 1] if selection is not None else None
-                readout = mem.match_memory(key[j:j + 1], sel)
-                readouts[j] = readout
-                counts.append(readout.shape[0])
-                if mem.hidden is not None:
-                    hidden_list.append(mem.hidden[0])
-            idx = torch.tensor(seg, device=images.device)
-            hidden = torch.cat(hidden_list, 0) if net.hidden_dim > 0 else None
-            new_hidden, _, seg_probs = net.segment_flat(
-                (f16.index_select(0, idx), f8.index_select(0, idx), f4.index_select(0, idx)),
-                torch.cat([readouts[j] for j in seg], 0), hidden, counts,
-                h_out=any(plans[j].is_normal_update for j in seg))
-            start = 0
-            for j, n, prob in zip(seg, counts, seg_probs):
-                probs[j] = prob
-                if plans[j].is_normal_update and new_hidden is not None:
-                    self.videos[plans[j].video].memory.set_hidden(new_hidden[start:start + n][None])
-                start += n
+        if not seg:
+            return probs, readouts
+        net = self.network
+        hidden_list = []
+        for j in seg:
+            mem = self.videos[plans[j].video].memory
+            sel = enc.selection[j:j + 1] if enc.selection is not None else None
+            readouts[j] = mem.match_memory(enc.key[j:j + 1], sel)
+            if mem.hidden is not None:
+                hidden_list.append(mem.hidden[0])
+        counts = [readouts[j].shape[0] for j in seg]
+        idx = torch.tensor(seg, device=enc.key.device)
+        hidden = torch.cat(hidden_list, 0) if net.hidden_dim > 0 else None
+        new_hidden, _, seg_probs = net.segment(
+            (enc.f16.index_select(0, idx), enc.f8.index_select(0, idx), enc.f4.index_select(0, idx)),
+            torch.cat([readouts[j] for j in seg], 0), hidden, counts,
+            h_out=any(plans[j].is_normal_update for j in seg))
+        start = 0
+        for j, n, prob in zip(seg, counts, seg_probs):
+            probs[j] = prob
+            if plans[j].is_normal_update and new_hidden is not None:
+                self.videos[plans[j].video].memory.set_hidden(new_hidden[start:start + n][None])
+            start += n
+        return probs, readouts
 
-        # Masks given this frame replace or extend the prediction.
+    def _merge_given_masks(self, plans: list[_Plan], probs: dict[int, torch.Tensor],
+                           key: torch.Tensor) -> None:
+        """Masks given this frame replace (valid labels) or extend the prediction in probs."""
         for j, p in enumerate(plans):
             if p.mask is None:
                 continue
@@ -193,39 +242,34 @@ class BatchedInferenceCore:
             probs[j] = aggregate(mask, dim=0)[1]
             video.memory.create_hidden_state(len(video.all_labels), key[j:j + 1])
 
-        # Memory writing: one value-encoder call over every video that writes.
+    def _write_memory(self, frames: torch.Tensor, enc: KeyFeatures, plans: list[_Plan],
+                      probs: dict[int, torch.Tensor]) -> None:
+        """One value-encoder call over every video that writes memory this frame."""
+        net = self.network
         mem = [j for j, p in enumerate(plans) if p.is_mem_frame]
-        if mem:
-            counts = [probs[j].shape[0] - 1 for j in mem]
-            idx = torch.tensor(mem, device=images.device)
-            hidden = None
-            if net.hidden_dim > 0:
-                hidden = torch.cat([self.videos[plans[j].video].memory.hidden[0] for j in mem], 0)
-            values, new_hidden = net.encode_value_flat(
-                frames.index_select(0, idx), f16.index_select(0, idx), hidden,
-                torch.cat([probs[j][1:] for j in mem], 0), counts,
-                is_deep_update=any(plans[j].is_deep_update for j in mem))
-            start = 0
-            for j, n in zip(mem, counts):
-                p, video = plans[j], self.videos[plans[j].video]
-                sel = selection[j:j + 1] if self.config["enable_long_term"] else None
-                video.memory.add_memory(key[j:j + 1], shrinkage[j:j + 1],
-                                        values[start:start + n][None], video.all_labels, sel)
-                video.last_mem_ti = video.curr_ti
-                if p.is_deep_update:
-                    if new_hidden is not None:
-                        video.memory.set_hidden(new_hidden[start:start + n][None])
-                    video.last_deep_update_ti = video.curr_ti
-                start += n
-
-        for j, p in enumerate(plans):
-            prob = unpad(probs[j], pad)
-            hid = self.videos[p.video].memory.hidden
-            self.last_outputs[p.video] = StepOutput(
-                prob=prob, key=key[j], f16=f16[j], readout=readouts.get(j),
-                hidden=None if hid is None else hid[0], pad=pad)
-            outputs[p.video] = prob
-        return outputs
+        if not mem:
+            return
+        counts = [probs[j].shape[0] - 1 for j in mem]
+        idx = torch.tensor(mem, device=frames.device)
+        hidden = None
+        if net.hidden_dim > 0:
+            hidden = torch.cat([self.videos[plans[j].video].memory.hidden[0] for j in mem], 0)
+        values, new_hidden = net.encode_value(
+            frames.index_select(0, idx), enc.f16.index_select(0, idx), hidden,
+            torch.cat([probs[j][1:] for j in mem], 0), counts,
+            is_deep_update=any(plans[j].is_deep_update for j in mem))
+        start = 0
+        for j, n in zip(mem, counts):
+            p, video = plans[j], self.videos[plans[j].video]
+            sel = enc.selection[j:j + 1] if self.config["enable_long_term"] else None
+            video.memory.add_memory(enc.key[j:j + 1], enc.shrinkage[j:j + 1],
+                                    values[start:start + n][None], video.all_labels, sel)
+            video.last_mem_ti = video.curr_ti
+            if p.is_deep_update:
+                if new_hidden is not None:
+                    video.memory.set_hidden(new_hidden[start:start + n][None])
+                video.last_deep_update_ti = video.curr_ti
+            start += n
 
     def _plan(self, i: int, mask, valid_labels, end: bool, size) -> _Plan:
         video = self.videos[i]

@@ -1,6 +1,8 @@
 """The stateless XMem network: encode_key, encode_value, segment.
 
-Config (key_dim, value_dim, hidden_dim) is inferred from a state dict exactly as the reference's
+Objects are flat: O objects of B frames, counts[b] of them belonging to frame b (contiguous),
+so frames with different object counts share one call. Config (key_dim, value_dim,
+hidden_dim) is inferred from a state dict exactly as the reference's
 `XMem.init_hyperparameters` does; `single_object` is a flag, never inferred. Memory and
 per-video state live in the inference engine (inference_core.py), not here.
 """
@@ -107,8 +109,8 @@ class XMem(nn.Module):
         key, shrinkage, selection = self.key_proj(f16, need_shrinkage=need_sk, need_selection=need_ek)
         return key, shrinkage, selection, f16, f8, f4
 
-    def encode_value_flat(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
-                          masks: torch.Tensor, counts: list[int], *, is_deep_update: bool = True):
+    def encode_value(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
+                     masks: torch.Tensor, counts: list[int], *, is_deep_update: bool = True):
         """Objects of several frames in one call.
 
         image (B, 3, H, W), f16 (B, 1024, h, w), masks (O, H, W) with counts[b] objects of frame
@@ -121,20 +123,9 @@ class XMem(nn.Module):
             hidden = self.value_encoder.hidden_reinforce(value, hidden)
         return value, hidden
 
-    def encode_value(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
-                     masks: torch.Tensor, *, is_deep_update: bool = True):
-        """Reference layout: masks (B, N, H, W), hidden (B, N, CH, h, w) →
-        value (B, N, CV, h, w), hidden (B, N, CH, h, w)."""
-        b, n = masks.shape[:2]
-        flat_hidden = None if hidden is None else hidden.flatten(0, 1)
-        value, new_hidden = self.encode_value_flat(image, f16, flat_hidden, masks.flatten(0, 1),
-                                                   [n] * b, is_deep_update=is_deep_update)
-        new_hidden = None if new_hidden is None else new_hidden.view(b, n, *new_hidden.shape[1:])
-        return value.view(b, n, *value.shape[1:]), new_hidden
-
-    def segment_flat(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                     readout: torch.Tensor, hidden: torch.Tensor | None, counts: list[int], *,
-                     h_out: bool = True):
+    def segment(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                readout: torch.Tensor, hidden: torch.Tensor | None, counts: list[int], *,
+                h_out: bool = True):
         """Decode the objects of several frames in one call.
 
         features = (f16, f8, f4) of B frames; readout (O, CV, h, w); hidden (O, CH, h, w) →
@@ -145,19 +136,3 @@ class XMem(nn.Module):
         prob = torch.sigmoid(logits)
         probs = [aggregate(p, dim=0)[1] for p in torch.split(prob, counts, dim=0)]
         return new_hidden, logits, probs
-
-    def segment(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                readout: torch.Tensor, hidden: torch.Tensor | None, *, h_out: bool = True,
-                strip_bg: bool = True):
-        """Reference layout: readout (B, N, CV, h, w), hidden (B, N, CH, h, w) →
-        hidden (B, N, CH, h, w) | None, logits (B, N+1, H, W), prob (B, N+1, H, W) or (B, N, H, W)
-        with strip_bg."""
-        b, n = readout.shape[:2]
-        flat_hidden = None if hidden is None else hidden.flatten(0, 1)
-        owner = owner_index([n] * b, readout.device)
-        new_hidden, logits = self.decoder(*features, flat_hidden, readout.flatten(0, 1), owner,
-                                          h_out=h_out)
-        logits, prob = aggregate(torch.sigmoid(logits).view(b, n, *logits.shape[1:]), dim=1)
-        if new_hidden is not None:
-            new_hidden = new_hidden.view(b, n, *new_hidden.shape[1:])
-        return new_hidden, logits, (prob[:, 1:] if strip_bg else prob)

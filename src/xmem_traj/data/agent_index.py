@@ -1,4 +1,4 @@
-"""Agent-centric targets from nuScenes through the official devkit.
+"""Agent-centric targets from nuScenes through the official devkit (nuScenes → records).
 
 One AgentRecord per target (instance, sample): the camera where the agent's clipped projected
 box is largest at the target sample, the past window of that camera (key frames or every
@@ -13,6 +13,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from nuscenes.eval.prediction.splits import get_prediction_challenge_split
@@ -22,6 +23,7 @@ from nuscenes.utils.data_classes import Box
 from nuscenes.utils.splits import create_splits_scenes
 from pyquaternion import Quaternion
 
+from ..errors import DatasetError
 from ..projection import box_to_camera, projected_hull
 
 log = logging.getLogger(__name__)
@@ -31,10 +33,6 @@ TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrat
 CHALLENGE_SPLITS = ("mini_train", "mini_val", "train", "train_val", "val")
 KEYFRAME_HZ = 2
 CAMERA_HZ = 12
-
-
-class DatasetError(ValueError):
-    """A nuScenes dataroot, table, split or file that cannot be used; the message names it."""
 
 
 @dataclass
@@ -57,6 +55,26 @@ class AgentRecord:
     rotation: list[float]
     box_area: float                     # clipped projected area / image area at the target
     visibility: str
+
+    def padded_tracks(self, past_steps: int, future_steps: int) -> dict[str, np.ndarray]:
+        """The tracks at key-frame rate, padded: past (P, 2) oldest first, right-aligned, with
+        past_valid (P,); traj (F, 2) left-aligned, with future_valid (F,). Agent frame."""
+        past = self.past[-past_steps:] if len(self.past) else self.past
+        fut = self.future[:future_steps]
+        out = {"past": np.zeros((past_steps, 2), np.float32), "past_valid": np.zeros(past_steps, bool),
+               "traj": np.zeros((future_steps, 2), np.float32),
+               "future_valid": np.zeros(future_steps, bool)}
+        if len(past):
+            out["past"][past_steps - len(past):] = past
+            out["past_valid"][past_steps - len(past):] = True
+        out["traj"][:len(fut)] = fut
+        out["future_valid"][:len(fut)] = True
+        return out
+
+
+def steps(seconds: float) -> int:
+    """Key-frame steps in `seconds` (2 Hz): 2 s of history → 4, a 6 s horizon → 12."""
+    return int(round(seconds * KEYFRAME_HZ))
 
 
 def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
@@ -117,7 +135,9 @@ class AgentIndexer:
         self.frames = frames
         self.history_s = history_s
         self.future_s = future_s
-        self.window_len = (int(round(history_s * KEYFRAME_HZ)) + 1 if frames == "keyframes"
+        self.past_steps = steps(history_s)
+        self.future_steps = steps(future_s)
+        self.window_len = (self.past_steps + 1 if frames == "keyframes"
                            else int(round(history_s * CAMERA_HZ)) + 1)
         self.skipped: Counter = Counter()
 
@@ -200,7 +220,7 @@ class AgentIndexer:
         ann = nusc.get("sample_annotation", helper.inst_sample_to_ann[key])
         sample = nusc.get("sample", sample_token)
         future = helper.get_future_for_agent(instance_token, sample_token, self.future_s, True)
-        if require_full_future and len(future) < int(round(self.future_s * KEYFRAME_HZ)):
+        if require_full_future and len(future) < self.future_steps:
             self.skipped["future shorter than future_s"] += 1
             return None
         vis = ann["visibility_token"] or "0"
@@ -266,3 +286,63 @@ def candidate_targets(nusc: NuScenes, dataroot, split: str, challenge: bool | No
                 skipped["category filtered out"] += 1
         pairs = kept
     return pairs, skipped, use_challenge
+
+
+@dataclass
+class AgentTargets:
+    """The targets of one split, indexed through the devkit: what a Dataset serves."""
+
+    dataroot: str
+    version: str
+    split: str
+    challenge: bool
+    frames: str              # "keyframes" or "sweeps"
+    history_s: float
+    future_s: float
+    window_len: int          # frames per window (padded)
+    past_steps: int          # key-frame steps of past (2 Hz)
+    future_steps: int        # key-frame steps of future (2 Hz)
+    records: list[AgentRecord]
+    skipped: Counter         # targets left out, by reason
+
+
+def index_targets(dataroot: str | os.PathLike, version: str, split: str, *, frames: str,
+                  history_s: float, future_s: float, challenge: bool | None = None,
+                  categories: Sequence[str] | None = None, min_visibility: int = 0,
+                  min_area: float = 0.0, require_full_future: bool = True,
+                  nusc: NuScenes | None = None) -> AgentTargets:
+    """One AgentRecord per target (instance, sample) of a split.
+
+    split: mini_train/mini_val/train/train_val/val (challenge) or any devkit split name;
+    challenge: use maps/prediction/prediction_scenes.json (None = when the file exists);
+    frames: "keyframes" (2 Hz) or "sweeps" (every camera frame); categories: category name
+    prefixes kept (None = all); min_visibility: lowest visibility token (1..4) kept; min_area:
+    lowest clipped projected box area as a fraction of the image at the target sample;
+    require_full_future: drop targets whose future is shorter than future_s; nusc: an already
+    loaded NuScenes to reuse.
+    """
+    root = check_dataroot(dataroot, version)
+    nusc = nusc or NuScenes(version=version, dataroot=str(root), verbose=False)
+    pairs, skipped, used_challenge = candidate_targets(
+        nusc, root, split, challenge, tuple(categories) if categories else None)
+    indexer = AgentIndexer(nusc, frames=frames, history_s=history_s, future_s=future_s)
+    records = []
+    for inst, samp in pairs:
+        try:
+            nusc.get("instance", inst)
+            nusc.get("sample", samp)
+        except KeyError:
+            skipped["token not in this version's tables"] += 1
+            continue
+        rec = indexer.record(inst, samp, require_full_future=require_full_future,
+                             min_area=min_area, min_visibility=min_visibility)
+        if rec is not None:
+            records.append(rec)
+    skipped += indexer.skipped
+    if skipped:
+        log.info("%s/%s: kept %d targets, skipped %s", version, split, len(records), dict(skipped))
+    if not records:
+        raise DatasetError(f"no targets in {version}/{split} after filtering "
+                           f"(skipped: {dict(skipped) or 'none'})")
+    return AgentTargets(str(root), version, split, used_challenge, frames, history_s, future_s,
+                        indexer.window_len, indexer.past_steps, indexer.future_steps, records, skipped)

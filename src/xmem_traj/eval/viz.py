@@ -11,34 +11,34 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ..config import TrainConfig  # noqa: E402
-from ..xmem import BatchedInferenceCore  # noqa: E402
-from .data import make_datamodule  # noqa: E402
-from .evaluate import load_module, predict  # noqa: E402
-from .geometry import local_to_global  # noqa: E402
-from .predictor import normalise  # noqa: E402
+from ..data.agent_dataset import NuScenesAgentDataset  # noqa: E402
+from ..data.agent_frame import local_to_global  # noqa: E402
+from ..data.frames import frame_masks, init_mask, load_frames, output_size  # noqa: E402
+from ..traj.datamodules import TrajDataModule  # noqa: E402
+from .evaluate import load_predictor, predict  # noqa: E402
 
 
-def xmem_masks(backbone, frames: torch.Tensor, init_mask: torch.Tensor, init_frame: int) -> list:
-    """Run XMem on one target's window → its object probability per frame (None before it enters)."""
-    engine = BatchedInferenceCore(backbone.network, backbone.xmem_config, batch_size=1)
-    engine.set_all_labels(0, [1])
-    out = []
+def xmem_masks(backbone, ds: NuScenesAgentDataset, index: int) -> list:
+    """XMem run on one target's window (the backbone's own stepping) → its object probability
+    per frame (None before it enters)."""
+    rec = ds.records[index]
+    size = output_size(rec, ds.image_size)
+    frames = torch.from_numpy(load_frames(rec.frame_paths, size))
+    out: list = [None] * frames.shape[0]
+
+    def keep(t, probs):
+        out[t] = probs[0][1].numpy()
     with torch.no_grad():
-        for t in range(frames.shape[0]):
-            if t < init_frame:
-                out.append(None)
-                continue
-            mask = init_mask[None].float() if t == init_frame else None
-            prob = engine.step(normalise(frames[t:t + 1]), [mask], [[1]] if mask is not None else None)[0]
-            out.append(prob[1].numpy())
+        backbone(frames[None], [torch.from_numpy(init_mask(rec, size))[None]], [[rec.init_frame]],
+                 [torch.from_numpy(frame_masks(rec, size))[None]], on_step=keep)
     return out
 
 
-def render_examples(run: Path, cfg: TrainConfig, *, count: int, out_dir: Path) -> list[Path]:
-    _, dm = make_datamodule(cfg)
+def render_examples(dm: TrajDataModule, checkpoint: Path, *, count: int, out_dir: Path) -> list[Path]:
+    """PNGs of `count` val targets: BEV of past, true future and the checkpoint's modes,
+    beside the camera window with XMem's masks (when the run has XMem)."""
     dm.setup("predict")
-    model = load_module(run / "checkpoints" / "last.ckpt", dm.finetuned_backbone)
+    model = load_predictor(checkpoint, dm.finetuned_backbone)
     pred, probs, gt, _ = predict(model, dm.val_data)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds, data = dm.val_set, dm.val_data
@@ -60,8 +60,7 @@ def render_examples(run: Path, cfg: TrainConfig, *, count: int, out_dir: Path) -
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{rec.category}\n{rec.instance_token[:8]} @ {rec.sample_token[:8]}", fontsize=8)
         ax.legend(fontsize=7)
-        masks = (xmem_masks(dm.backbone, item["frames"], item["init_masks"][0], rec.init_frame)
-                 if dm.backbone is not None else [None] * t_len)
+        masks = xmem_masks(dm.backbone, ds, i) if dm.backbone is not None else [None] * t_len
         for t in range(t_len):
             a = fig.add_subplot(1, t_len + 1, t + 2)
             a.imshow(item["frames"][t].permute(1, 2, 0).numpy())

@@ -1,0 +1,45 @@
+"""Which nuScenes a config reads: the user's dataroot, or the synthetic default generated once
+into the cache; its version and the train/val challenge splits."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..atomic import write_dir_atomically
+from ..config import TrainConfig
+from ..synth import generate, version_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataSource:
+    dataroot: str
+    version: str
+    train_split: str
+    val_split: str
+
+
+def synthetic_dataroot(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> Path:
+    """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
+    root = cfg.resolved_cache_dir() / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
+    if not (root / "maps" / "prediction" / "prediction_scenes.json").exists():
+        report(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …")
+        write_dir_atomically(root, lambda tmp: generate(
+            tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
+            progress=(lambda msg: report("  " + msg)) if cfg.progress else None))
+    return root
+
+
+def resolve_source(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> DataSource:
+    """The dataroot (generating the synthetic default if needed), its version and splits."""
+    dataroot = cfg.dataroot or str(synthetic_dataroot(cfg, report))
+    version = cfg.version or version_of(dataroot)
+    mini = "mini" in version
+    return DataSource(dataroot, version, cfg.train_split or ("mini_train" if mini else "train"),
+                      cfg.val_split or ("mini_val" if mini else "val"))
+
+
+__all__ = ["DataSource", "resolve_source", "synthetic_dataroot"]

@@ -1,0 +1,1 @@
+"""Evaluation: runs scored against the devkit baselines, devkit prediction JSON, pictures."""

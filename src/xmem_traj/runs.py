@@ -1,0 +1,118 @@
+"""A run directory's layout and the methods a run trains: the one place that knows where a
+run keeps its config, checkpoints, logs and tables.
+
+    runs/<name>/
+      config.json  versions.json          the resolved TrainConfig and package versions
+      checkpoints/<method>/seed<k>/       last.ckpt (saved every epoch) per method and seed
+      logs/<method>-seed<k>[-resumed<n>]/ CSV logs; tensorboard/ the same for TensorBoard
+      eval.json                           the table of the training's evaluation
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import TrainConfig, build_config
+from .errors import RunError
+
+RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def versions(self) -> Path:
+        return self.root / "versions.json"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    def checkpoint_dir(self, method: str, seed_index: int) -> Path:
+        return self.root / "checkpoints" / method / f"seed{seed_index}"
+
+    def checkpoint(self, method: str, seed_index: int) -> Path:
+        return self.checkpoint_dir(method, seed_index) / "last.ckpt"
+
+    def checkpoints(self, method: str) -> list[Path]:
+        """The method's last.ckpt files in seed order."""
+        found = (self.root / "checkpoints" / method).glob("seed*/last.ckpt")
+        return sorted(found, key=lambda p: int(p.parent.name[4:]))
+
+    def log_name(self, method: str, seed_index: int) -> str:
+        """A fresh log folder name: earlier attempts' logs are never overwritten."""
+        base = f"{method}-seed{seed_index}"
+        if not (self.logs / base).exists():
+            return base
+        n = len(list(self.logs.glob(f"{base}-resumed*"))) + 1
+        return f"{base}-resumed{n}"
+
+
+def process_rank() -> int:
+    """This process's DDP rank from the launcher's environment (0 when not distributed)."""
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+
+
+def new_run(cfg: TrainConfig) -> RunLayout:
+    """A new run directory, created exclusively by rank 0: cfg.name, or a timestamp with a
+    random suffix (torchrun: its run id). Other DDP ranks join it by name: Lightning's launcher
+    starts them with RUN_NAME_ENV, which rank 0 sets for multi-device runs."""
+    parent = Path(cfg.run_dir)
+    torchrun = os.environ.get("TORCHELASTIC_RUN_ID")
+    if process_rank() != 0:
+        name = cfg.name or os.environ.get(RUN_NAME_ENV) or (torchrun and f"torchrun-{torchrun}")
+        if not name:
+            raise RunError("a DDP rank > 0 cannot tell which run to join; pass --name")
+        return RunLayout(parent / name)
+    name = cfg.name or (f"torchrun-{torchrun}" if torchrun else
+                        f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
+    root = parent / name
+    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir()
+    except FileExistsError:
+        raise RunError(f"run directory {root} already exists; pass another --name, or "
+                       f"--resume {root} to continue it") from None
+    if cfg.devices * cfg.num_nodes > 1:
+        os.environ[RUN_NAME_ENV] = name
+    return RunLayout(root)
+
+
+def load_run(run_dir: str | os.PathLike, overrides: dict | None = None) -> tuple[RunLayout, TrainConfig]:
+    """A run's layout and its config (with `overrides`, e.g. CLI options, on top)."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.config.is_file():
+        raise RunError(f"{layout.root} is not a run directory (no config.json)")
+    try:
+        base = json.loads(layout.config.read_text())
+    except json.JSONDecodeError as err:
+        raise RunError(f"{layout.config} cannot be parsed: {err}") from None
+    return layout, build_config(overrides or {}, base=base, source=str(layout.config))
+
+
+def require_checkpoint(layout: RunLayout, method: str) -> Path:
+    """The first seed's checkpoint of a method, or a RunError that says what is there."""
+    found = layout.checkpoints(method)
+    if not found:
+        raise RunError(f"{layout.root} has no trained {method!r} model "
+                       f"(no {layout.checkpoint(method, 0).relative_to(layout.root)}); "
+                       "train it or pass --resume to finish the run")
+    return found[0]
+
+
+__all__ = ["RUN_NAME_ENV", "RunLayout", "load_run", "new_run", "process_rank",
+           "require_checkpoint"]

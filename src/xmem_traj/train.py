@@ -1,0 +1,126 @@
+"""`xmem-traj train`: the main job. Extract (or reuse) XMem features, train each method of the
+config (one predictor per seed), then evaluate against the devkit baselines on the val split."""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from .config import TrainConfig
+from .eval.evaluate import evaluate_run, format_table
+from .runs import RunLayout, new_run, process_rank
+from .traj.datamodules import TrajDataModule
+from .traj.predictor import TrajectoryPredictor
+
+log = logging.getLogger(__name__)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("xmem-traj", "torch", "lightning", "torchmetrics", "numpy", "nuscenes-devkit"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    try:
+        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return out
+
+
+class EpochPrinter(L.Callback):
+    """The seed's per-epoch line, for train and val: `Epoch N: ADE x  FDE y`."""
+
+    def __init__(self, label: str = "", report: Callable[[str], None] = print, *,
+                 every_epoch: bool = True):
+        self.label = f"[{label}] " if label else ""
+        self.report = report
+        self.every_epoch = every_epoch  # False: only the last epoch's line
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Runs before the module's own hook (which logs and resets); compute() syncs across
+        # ranks, so every rank calls it and only rank 0 prints.
+        ade, fde = float(pl_module.train_ade.compute()), float(pl_module.train_fde.compute())
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if not self.every_epoch and trainer.current_epoch != trainer.max_epochs - 1:
+            return
+        m = trainer.callback_metrics
+        line = f"{self.label}Epoch {trainer.current_epoch}: ADE {ade:.3f}  FDE {fde:.3f}  (train)"
+        if "val/MinADEK_1" in m:
+            line += (f"  |  ADE {float(m['val/MinADEK_1']):.3f}  FDE {float(m['val/MinFDEK_1']):.3f}"
+                     "  (val)")
+        bar = trainer.progress_bar_callback  # write above an active bar, not through it
+        (bar.print if bar is not None and self.report is print else self.report)(line)
+
+
+def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, seed_index: int, *,
+        resume: bool, report: Callable[[str], None] = log.info) -> TrajectoryPredictor:
+    """Train one predictor of `method` with seed cfg.seed + seed_index into the run."""
+    seed = cfg.seed + seed_index
+    label = method.replace("_", "-") + (f" seed {seed}" if seed_index else "")
+    ckpt_dir = layout.checkpoint_dir(method, seed_index)
+    last = layout.checkpoint(method, seed_index)
+    L.seed_everything(seed, workers=True, verbose=False)
+    targets = dm.train_set.targets
+    model = TrajectoryPredictor.from_config(
+        cfg, method, feature_dim=dm.feature_dim, past_steps=targets.past_steps,
+        future_steps=targets.future_steps, seed=seed,
+        backbone=dm.backbone if dm.online and method == "xmem" else None)
+    sub = layout.log_name(method, seed_index)
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
+                 EpochPrinter(label, report, every_epoch=seed_index == 0)]
+    if cfg.progress:
+        callbacks.append(TQDMProgressBar(leave=False))
+    loggers = [CSVLogger(layout.root, name="logs", version=sub)]
+    try:
+        loggers.append(TensorBoardLogger(layout.root, name="tensorboard", version=sub))
+    except ModuleNotFoundError:
+        log.warning("tensorboard is not installed; CSV logs only")
+    trainer = L.Trainer(max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator,
+                        devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
+                        callbacks=callbacks, logger=loggers, deterministic=True,
+                        enable_progress_bar=cfg.progress, enable_model_summary=False,
+                        log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    return model
+
+
+def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
+                 report: Callable[[str], None] = log.info, evaluate: bool = True) -> Path:
+    """The whole main job; returns the run directory. `report` receives the progress lines
+    (the CLI passes print). With `evaluate`, rank 0 then scores the run against the devkit
+    baselines with the data already loaded, writes eval.json and reports the table."""
+    layout = RunLayout(Path(resume_dir)) if resume_dir else new_run(cfg)
+    torch.manual_seed(cfg.seed)
+    dm = TrajDataModule.from_config(cfg, report)
+    train_set, val_set = dm.train_set, dm.val_set
+    report(f"targets: {len(train_set)} train, {len(val_set)} val "
+           f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
+           f"{'challenge split' if train_set.targets.challenge else 'all agents'})")
+    if process_rank() == 0:
+        layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
+        layout.versions.write_text(json.dumps(versions(), indent=1))
+    for method in cfg.method_list:
+        for seed_index in range(cfg.seeds):
+            fit(cfg, dm, layout, method, seed_index, resume=resume_dir is not None, report=report)
+    if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
+        summary = evaluate_run(layout, dm, cfg.method_list)
+        layout.eval.write_text(json.dumps(summary, indent=1))
+        report("\n" + format_table(summary))
+    return layout.root
+
+
+__all__ = ["EpochPrinter", "fit", "run_training", "versions"]

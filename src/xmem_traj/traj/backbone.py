@@ -1,0 +1,138 @@
+"""The XMem backbone: camera windows → per-frame, per-object features through the batched engine.
+
+Videos are multi-object: object i (label i+1) enters at its init frame with its init mask,
+which is how XMem adds objects mid-video. Frames before an object enters give zeros and are
+marked invalid.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..config import TRAJ_XMEM_CONFIG, TrainConfig
+from ..xmem import BatchedInferenceCore, XMem, feature_width, load_xmem, object_features
+
+log = logging.getLogger(__name__)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalise(frames: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1], (…, 3, H, W) → ImageNet-normalised, as XMem's eval.py feeds it."""
+    mean = torch.tensor(IMAGENET_MEAN, device=frames.device, dtype=frames.dtype)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, device=frames.device, dtype=frames.dtype)[:, None, None]
+    return (frames - mean) / std
+
+
+class XMemBackbone(nn.Module):
+    """Frozen by default; `trainable` names XMem submodules (prefixes) to fine-tune.
+
+    masks="first": XMem starts from each agent's mask at its init frame and propagates it (the
+    seed sketch's scheme). masks="every": the agent's projected box mask (from the past
+    annotations the challenge allows) is also handed over at every later frame; XMem still
+    segments from memory, then the given mask replaces the prediction and is written to memory.
+    """
+
+    def __init__(self, network: XMem, *, features: Sequence[str], masks: str,
+                 trainable: Sequence[str] = (), xmem_config: Mapping[str, Any] | None = None):
+        super().__init__()
+        if masks not in ("first", "every"):
+            raise ValueError(f"masks must be 'first' or 'every', got {masks!r}")
+        self.masks = masks
+        self.network = network
+        self.features = tuple(features)
+        self.xmem_config = {**TRAJ_XMEM_CONFIG, **(xmem_config or {})}
+        self.trainable = tuple(trainable)
+        names = [n for n, _ in network.named_parameters()]
+        for prefix in self.trainable:
+            if not any(n.startswith(prefix) for n in names):
+                raise ValueError(f"no XMem parameters under {prefix!r} (e.g. decoder, "
+                                 "decoder.hidden_update, value_encoder.hidden_reinforce)")
+        for name, p in network.named_parameters():
+            p.requires_grad_(any(name.startswith(prefix) for prefix in self.trainable))
+        network.eval()
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> "XMemBackbone":
+        """XMem from cfg.xmem_weights (or the seeded random init) with the config's features,
+        mask scheme and fine-tuned parts."""
+        network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
+        return cls(network, features=cfg.feature_kinds, masks=cfg.masks, trainable=cfg.finetune_list)
+
+    @property
+    def feature_dim(self) -> int:
+        return feature_width(self.features, self.network.dims)
+
+    def train(self, mode: bool = True):  # BatchNorm stays in eval mode, as at XMem inference
+        super().train(mode)
+        self.network.eval()
+        return self
+
+    def _step_masks(self, engine: BatchedInferenceCore, t: int, init_masks, init_frames,
+                    frame_masks, starts, active, size, device):
+        """Per video: what is handed to XMem at frame t (masks, valid labels)."""
+        masks, valid_labels = [], []
+        for v in range(len(init_frames)):
+            new = [i for i, f in enumerate(init_frames[v]) if int(f) == t]
+            n_now = sum(int(f) <= t for f in init_frames[v])
+            if new:
+                engine.set_all_labels(v, range(1, n_now + 1))
+            if self.masks == "every" and active[v]:
+                # Every object so far gets its given mask; None = segment all, then replace.
+                m = frame_masks[v][:n_now, t].to(device=device, dtype=torch.float32)
+                m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
+                masks.append(m)
+                valid_labels.append(None if t > starts[v] else list(range(1, n_now + 1)))
+            elif new:
+                m = torch.zeros((n_now, *size), device=device)
+                m[new] = init_masks[v][new].to(device=device, dtype=m.dtype)
+                masks.append(m)
+                valid_labels.append([i + 1 for i in new])
+            else:
+                masks.append(None)
+                valid_labels.append(None)
+        return masks, valid_labels
+
+    def forward(self, frames: torch.Tensor, init_masks: Sequence[torch.Tensor],
+                init_frames: Sequence[Sequence[int]],
+                frame_masks: Sequence[torch.Tensor] | None = None, *,
+                on_step=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """frames (B, T, 3, H, W) RGB in [0, 1]; per video init_masks[b] (N_b, H, W) and
+        init_frames[b] (N_b,) in entry order (and frame_masks[b] (N_b, T, H, W) with
+        masks="every") → features (B, N, T, C) and valid (B, N, T), N = max N_b (missing
+        objects stay zero and invalid). on_step(t, probs) sees each frame's XMem output."""
+        if self.masks == "every" and frame_masks is None:
+            raise ValueError('masks="every" needs frame_masks')
+        b, t_len = frames.shape[:2]
+        n_max = max(len(f) for f in init_frames)
+        device = frames.device
+        out = torch.zeros((b, n_max, t_len, self.feature_dim), device=device)
+        valid = torch.zeros((b, n_max, t_len), dtype=torch.bool, device=device)
+        engine = BatchedInferenceCore(self.network, self.xmem_config, batch_size=b,
+                                      grad_enabled=bool(self.trainable) and torch.is_grad_enabled())
+        starts = [min(f) for f in init_frames]
+        for t in range(t_len):
+            active = [t >= s for s in starts]
+            if not any(active):
+                continue
+            masks, valid_labels = self._step_masks(engine, t, init_masks, init_frames, frame_masks,
+                                                   starts, active, frames.shape[-2:], device)
+            probs = engine.step(normalise(frames[:, t]), masks, valid_labels, active=active)
+            if on_step is not None:
+                on_step(t, probs)
+            for v in range(b):
+                if not active[v]:
+                    continue
+                feats = object_features(engine.last_outputs[v], self.features,
+                                        value_dim=self.network.value_dim)
+                row = torch.cat([feats[k] for k in self.features], dim=1)
+                out[v, :row.shape[0], t] = row
+                valid[v, :row.shape[0], t] = True
+        return out, valid
+
+
+__all__ = ["XMemBackbone", "normalise"]

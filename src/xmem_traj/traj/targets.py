@@ -1,0 +1,72 @@
+"""Targets as the head trains on them: tracks plus cached XMem features (or frames and masks
+when XMem is fine-tuned), and the epoch-seeded shuffling that makes resumed runs exact."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from ..data.agent_dataset import NuScenesAgentDataset
+from ..data.frames import frame_masks, init_mask, load_frames, output_size
+
+
+class CachedTargets(Dataset):
+    """Targets with precomputed per-frame features (history-only models ignore them)."""
+
+    def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray):
+        self.features = torch.from_numpy(features)
+        self.valid = torch.from_numpy(valid)
+        tracks = [ds.tracks(i) for i in range(len(ds))]
+        stack = lambda name: torch.from_numpy(np.stack([t[name] for t in tracks]))  # noqa: E731
+        self.past, self.past_valid = stack("past"), stack("past_valid")
+        self.traj, self.future_valid = stack("traj"), stack("future_valid")
+        self.translation = torch.tensor([r.translation for r in ds.records], dtype=torch.float32)
+        self.rotation = torch.tensor([r.rotation for r in ds.records], dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.traj)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"features": self.features[i], "feature_valid": self.valid[i], "past": self.past[i],
+                "past_valid": self.past_valid[i], "traj": self.traj[i],
+                "future_valid": self.future_valid[i], "translation": self.translation[i],
+                "rotation": self.rotation[i], "index": torch.tensor(i)}
+
+
+class OnlineTargets(CachedTargets):
+    """Targets with their frames and masks, for fine-tuning XMem (features computed online)."""
+
+    def __init__(self, ds: NuScenesAgentDataset, feature_dim: int):
+        super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
+                         np.zeros((len(ds), ds.window_len), bool))
+        self.ds = ds
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rec = self.ds.records[i]
+        size = output_size(rec, self.ds.image_size)
+        return {**super().__getitem__(i),
+                "frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
+                "init_masks": torch.from_numpy(init_mask(rec, size)),
+                "init_frame": torch.tensor(rec.init_frame),
+                "frame_masks": torch.from_numpy(frame_masks(rec, size))}
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """Shuffles with seed + epoch (Lightning calls set_epoch), so a resumed run sees the same
+    order as an uninterrupted one."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+__all__ = ["CachedTargets", "EpochShuffleSampler", "OnlineTargets"]
