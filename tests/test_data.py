@@ -119,7 +119,7 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
     nusc = NuScenes("v1.0-mini", str(synth_sweeps), verbose=False)
     ds = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
                                             image_size=(64, 112), nusc=nusc)
-    assert ds.window_len == 25
+    assert ds.window_len == 31  # 2 s at 12 Hz with room for jitter
     full = max(range(len(ds)), key=lambda i: sum(bool(t) for t in ds.records[i].frame_tokens))
     item = ds[full]
     tokens = [t for t in item["meta"]["frame_tokens"] if t]
@@ -128,7 +128,7 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
         assert nusc.get("sample_data", b)["prev"] == a
     span = nusc.get("sample_data", tokens[-1])["timestamp"] - nusc.get("sample_data", tokens[0])["timestamp"]
     assert span <= 2.04e6
-    assert item["frames"].shape == (25, 3, 64, 112)
+    assert item["frames"].shape == (31, 3, 64, 112)
     # The per-agent sweep box equals the devkit's get_boxes interpolation.
     indexer = AgentIndexer(nusc, frames="sweeps")
     inst = item["meta"]["instance_token"]
@@ -146,6 +146,40 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
     every = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
                                  require_full_future=False, nusc=nusc, image_size=(72, 128))
     assert every.targets.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted
+
+
+def test_sweeps_window_starts_at_a_past_key_frame(synth_sweeps):
+    """All camera frames from the first past key frame to the target's, never before the scene's
+    first key frame (the cameras run earlier); the initial mask on a frame with its own or an
+    interpolated annotation (not the following key frame's box)."""
+    from nuscenes.nuscenes import NuScenes
+    nusc = NuScenes("v1.0-mini", str(synth_sweeps), verbose=False)
+    ds = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
+                                            image_size=(64, 112), nusc=nusc, challenge=False,
+                                            require_full_future=False)
+    helper = PredictHelper(nusc)
+    first_keys = {s["token"]: nusc.get("sample", s["first_sample_token"])["timestamp"] for s in nusc.scene}
+    pre_roll = [sd for sd in nusc.sample_data if not sd["is_key_frame"]
+                and not nusc.get("sample", sd["sample_token"])["prev"]]
+    assert pre_roll, "the generator writes sweeps before each scene's first key frame"
+    entering = 0
+    for rec in ds.records:
+        tokens = [t for t in rec.frame_tokens if t]
+        sds = [nusc.get("sample_data", t) for t in tokens]
+        sample = nusc.get("sample", rec.sample_token)
+        assert sds[0]["is_key_frame"] and sds[-1]["token"] == sample["data"][rec.camera]
+        back = sample
+        for _ in range(4):
+            back = nusc.get("sample", back["prev"]) if back["prev"] else back
+        assert sds[0]["token"] == back["data"][rec.camera]
+        assert sds[0]["timestamp"] >= first_keys[sample["scene_token"]] - 50_000
+        init_sd = nusc.get("sample_data", rec.frame_tokens[rec.init_frame])
+        own = helper.inst_sample_to_ann.get((init_sd["sample_token"], rec.instance_token))
+        owner = nusc.get("sample", init_sd["sample_token"])
+        prev = helper.inst_sample_to_ann.get((owner["prev"], rec.instance_token)) if owner["prev"] else None
+        assert own and (init_sd["is_key_frame"] or prev), "init mask on a guessed box"
+        entering += rec.init_frame > rec.frame_tokens.index(tokens[0])
+    assert entering > 0  # some agents enter mid-window
 
 
 def test_challenge_split_round_trips(synth_root, nusc):

@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .config import TrainConfig
 from .eval.evaluate import evaluate_run, format_table
+from .errors import RunError
 from .runs import RunLayout, new_run, process_rank
 from .traj.datamodules import TrajDataModule
 from .traj.predictor import TrajectoryPredictor
@@ -80,7 +81,10 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
         future_steps=targets.future_steps, seed=seed,
         backbone=dm.backbone if dm.online and method == "xmem" else None)
     sub = layout.log_name(method, seed_index)
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0),
+    # last.ckpt after every epoch (Lightning writes it atomically): a kill -9 loses one epoch.
+    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                                 every_n_epochs=1, save_on_train_epoch_end=True,
+                                 enable_version_counter=False),
                  EpochPrinter(label, report, every_epoch=seed_index == 0)]
     if cfg.progress:
         callbacks.append(TQDMProgressBar(leave=False))
@@ -98,12 +102,26 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
     return model
 
 
+def check_resumable(layout: RunLayout, cfg: TrainConfig) -> None:
+    """Every checkpoint a resume would continue from must load; checked before any work."""
+    for method in cfg.method_list:
+        for path in layout.checkpoints(method):
+            try:
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as err:  # noqa: BLE001  (truncated files fail in many ways)
+                raise RunError(f"cannot resume from {path}: it does not load ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''}); delete it to "
+                               "retrain that model from scratch") from None
+
+
 def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
                  report: Callable[[str], None] = log.info, evaluate: bool = True) -> Path:
     """The whole main job; returns the run directory. `report` receives the progress lines
     (the CLI passes print). With `evaluate`, rank 0 then scores the run against the devkit
     baselines with the data already loaded, writes eval.json and reports the table."""
     layout = RunLayout(Path(resume_dir)) if resume_dir else new_run(cfg)
+    if resume_dir:
+        check_resumable(layout, cfg)
     torch.manual_seed(cfg.seed)
     dm = TrajDataModule.from_config(cfg, report)
     train_set, val_set = dm.train_set, dm.val_set

@@ -94,6 +94,25 @@ def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
     return root
 
 
+def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
+    """The devkit's NuScenes of a checked dataroot; a table that does not parse or does not fit
+    the schema is named in a DatasetError."""
+    root = check_dataroot(dataroot, version)
+    try:
+        return NuScenes(version=version, dataroot=str(root), verbose=False)
+    except (ValueError, KeyError, IndexError, TypeError, AssertionError) as err:
+        for table in TABLES:
+            path = root / version / f"{table}.json"
+            try:
+                records = json.loads(path.read_text())
+            except (ValueError, UnicodeDecodeError) as bad:
+                raise DatasetError(f"nuScenes table {path} is not valid JSON: {bad}") from None
+            if not isinstance(records, list):
+                raise DatasetError(f"nuScenes table {path} must hold a list of records") from None
+        raise DatasetError(f"the nuScenes tables in {root / version} do not fit the devkit's schema "
+                           f"({type(err).__name__}: {err})") from None
+
+
 def prediction_scenes_path(dataroot: str | os.PathLike) -> Path:
     return Path(dataroot) / "maps" / "prediction" / "prediction_scenes.json"
 
@@ -137,8 +156,9 @@ class AgentIndexer:
         self.future_s = future_s
         self.past_steps = steps(history_s)
         self.future_steps = steps(future_s)
+        # Sweeps: ~12 Hz, with room for timing jitter (26 frames can fall in 2 s).
         self.window_len = (self.past_steps + 1 if frames == "keyframes"
-                           else int(round(history_s * CAMERA_HZ)) + 1)
+                           else int(np.ceil(history_s * CAMERA_HZ * 1.25)) + 1)
         self.skipped: Counter = Counter()
 
     # --------------------------------------------------------------------------- geometry
@@ -165,42 +185,47 @@ class AgentIndexer:
         return best
 
     def window(self, sample: dict, channel: str) -> list[str]:
-        """sample_data tokens of the camera's past window, oldest first, at most window_len."""
+        """sample_data tokens of the camera's past window, oldest first. Key frames: the target
+        sample's and up to past_steps earlier ones. Sweeps: every camera frame from the first
+        past key frame (never before the scene's first key frame) to the target's, at most
+        window_len (if more, sweeps are thinned evenly; both ends are kept)."""
         nusc = self.nusc
+        keys, s = [], sample
+        while s is not None and len(keys) <= self.past_steps and channel in s["data"]:
+            keys.append(s["data"][channel])
+            s = nusc.get("sample", s["prev"]) if s["prev"] else None
+        keys.reverse()
         if self.frames == "keyframes":
-            tokens, s = [], sample
-            while s is not None and len(tokens) < self.window_len:
-                if channel not in s["data"]:
-                    break
-                tokens.append(s["data"][channel])
-                s = nusc.get("sample", s["prev"]) if s["prev"] else None
-            return tokens[::-1]
-        sd = nusc.get("sample_data", sample["data"][channel])
-        t_end = sd["timestamp"]
-        tokens = []
-        while sd is not None and len(tokens) < self.window_len:
-            if t_end - sd["timestamp"] > self.history_s * 1e6 + 40_000:  # by time, not count
-                break
+            return keys
+        tokens, sd = [keys[0]], nusc.get("sample_data", keys[0])
+        while sd["token"] != keys[-1] and sd["next"]:
+            sd = nusc.get("sample_data", sd["next"])
             tokens.append(sd["token"])
-            sd = nusc.get("sample_data", sd["prev"]) if sd["prev"] else None
-        return tokens[::-1]
+        if len(tokens) > self.window_len:
+            keep = np.unique(np.linspace(0, len(tokens) - 1, self.window_len).round().astype(int))
+            tokens = [tokens[i] for i in keep]
+        return tokens
 
-    def agent_box_in(self, instance_token: str, sd: dict):
+    def agent_box_in(self, instance_token: str, sd: dict, *, own_or_interpolated: bool = False):
         """The agent's global box at a camera frame, as nusc.get_boxes(sd) gives it: its
         annotation on a key frame (or when the sample has no predecessor), else the devkit's
         interpolation between the previous and the following key frame (timestamp clamped into
         [t0, t1]); None when the agent is not annotated in the following key frame. Computed
-        for this one agent (get_boxes builds every box of the sample)."""
+        for this one agent (get_boxes builds every box of the sample).
+
+        own_or_interpolated: also None on a sweep that the devkit would give the FOLLOWING key
+        frame's box unchanged (no previous sample, or the agent not annotated there): that box
+        is where the agent will be, not where it is."""
         nusc, lookup = self.nusc, self.helper.inst_sample_to_ann
         curr = nusc.get("sample", sd["sample_token"])
         curr_ann = lookup.get((curr["token"], instance_token))
         if curr_ann is None:
             return None
-        if sd["is_key_frame"] or not curr["prev"]:
+        if sd["is_key_frame"]:
             return nusc.get_box(curr_ann)
-        prev_ann = lookup.get((curr["prev"], instance_token))
+        prev_ann = lookup.get((curr["prev"], instance_token)) if curr["prev"] else None
         if prev_ann is None:
-            return nusc.get_box(curr_ann)
+            return None if own_or_interpolated else nusc.get_box(curr_ann)
         a, b = nusc.get("sample_annotation", prev_ann), nusc.get("sample_annotation", curr_ann)
         t0, t1 = nusc.get("sample", curr["prev"])["timestamp"], curr["timestamp"]
         t = max(t0, min(t1, sd["timestamp"]))
@@ -240,7 +265,7 @@ class AgentIndexer:
         hulls: list[list[tuple[float, float]]] = []
         for i, tok in enumerate(tokens):
             sd = nusc.get("sample_data", tok)
-            box = self.agent_box_in(instance_token, sd)
+            box = self.agent_box_in(instance_token, sd, own_or_interpolated=True)
             hull = None if box is None else self._hull(box, sd)
             hulls.append([] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords])
             if hull is not None and init is None:
@@ -322,7 +347,7 @@ def index_targets(dataroot: str | os.PathLike, version: str, split: str, *, fram
     loaded NuScenes to reuse.
     """
     root = check_dataroot(dataroot, version)
-    nusc = nusc or NuScenes(version=version, dataroot=str(root), verbose=False)
+    nusc = nusc or load_nuscenes(root, version)
     pairs, skipped, used_challenge = candidate_targets(
         nusc, root, split, challenge, tuple(categories) if categories else None)
     indexer = AgentIndexer(nusc, frames=frames, history_s=history_s, future_s=future_s)

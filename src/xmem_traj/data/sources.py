@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import write_dir_atomically
+from ..atomic import file_lock, write_dir_atomically
 from ..config import TrainConfig
 from ..synth import generate, version_of
 
@@ -24,12 +24,18 @@ class DataSource:
 
 def synthetic_dataroot(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> Path:
     """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
-    root = cfg.resolved_cache_dir() / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
-    if not (root / "maps" / "prediction" / "prediction_scenes.json").exists():
-        report(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …")
-        write_dir_atomically(root, lambda tmp: generate(
-            tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
-            progress=(lambda msg: report("  " + msg)) if cfg.progress else None))
+    cache = cfg.resolved_cache_dir()
+    root = cache / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
+    done = root / "maps" / "prediction" / "prediction_scenes.json"
+    if done.exists():
+        return root
+    with file_lock(cache / "locks" / f"synthetic-{root.name}.lock",
+                   waiting=lambda: report(f"waiting for another process generating {root} …")):
+        if not done.exists():  # (or the process we waited for made it)
+            report(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …")
+            write_dir_atomically(root, lambda tmp: generate(
+                tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
+                progress=(lambda msg: report("  " + msg)) if cfg.progress else None))
     return root
 
 

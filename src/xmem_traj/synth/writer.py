@@ -172,6 +172,9 @@ class _DatasetWriter:
             for k, ts_sample in enumerate(sample_ts):
                 ts_key = ts_sample + cam_offset[ch]
                 frames = [(ts_key, True)]
+                if self.sweeps and k == 0:  # the cameras run before the scene's first sample
+                    frames = [(ts_key - j * SWEEP_US + int(rng.integers(-3000, 3000)), False)
+                              for j in range(3, 0, -1)] + frames
                 if self.sweeps and k + 1 < len(sample_ts):
                     nxt = sample_ts[k + 1] + cam_offset[ch]
                     frames += [(ts_key + j * SWEEP_US + int(rng.integers(-3000, 3000)), False)
@@ -188,7 +191,7 @@ class _DatasetWriter:
                     self._write(filename, _jpeg(rgb))
                     self.n_images += 1
                     # A sweep belongs to the FOLLOWING key frame, as in nuScenes.
-                    owner = samples[k] if is_key else samples[k + 1]
+                    owner = samples[k] if is_key or ts < ts_key else samples[k + 1]
                     chain.append(tables.add(
                         "sample_data", sample_token=owner["token"], ego_pose_token=pose["token"],
                         calibrated_sensor_token=cs[ch]["token"], timestamp=ts, fileformat="jpg",

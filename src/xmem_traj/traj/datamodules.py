@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
+from ..data.agent_index import load_nuscenes
 from ..data.sources import DataSource, resolve_source
 from .backbone import XMemBackbone
 from .batch import collate_traj
@@ -36,13 +37,14 @@ class TrajDataModule(L.LightningDataModule):
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, report: Callable[[str], None] = log.info) -> "TrajDataModule":
-        """Loads the tables once (generating the synthetic default on first use), indexes both
-        splits and loads XMem if a method of the config needs it."""
+        """Loads XMem if a method of the config needs it (first: a bad checkpoint fails before
+        any data work), then the tables once (generating the synthetic default on first use),
+        and indexes both splits."""
+        backbone = XMemBackbone.from_config(cfg) if "xmem" in cfg.method_list else None
         source = resolve_source(cfg, report)
-        nusc = NuScenes(version=source.version, dataroot=source.dataroot, verbose=False)
+        nusc = load_nuscenes(source.dataroot, source.version)
         make = lambda split: NuScenesAgentDataset.from_config(  # noqa: E731
             cfg, source.dataroot, source.version, split, nusc=nusc)
-        backbone = XMemBackbone.from_config(cfg) if "xmem" in cfg.method_list else None
         return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone)
 
     @property

@@ -23,15 +23,29 @@ class CheckpointError(ValueError):
 
 
 def read_state_dict(path: str | os.PathLike, map_location="cpu") -> dict[str, torch.Tensor]:
-    """torch.load with weights_only=True; refuses pickled objects with a clear message."""
+    """torch.load with weights_only=True; refuses pickled objects and files that are not torch
+    checkpoints with a message naming the file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be opened: {err}") from None
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a torch checkpoint (neither the zip format of "
+                              "torch.save nor its legacy pickle format)")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused to load — the file holds pickled Python objects, not only tensors "
-            f"(weights_only=True). Save a plain state dict instead. Detail: {err}") from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint: {err}") from None
+        if "Unsupported global" in str(err) or "Unsupported operand" in str(err):
+            raise CheckpointError(
+                f"{path}: refused to load — the file holds pickled Python objects, not only "
+                f"tensors (weights_only=True). Save a plain state dict instead. Detail: "
+                f"{str(err).splitlines()[0]}") from None
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint: "
+                              f"{str(err).splitlines()[0]}") from None
+    except Exception as err:  # noqa: BLE001  (a damaged file surfaces as many error types)
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint "
+                              f"({type(err).__name__}: {err}); is it truncated?") from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
