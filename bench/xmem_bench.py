@@ -1,11 +1,16 @@
-"""XMem inference speed: InferenceCore vs the batched engine, with achieved GFLOP/s.
+"""XMem inference speed, float32 and bfloat16, at the trajectory side's size and at 480p.
 
-Measures in one run: seconds per frame of InferenceCore; the batched engine's seconds per
-video-frame at each batch size; FLOPs per frame (torch's FlopCounterMode, 2 FLOPs per MAC);
-and a conv/matmul peak measured in the same process, so the fraction of peak is honest.
+One run measures, per precision: a conv peak (decoder-sized 3×3 conv) in the same process;
+the reference network through InferenceCore (what the fixtures test); the engine on the
+inference copy (BatchNorm folded, channels-last, weights in the compute dtype) at each batch
+size, with GFLOP/s (FlopCounterMode, 2 FLOPs per MAC) and % of the measured peak; and the
+batching gain B=max vs B=1. --stages times the trunk (encode_key) and the decoder alone.
+--accuracy compares bfloat16 with float32 on a moving-blob video: mask IoU and feature error.
 
-    python bench/xmem_bench.py                       # CPU, 2 threads, 480×854, 2 objects
-    python bench/xmem_bench.py --device cuda --dtype bf16
+    python bench/xmem_bench.py                            # CPU, 2 threads, 144×256 and 480×854
+    python bench/xmem_bench.py --stages
+    python bench/xmem_bench.py --accuracy
+    python bench/xmem_bench.py --device cuda --threads 0 --json gpu.json
 """
 from __future__ import annotations
 
@@ -13,10 +18,16 @@ import argparse
 import json
 import time
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from xmem_traj.xmem import BatchedInferenceCore, InferenceCore, load_xmem
+from xmem_traj.xmem import BatchedInferenceCore, InferenceCore, load_xmem, object_features
+from xmem_traj.xmem.network import owner_index
+from xmem_traj.xmem.optimize import InferenceSettings, inference_copy
+
+CONFIG = {"mem_every": 1, "top_k": 30, "max_mid_term_frames": 10, "min_mid_term_frames": 5}
+DTYPES = {"32": torch.float32, "bf16": torch.bfloat16}
 
 
 def sync(device: torch.device) -> None:
@@ -24,165 +35,217 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def synthetic_video(frames: int, h: int, w: int, objects: int, device, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.randn((frames, 3, h, w), generator=g).to(device)
-    mask = torch.zeros((h, w), dtype=torch.long)
-    for i in range(objects):
-        y0, x0 = int(h * (0.2 + 0.3 * i)), int(w * (0.2 + 0.3 * i))
-        mask[y0:y0 + h // 4, x0:x0 + w // 4] = i + 1
-    return images, mask.to(device)
+def timed(fn, device, seconds: float = 2.0, min_reps: int = 3) -> float:
+    """Seconds per call, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    sync(device)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or reps < min_reps:
+        fn()
+        reps += 1
+    sync(device)
+    return (time.perf_counter() - t0) / reps
 
 
-def measured_peak(device: torch.device, dtype: torch.dtype) -> dict[str, float]:
-    """GFLOP/s of a large matmul and of a decoder-sized 3×3 conv on this device."""
-    out = {}
-    n = 2048
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    x = torch.randn(1, 512, 60, 108, device=device, dtype=dtype)
-    conv = torch.nn.Conv2d(512, 512, 3, padding=1).to(device=device, dtype=dtype)
-    cases = {"matmul": (lambda: a @ b, 2 * n ** 3),
-             "conv3x3": (lambda: conv(x), 2 * 512 * 512 * 9 * 60 * 108)}
+def conv_peak(device, dtype) -> float:
+    """GFLOP/s of a decoder-sized 3×3 conv (512→512 channels at 60×108), channels-last."""
+    x = torch.randn(1, 512, 60, 108, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(512, 512, 3, padding=1).to(device=device, dtype=dtype,
+                                                       memory_format=torch.channels_last)
     with torch.no_grad():
-        for name, (fn, flops) in cases.items():
-            for _ in range(3):
-                fn()
-            sync(device)
-            reps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < 2.0 or reps < 3:
-                fn()
-                reps += 1
-            sync(device)
-            out[name] = flops * reps / (time.perf_counter() - t0) / 1e9
-    return out
+        return 2 * 512 * 512 * 9 * 60 * 108 / timed(lambda: conv(x), device) / 1e9
 
 
-def run_core(network, images, mask, objects, config, timed: range, device, autocast):
-    core = InferenceCore(network, config)
-    core.set_all_labels(list(range(1, objects + 1)))
-    times = []
-    for t in range(timed.stop):
-        sync(device)
-        t0 = time.perf_counter()
-        with autocast():
-            core.step(images[t], mask if t == 0 else None, list(range(1, objects + 1)) if t == 0 else None)
-        sync(device)
-        if t in timed:
-            times.append(time.perf_counter() - t0)
-    return sum(times) / len(times)
+def blob_video(frames: int, h: int, w: int, device, seed: int = 0):
+    """Smooth background and two moving blobs: images (T, 3, H, W) normalised-ish, labels (T, H, W)."""
+    g = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    images, labels = [], []
+    for t in range(frames):
+        img = np.stack([xx, yy, 0.5 + 0.2 * np.sin(6 * xx)]) + g.normal(0, 0.05, (3, h, w))
+        lab = np.zeros((h, w), np.int64)
+        for i, (cy, cx, col) in enumerate(((0.35, 0.3, (1.5, -1, 0)), (0.6, 0.65, (-1, 1.5, 1)))):
+            inside = ((yy - cy - 0.01 * t) / 0.15) ** 2 + ((xx - cx - 0.02 * t) / 0.12) ** 2 < 1
+            img[:, inside] = np.array(col)[:, None]
+            lab[inside] = i + 1
+        images.append(img)
+        labels.append(lab)
+    return (torch.tensor(np.stack(images), dtype=torch.float32, device=device),
+            torch.tensor(np.stack(labels), device=device))
 
 
-def run_batched(network, images, mask, objects, config, batch: int, timed: range, device, autocast):
-    engine = BatchedInferenceCore(network, config, batch_size=batch)
-    labels = list(range(1, objects + 1))
-    for b in range(batch):
-        engine.set_all_labels(b, labels)
-    times = []
-    for t in range(timed.stop):
-        frame = images[t][None].expand(batch, -1, -1, -1).contiguous()
-        sync(device)
-        t0 = time.perf_counter()
-        with autocast():
-            engine.step(frame, [mask] * batch if t == 0 else None,
-                        [labels] * batch if t == 0 else None)
-        sync(device)
-        if t in timed:
-            times.append(time.perf_counter() - t0)
-    return sum(times) / len(times) / batch
-
-
-def count_flops(network, images, mask, objects, config, frames: int, autocast) -> list[float]:
-    core = InferenceCore(network, config)
-    core.set_all_labels(list(range(1, objects + 1)))
+def run_video(core_step, images, labels, autocast, frames: int):
+    """Step a video; mask on frame 0 → per frame (prob, timed seconds)."""
     out = []
     for t in range(frames):
-        with FlopCounterMode(display=False) as counter, autocast():
-            core.step(images[t], mask if t == 0 else None, list(range(1, objects + 1)) if t == 0 else None)
-        out.append(counter.get_total_flops())
+        t0 = time.perf_counter()
+        with autocast():
+            prob = core_step(images[t], labels[0] if t == 0 else None, t)
+        out.append((prob, time.perf_counter() - t0))
     return out
 
 
-def time_stages(network, device, h: int, w: int, objects: int, batches=(1, 4)) -> None:
-    """Seconds per frame of encode_key and of the decoder, alone and batched."""
-    from xmem_traj.xmem.network import owner_index
-    hp, wp = h + (-h) % 16, w + (-w) % 16
-    print(f"\n| stage (per frame, {hp}×{wp}, {objects} objects/frame) | " +
-          " | ".join(f"B={b}" for b in batches) + " |\n|---|" + "---|" * len(batches))
-    rows = {"encode_key": [], "decoder (segment)": []}
+def flops_per_frame(network, images, labels, frames: int) -> float:
+    core = InferenceCore(network, CONFIG)
+    core.set_all_labels([1, 2])
+    counts = []
+    for t in range(frames):
+        with FlopCounterMode(display=False) as counter:
+            core.step(images[t], labels[0] if t == 0 else None, [1, 2] if t == 0 else None)
+        counts.append(counter.get_total_flops())
+    return float(np.mean(counts[2:]))
+
+
+def engine_seconds(network, images, labels, batch: int, frames: int, device, autocast) -> float:
+    """Seconds per video-frame of the engine stepping `batch` videos (frames 2.. timed)."""
+    engine = BatchedInferenceCore(network, CONFIG, batch_size=batch)
+    for b in range(batch):
+        engine.set_all_labels(b, [1, 2])
+    times = []
     with torch.no_grad():
-        for b in batches:
-            img = torch.randn(b, 3, hp, wp, device=device)
-            network.encode_key(img)  # warm-up
-            sync(device); t0 = time.perf_counter()
-            _, _, _, f16, f8, f4 = network.encode_key(img)
-            sync(device); rows["encode_key"].append((time.perf_counter() - t0) / b)
-            n = objects * b
-            owner = owner_index([objects] * b, device)
-            readout = torch.randn(n, network.value_dim, hp // 16, wp // 16, device=device)
-            hidden = torch.randn(n, network.hidden_dim, hp // 16, wp // 16, device=device)
-            sync(device); t0 = time.perf_counter()
-            network.decoder(f16, f8, f4, hidden, readout, owner, h_out=True)
-            sync(device); rows["decoder (segment)"].append((time.perf_counter() - t0) / b)
-    for name, vals in rows.items():
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
+        for t in range(frames):
+            x = images[t][None].expand(batch, -1, -1, -1).contiguous()
+            sync(device)
+            t0 = time.perf_counter()
+            with autocast():
+                engine.step(x, [labels[0]] * batch if t == 0 else None, [[1, 2]] * batch if t == 0 else None)
+            sync(device)
+            times.append(time.perf_counter() - t0)
+    return float(np.mean(times[2:])) / batch
+
+
+def speed(args, device) -> dict:
+    reference = load_xmem(None).to(device)
+    results = {}
+    for prec in args.precisions:
+        dtype = DTYPES[prec]
+        peak = conv_peak(device, dtype)
+        copy = inference_copy(reference, InferenceSettings(dtype, channels_last=True))
+
+        def autocast():
+            return torch.autocast(device.type, dtype=torch.bfloat16, enabled=prec == "bf16")
+        print(f"\nprecision {prec}: measured conv peak {peak:.0f} GFLOP/s")
+        print("| size | engine | s per video-frame | GFLOP/s | % of peak |\n|---|---|---|---|---|")
+        for size in args.sizes:
+            h, w = size
+            images, labels = blob_video(args.frames, h, w, device)
+            with torch.no_grad():
+                gflop = flops_per_frame(reference, images, labels, args.frames) / 1e9
+                core = InferenceCore(reference, CONFIG)
+                core.set_all_labels([1, 2])
+                steps = run_video(lambda x, m, t: core.step(x, m, [1, 2] if t == 0 else None),
+                                  images, labels, autocast, args.frames)
+            rows = {"InferenceCore, reference network": float(np.mean([s for _, s in steps[2:]]))}
+            for b in args.batch_sizes:
+                rows[f"engine B={b}, inference copy"] = engine_seconds(copy, images, labels, b, args.frames,
+                                                                       device, autocast)
+            for name, sec in rows.items():
+                print(f"| {h}×{w} | {name} | {sec:.4f} | {gflop / sec:.0f} | {100 * gflop / sec / peak:.0f}% |")
+            b_lo, b_hi = min(args.batch_sizes), max(args.batch_sizes)
+            gain = rows[f"engine B={b_lo}, inference copy"] / rows[f"engine B={b_hi}, inference copy"]
+            print(f"| {h}×{w} | B={b_hi} vs B={b_lo} | {gain:.2f}× faster per video-frame | | |")
+            results[f"{prec} {h}x{w}"] = {"peak_gflops": peak, "gflop_per_frame": gflop, "seconds": rows,
+                                          f"gain_B{b_hi}_vs_B{b_lo}": gain}
+    return results
+
+
+def stages(args, device) -> dict:
+    """Trunk (encode_key) and decoder alone: ms per frame and % of the conv peak."""
+    reference = load_xmem(None).to(device)
+    results = {}
+    print("| precision | size | B | trunk ms/frame | trunk % peak | decoder ms/frame (2 objects) | decoder % peak |")
+    print("|---|---|---|---|---|---|---|")
+    for prec in args.precisions:
+        dtype = DTYPES[prec]
+        peak = conv_peak(device, dtype)
+        net = inference_copy(reference, InferenceSettings(dtype, channels_last=True))
+        for h, w in args.sizes:
+            hp, wp = h + (-h) % 16, w + (-w) % 16
+            for b in args.batch_sizes:
+                img = torch.randn(b, 3, hp, wp, device=device, dtype=dtype)
+                owner = owner_index([2] * b, device)
+                with torch.no_grad():
+                    with FlopCounterMode(display=False) as fc:
+                        _, _, _, f16, f8, f4 = net.encode_key(img)
+                    trunk_flops = fc.get_total_flops()
+                    t_trunk = timed(lambda: net.encode_key(img), device)
+                    readout = torch.randn(2 * b, net.value_dim, hp // 16, wp // 16, device=device, dtype=dtype)
+                    hidden = torch.randn(2 * b, net.hidden_dim, hp // 16, wp // 16, device=device, dtype=dtype)
+                    with FlopCounterMode(display=False) as fc:
+                        net.decoder(f16, f8, f4, hidden, readout, owner)
+                    dec_flops = fc.get_total_flops()
+                    t_dec = timed(lambda: net.decoder(f16, f8, f4, hidden, readout, owner), device)
+                tp, dp = trunk_flops / t_trunk / 1e9 / peak, dec_flops / t_dec / 1e9 / peak
+                print(f"| {prec} | {h}×{w} | {b} | {1000 * t_trunk / b:.1f} | {100 * tp:.0f}% | "
+                      f"{1000 * t_dec / b:.1f} | {100 * dp:.0f}% |")
+                results[f"{prec} {h}x{w} B={b}"] = {"trunk_s": t_trunk / b, "trunk_peak": tp,
+                                                    "decoder_s": t_dec / b, "decoder_peak": dp}
+    return results
+
+
+def accuracy(args, device) -> dict:
+    """bfloat16 (inference copy) vs float32 (reference) on a blob video: per-frame mask IoU
+    of the argmax segmentation and relative error of the pooled features."""
+    reference = load_xmem(None).to(device)
+    copy = inference_copy(reference, InferenceSettings(torch.bfloat16, channels_last=True))
+    results = {}
+    for h, w in args.sizes:
+        images, labels = blob_video(args.frames, h, w, device, seed=1)
+        runs = {}
+        for name, net, bf16 in (("32", reference, False), ("bf16", copy, True)):
+            core = InferenceCore(net, CONFIG)
+            core.set_all_labels([1, 2])
+            probs, feats = [], []
+            with torch.no_grad():
+                for t in range(args.frames):
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                        prob = core.step(images[t], labels[0] if t == 0 else None, [1, 2] if t == 0 else None)
+                    probs.append(prob.float().argmax(0))
+                    f = object_features(core.last_output, ("hidden_pooled", "readout_pooled", "key_pooled"),
+                                        value_dim=net.value_dim)
+                    feats.append(torch.cat(list(f.values()), 1))
+            runs[name] = (probs, feats)
+        ious, errs = [], []
+        for t in range(1, args.frames):
+            a, b = runs["32"][0][t], runs["bf16"][0][t]
+            for obj in (1, 2):
+                union = ((a == obj) | (b == obj)).sum().item()
+                ious.append(((a == obj) & (b == obj)).sum().item() / union if union else 1.0)
+            fa, fb = runs["32"][1][t], runs["bf16"][1][t]
+            errs.append(((fb - fa).norm() / fa.norm()).item())
+        print(f"{h}×{w}: bf16 vs fp32 mask IoU min {min(ious):.4f} mean {np.mean(ious):.4f}; "
+              f"feature relative error median {np.median(errs):.4f} max {max(errs):.4f} "
+              f"({args.frames} frames, 2 objects)")
+        results[f"{h}x{w}"] = {"iou_min": min(ious), "iou_mean": float(np.mean(ious)),
+                               "feature_rel_err_median": float(np.median(errs)), "feature_rel_err_max": max(errs)}
+    return results
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16 runs the steps under autocast")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--width", type=int, default=854)
-    p.add_argument("--objects", type=int, default=2)
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8])
-    p.add_argument("--warmup", type=int, default=3, help="frames not timed (default: 3)")
-    p.add_argument("--timed", type=int, default=5, help="frames timed after warm-up (default: 5)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads; 0 leaves torch's default (default: 2)")
+    p.add_argument("--sizes", nargs="+", default=["144x256", "480x854"], help="H×W (default: 144x256 480x854)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--precisions", nargs="+", default=["32", "bf16"], choices=list(DTYPES))
+    p.add_argument("--frames", type=int, default=5, help="frames per video; the first 2 are not timed")
+    p.add_argument("--stages", action="store_true", help="trunk and decoder alone")
+    p.add_argument("--accuracy", action="store_true", help="bf16 vs fp32 masks and features")
     p.add_argument("--json", help="also write the results to this JSON file")
-    p.add_argument("--stages", action="store_true",
-                   help="only time encode_key and the decoder per frame at B=1 and B=4")
     args = p.parse_args()
-
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
     device = torch.device(args.device)
-    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
-
-    network = load_xmem(None).to(device)
-    if args.stages:
-        time_stages(network, device, args.height, args.width, args.objects)
-        return
-    config = {"mem_every": 5, "top_k": 30}  # eval.py defaults otherwise
-    total = args.warmup + args.timed
-    images, mask = synthetic_video(total, args.height, args.width, args.objects, device)
-    timed = range(args.warmup, total)
-
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{args.threads} threads'}), "
-          f"{args.dtype}, {args.height}×{args.width}, {args.objects} objects, frames {timed.start}-{timed.stop - 1} timed")
-    peak = measured_peak(device, dtype)
-    print("measured peak GFLOP/s: " + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()))
-    flops = count_flops(network, images, mask, args.objects, config, total, autocast)
-    gflop = sum(flops[t] for t in timed) / len(timed) / 1e9
-    print(f"GFLOP per frame (frames {timed.start}-{timed.stop - 1}, mean): {gflop:.1f}; "
-          f"first frame {flops[0] / 1e9:.1f}")
-
-    rows = [("InferenceCore", run_core(network, images, mask, args.objects, config, timed, device, autocast))]
-    for batch in args.batch_sizes:
-        rows.append((f"batched B={batch}", run_batched(network, images, mask, args.objects, config,
-                                                       batch, timed, device, autocast)))
-    best_peak = max(peak.values())
-    print(f"\n| engine | s per video-frame | GFLOP/s | % of measured peak ({best_peak:.0f}) |")
-    print("|---|---|---|---|")
-    for name, sec in rows:
-        print(f"| {name} | {sec:.3f} | {gflop / sec:.1f} | {100 * gflop / sec / best_peak:.0f}% |")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    print(f"device {device} ({name}), 2 objects per video, XMem config {CONFIG}")
+    result = (stages(args, device) if args.stages else accuracy(args, device) if args.accuracy
+              else speed(args, device))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "peak_gflops": peak, "gflop_per_frame": gflop,
-                       "rows": {n: s for n, s in rows}}, f, indent=1)
+            json.dump({"device": name, "args": {k: v for k, v in vars(args).items()}, "results": result},
+                      f, indent=1, default=str)
 
 
 if __name__ == "__main__":

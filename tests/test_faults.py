@@ -63,7 +63,7 @@ def cache_case(synth_root, nusc, tmp_path, monkeypatch):
         time.sleep(0.3)  # long enough for a second process to arrive
         return {i: (np.full((ds.window_len, 7), i, np.float32), np.ones(ds.window_len, bool))
                 for g in groups for i in g.items}
-    monkeypatch.setattr(feature_cache, "extract_groups", fake_extract)
+    monkeypatch.setattr(feature_cache.extraction, "extract_groups", fake_extract)
     root = tmp_path / "cache"
     load = lambda: feature_cache.load_or_extract(ds, backbone, "w", root, progress=False)  # noqa: E731
     first = load()
@@ -114,10 +114,11 @@ def test_cache_builds_an_entry_once_for_concurrent_runs(cache_case):
 def test_stale_temporaries_of_dead_processes_are_removed(synth_root, tmp_path, monkeypatch):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    cfg = tiny(synth_root, tmp_path, dataroot="", synth_scenes=1)
+    cfg = tiny(synth_root, tmp_path, dataroot="", synth_train_scenes=1, synth_train_val_scenes=0, synth_val_scenes=1)
     parent = cfg.resolved_cache_dir() / "synthetic"
-    stale = parent / f"scenes1-seed0.tmp-{dead.pid}-abc"
-    (stale / "v1.0-mini").mkdir(parents=True)
+    from xmem_traj.synth import WORLD_VERSION
+    stale = parent / f"world{WORLD_VERSION}-1-0-1-stride4-seed0.tmp-{dead.pid}-abc"
+    (stale / "v1.0-trainval").mkdir(parents=True)
     made = []
     def fake_generate(out, **kw):
         made.append(out)

@@ -22,7 +22,8 @@ from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_frame import global_to_local, local_to_global
 from xmem_traj.data.videos import group_video, group_windows
 from xmem_traj.eval.baselines import run_baseline
-from xmem_traj.eval.evaluate import evaluate_run, format_table, load_predictor, prediction_json, score
+from xmem_traj.eval.evaluate import (evaluate_run, format_report, load_predictor, predict, prediction_json,
+                                     score)
 from xmem_traj.runs import RunLayout
 from xmem_traj.traj import feature_cache
 from xmem_traj.traj.backbone import XMemBackbone
@@ -104,7 +105,8 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
     assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
-    assert "| XMem + history (ours) | 2 |" in out  # the job reports its eval table
+    assert "| XMem + history (ours) (minFDE_1 sd over seeds" in out  # the job reports its eval table
+    assert "stage times: data" in out
     layout = RunLayout(run)
     for rel in ("config.json", "versions.json", "checkpoints/xmem/seed0/last.ckpt",
                 "checkpoints/xmem/seed1/last.ckpt", "checkpoints/history_only/seed0/last.ckpt",
@@ -112,15 +114,18 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
                 "logs/xmem-seed1/metrics.csv", "eval.json"):
         assert (run / rel).exists(), rel
     dm = TrajDataModule.from_config(cfg)
-    summary = evaluate_run(layout, dm, cfg.method_list)
-    assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2}
-    per = [s["MinFDEK_1"] for s in summary["per_seed"]["XMem + history (ours)"]]
-    assert summary["metrics"]["XMem + history (ours)"]["MinFDEK_1"] == pytest.approx(np.mean(per))
-    assert " ± " in format_table(summary)
-    # predict's devkit JSON goes through compute_metrics to the same number as our eval.
-    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), dm.val_data, dm.val_set.records)
+    summary = evaluate_run(layout, dm, dm.methods)
+    assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2,
+                                "history + true cues (ceiling)": 2}
+    xmem = summary["metrics"]["all"]["XMem + history (ours)"]
+    assert xmem["MinFDEK_1"][1] <= xmem["MinFDEK_1"][0] <= xmem["MinFDEK_1"][2]
+    assert "[95 % interval" in format_report(summary)
+    # predict's devkit JSON goes through compute_metrics to what our eval gives that seed.
+    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem"),
+                            dm.val_set.records)
     ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(dm.nusc), devkit_config())
-    assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(per[0], abs=1e-4)
+    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem")))
+    assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(ours["MinFDEK_1"], abs=1e-4)
     ckpt = torch.load(layout.checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
     full = load_predictor(layout.checkpoint("xmem", 0)).state_dict()
@@ -154,8 +159,8 @@ def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     assert manifest["format"] == feature_cache.FORMAT_VERSION and manifest["windows"] < len(train_set)
 
     calls = []
-    real = feature_cache.extract_groups
-    monkeypatch.setattr(feature_cache, "extract_groups", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = feature_cache.extraction.extract_groups
+    monkeypatch.setattr(feature_cache.extraction, "extract_groups", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert not calls and np.array_equal(again["features"], first["features"])  # cache hit
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import numpy as np
@@ -13,6 +14,9 @@ from xmem_traj.xmem import InferenceCore, load_xmem, pad_divide_by
 from xmem_traj.xmem.network import aggregate
 
 ATOL = 1e-4
+#: XMEM_TEST_DEVICE=cuda replays the fixtures on a GPU (bench/gpu_check.sh); results are
+#: compared on the CPU with the same tolerance.
+DEVICE = torch.device(os.environ.get("XMEM_TEST_DEVICE", "cpu"))
 
 
 def one_hot(index_mask: np.ndarray, labels: list[int]) -> torch.Tensor:
@@ -40,20 +44,21 @@ def run_fixture(network, fixture_dir):
     """Replays fixture.json's calls with the reference protocol; returns per-frame records."""
     spec = json.loads((fixture_dir / "fixture.json").read_text())
     inputs = np.load(fixture_dir / "inputs.npz")
+    network = network.to(DEVICE)
     core = InferenceCore(network, spec["config"])
     records = []
     for call in spec["calls"]:
         t = call["t"]
-        image = normalise(inputs["frames"][t])
+        image = normalise(inputs["frames"][t]).to(DEVICE)
         if call.get("set_all_labels") is not None:
             core.set_all_labels(call["set_all_labels"])
         mask = None
         if call.get("mask") is not None:
-            mask = mask_for_call(inputs, call, core.all_labels)
+            mask = mask_for_call(inputs, call, core.all_labels).to(DEVICE)
         prob = core.step(image, mask, valid_labels=call.get("valid_labels"), end=call["end"])
         mem = core.memory
         records.append({
-            "probs": prob, "hidden": mem.get_hidden()[0],
+            "probs": prob.cpu(), "hidden": mem.get_hidden()[0].cpu(),
             "work_size": mem.work_mem.size, "long_size": mem.long_mem.size if mem.long_mem else 0,
             "work_groups": [mem.work_mem.get_v_size(g) for g in range(mem.work_mem.num_groups)],
             "long_groups": ([mem.long_mem.get_v_size(g) for g in range(mem.long_mem.num_groups)]

@@ -68,10 +68,10 @@ def _run_data(args: argparse.Namespace):
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from .eval.evaluate import evaluate_run, format_table
+    from .eval.evaluate import evaluate_run, format_report
     layout, cfg, dm = _run_data(args)
-    summary = evaluate_run(layout, dm, cfg.method_list)
-    print(format_table(summary))
+    summary = evaluate_run(layout, dm, dm.methods)
+    print(format_report(summary))
     if args.json:
         out = Path(args.json)
     elif args.overwrite:
@@ -82,21 +82,22 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
-def _method(args: argparse.Namespace, cfg) -> str:
-    method = args.method or cfg.method_list[0]
-    if method not in cfg.method_list:
-        raise UserError(f"--method {method}: the run trained {', '.join(cfg.method_list)}")
+def _method(args: argparse.Namespace, dm) -> str:
+    method = args.method or dm.methods[0]
+    if method not in dm.methods:
+        raise UserError(f"--method {method}: the run trained {', '.join(dm.methods)}")
     return method
 
 
 def _predict(args: argparse.Namespace) -> None:
     from .eval.evaluate import load_predictor, prediction_json
     from .runs import require_checkpoint
+    from .methods import METHODS
     layout, cfg, dm = _run_data(args)
-    checkpoint = require_checkpoint(layout, _method(args, cfg))
-    dm.setup("predict")
-    preds = prediction_json(load_predictor(checkpoint, dm.finetuned_backbone), dm.val_data,
-                            dm.val_set.records)
+    method = _method(args, dm)
+    checkpoint = require_checkpoint(layout, method)
+    preds = prediction_json(load_predictor(checkpoint, dm.finetuned_backbone),
+                            dm.targets("val", METHODS[method].inputs), dm.val_set.records)
     out = Path(args.out or layout.root / f"predictions_{dm.val_set.split}.json")
     out.write_text(json.dumps(preds))
     print(f"wrote {len(preds)} predictions to {out}")
@@ -106,8 +107,10 @@ def _viz(args: argparse.Namespace) -> None:
     from .eval.viz import render_examples
     from .runs import require_checkpoint
     layout, cfg, dm = _run_data(args)
-    checkpoint = require_checkpoint(layout, _method(args, cfg))
-    paths = render_examples(dm, checkpoint, count=args.count, out_dir=Path(args.out or layout.root / "viz"))
+    method = _method(args, dm)
+    checkpoint = require_checkpoint(layout, method)
+    paths = render_examples(dm, method, checkpoint, count=args.count,
+                            out_dir=Path(args.out or layout.root / "viz"))
     print("\n".join(str(p) for p in paths))
 
 

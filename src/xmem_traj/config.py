@@ -49,8 +49,12 @@ class TrainConfig:
     future_s: float = _f(6.0, "seconds predicted (the challenge's horizon is 6)", min=0.5)
     image_height: int = _f(144, "height of the frames fed to XMem", min=16)
     image_width: int = _f(256, "width of the frames fed to XMem", min=16)
-    synth_scenes: int = _f(30, "scenes of the synthetic default dataset (30: v1.0-trainval "
-                                  "names, 24 train + 6 val scenes)", min=1)
+    synth_train_scenes: int = _f(16, "scenes of the synthetic default dataset's train split "
+                                        "(v1.0-trainval names of the challenge's train)", min=0, max=500)
+    synth_train_val_scenes: int = _f(6, "… of its train_val split (where choices are made)", min=0, max=200)
+    synth_val_scenes: int = _f(10, "… of its val split (what the README reports)", min=0, max=150)
+    synth_target_stride: int = _f(4, "the synthetic world lists a target every n-th key frame "
+                                     "of an agent (4: every 2 s)", min=1)
     synth_seed: int = _f(0, "seed of the synthetic default dataset")
     cache_dir: str = _f("", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj")
     # XMem
@@ -62,16 +66,21 @@ class TrainConfig:
                             "past frame (XMem re-anchored)", choices=("first", "every"))
     finetune_xmem: str = _f("", "comma list of XMem module prefixes to fine-tune (disables the "
                                "feature cache; slow); empty: frozen")
-    videos_per_step: int = _f(4, "camera windows XMem steps in lockstep during extraction", min=1)
+    videos_per_step: int = _f(8, "camera windows XMem steps in lockstep during extraction", min=1)
+    precision: str = _f("auto", "XMem's (and training's) arithmetic: bf16 (bfloat16, about 2× "
+                                "faster where the hardware has it), 32 (float32, the reference's), "
+                                "auto: bf16 where native (CPUs with AVX512-BF16/AMX, GPUs with "
+                                "bf16), else 32", choices=("auto", "bf16", "32"))
     # head
     head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
     hidden: int = _f(128, "head width", min=1)
     dropout: float = _f(0.5, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
     modes: int = _f(1, "predicted modes K (at most 25, the challenge's limit); >1 trains "
                        "best-of-K with mode probabilities", min=1, max=25)
-    methods: str = _f("xmem,history_only", "comma list of methods to train, the first is the "
-                                           "run's main model (predict, viz): "
-                                           + "; ".join(f"{m.name} = {m.label}" for m in METHODS.values()))
+    methods: str = _f("auto", "comma list of methods to train, the first is the run's main model "
+                              "(predict, viz): " + "; ".join(f"{m.name} = {m.label}" for m in METHODS.values())
+                              + "; auto: xmem, history_only and, where the data has the synthetic "
+                                "world's side file, cue_oracle")
     # optimisation
     epochs: int = _f(80, "training epochs", min=1)
     batch_size: int = _f(32, "targets per batch", min=1)
@@ -98,7 +107,8 @@ class TrainConfig:
 
     @property
     def method_list(self) -> tuple[str, ...]:
-        return tuple(split_list(self.methods))
+        """The methods named (empty for "auto", which the data module resolves)."""
+        return () if self.methods == "auto" else tuple(split_list(self.methods))
 
     @property
     def feature_kinds(self) -> tuple[str, ...]:
@@ -111,6 +121,13 @@ class TrainConfig:
     @property
     def finetune_list(self) -> tuple[str, ...]:
         return tuple(split_list(self.finetune_xmem))
+
+    @property
+    def resolved_precision(self) -> str:
+        """'bf16' or '32' (auto: bf16 where the accelerator computes it natively)."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16" if native_bf16(self.accelerator) else "32"
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -129,13 +146,14 @@ class TrainConfig:
             self.feature_kinds
         except ValueError as err:
             raise ConfigError(f"features: {err}") from None
-        unknown = [m for m in self.method_list if m not in METHODS]
-        if unknown or not self.method_list or len(set(self.method_list)) != len(self.method_list):
-            raise ConfigError(f"methods: {self.methods!r} must be a comma list of distinct "
+        methods = self.method_list
+        unknown = [m for m in methods if m not in METHODS]
+        if self.methods != "auto" and (unknown or not methods or len(set(methods)) != len(methods)):
+            raise ConfigError(f"methods: {self.methods!r} must be auto or a comma list of distinct "
                               f"methods from {', '.join(METHODS)}")
         top_k = TRAJ_XMEM_CONFIG["top_k"]
         cells = math.ceil(self.image_height / 16) * math.ceil(self.image_width / 16)
-        if "xmem" in self.method_list and cells < top_k:
+        if (self.methods == "auto" or "xmem" in methods) and cells < top_k:
             raise ConfigError(
                 f"image_height × image_width = {self.image_height}×{self.image_width} gives XMem "
                 f"a {math.ceil(self.image_height / 16)}×{math.ceil(self.image_width / 16)} key grid "
@@ -147,6 +165,16 @@ class TrainConfig:
             raise ConfigError(f"xmem_weights: {self.xmem_weights} is not a file (the official "
                               "XMem.pth or XMem-s012.pth)")
         return self
+
+
+def native_bf16(accelerator: str) -> bool:
+    """Does the device computes bfloat16 natively (not emulated)?"""
+    import torch
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    cpu = torch.backends.cpu.get_cpu_capability()
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None) or "AMX" in cpu
 
 
 def split_list(text: str) -> list[str]:

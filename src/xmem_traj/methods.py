@@ -11,12 +11,14 @@ class Method:
 
     name: str
     label: str    # row label in eval tables
-    inputs: str   # "xmem" (XMem features of the camera window) or "none" (history only)
+    inputs: str   # "xmem" (XMem features of the camera window), "cues" (the synthetic world's
+                  # cue states as a perfect eye would read them: the ceiling), "none" (history only)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("xmem", "XMem + history (ours)", "xmem"),
     Method("history_only", "history-only (ablation)", "none"),
+    Method("cue_oracle", "history + true cues (ceiling)", "cues"),
 )}
 
 __all__ = ["METHODS", "Method"]

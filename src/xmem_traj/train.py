@@ -2,10 +2,12 @@
 config (one predictor per seed), then evaluate against the devkit baselines on the val split."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import platform
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -17,8 +19,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .config import TrainConfig
-from .eval.evaluate import evaluate_run, format_table
+from .eval.evaluate import evaluate_run, format_report
 from .errors import RunError
+from .methods import METHODS
 from .runs import RunLayout, new_run, process_rank
 from .traj.datamodules import TrajDataModule
 from .traj.predictor import TrajectoryPredictor
@@ -76,10 +79,11 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
     last = layout.checkpoint(method, seed_index)
     L.seed_everything(seed, workers=True, verbose=False)
     targets = dm.train_set.targets
+    inputs = METHODS[method].inputs
     model = TrajectoryPredictor.from_config(
-        cfg, method, feature_dim=dm.feature_dim, past_steps=targets.past_steps,
+        cfg, method, feature_dim=dm.feature_dim(inputs), past_steps=targets.past_steps,
         future_steps=targets.future_steps, seed=seed,
-        backbone=dm.backbone if dm.online and method == "xmem" else None)
+        backbone=dm.backbone if dm.online and inputs == "xmem" else None)
     sub = layout.log_name(method, seed_index)
     # last.ckpt after every epoch (Lightning writes it atomically): a kill -9 loses one epoch.
     callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
@@ -97,6 +101,7 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
                         devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
                         callbacks=callbacks, logger=loggers, deterministic=True,
                         enable_progress_bar=cfg.progress, enable_model_summary=False,
+                        precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true",
                         log_every_n_steps=1, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return model
@@ -123,22 +128,45 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
     if resume_dir:
         check_resumable(layout, cfg)
     torch.manual_seed(cfg.seed)
+    clock = StageClock()
     dm = TrajDataModule.from_config(cfg, report)
+    cfg = dataclasses.replace(cfg, methods=",".join(dm.methods))  # "auto" resolved, as run
     train_set, val_set = dm.train_set, dm.val_set
+    clock.lap("data")
     report(f"targets: {len(train_set)} train, {len(val_set)} val "
            f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
            f"{'challenge split' if train_set.targets.challenge else 'all agents'})")
     if process_rank() == 0:
         layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
         layout.versions.write_text(json.dumps(versions(), indent=1))
-    for method in cfg.method_list:
+    if cfg.devices * cfg.num_nodes == 1:  # (DDP shards extraction inside the trainer)
+        dm.setup("fit")
+        clock.lap("XMem features" if dm.backbone is not None else "targets")
+    for method in dm.methods:
         for seed_index in range(cfg.seeds):
             fit(cfg, dm, layout, method, seed_index, resume=resume_dir is not None, report=report)
+    clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
-        summary = evaluate_run(layout, dm, cfg.method_list)
+        summary = evaluate_run(layout, dm, dm.methods)
+        clock.lap("eval")
+        summary["stage_seconds"] = clock.laps
         layout.eval.write_text(json.dumps(summary, indent=1))
-        report("\n" + format_table(summary))
+        report("\n" + format_report(summary))
+        report("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.laps.items()))
     return layout.root
+
+
+class StageClock:
+    """Wall time of the main job's stages, in order."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._t
+        self._t = now
 
 
 __all__ = ["EpochPrinter", "fit", "run_training", "versions"]

@@ -39,6 +39,7 @@ CAMERA_HZ = 12
 class AgentRecord:
     instance_token: str
     sample_token: str
+    sample_timestamp: int               # µs
     scene_name: str
     category: str
     camera: str
@@ -276,7 +277,8 @@ class AgentIndexer:
         past = helper.get_past_for_agent(instance_token, sample_token, self.history_s, True)
         scene = nusc.get("scene", sample["scene_token"])
         return AgentRecord(
-            instance_token=instance_token, sample_token=sample_token, scene_name=scene["name"],
+            instance_token=instance_token, sample_token=sample_token,
+            sample_timestamp=sample["timestamp"], scene_name=scene["name"],
             category=ann["category_name"], camera=channel,
             frame_tokens=[""] * pad + tokens,
             frame_paths=[""] * pad + [os.path.join(nusc.dataroot, sd["filename"]) for sd in sds],

@@ -14,9 +14,12 @@ from ..projection import rasterize
 
 
 def load_frame(path: str, size: tuple[int, int] | None) -> np.ndarray:
-    """JPEG → float32 RGB in [0, 1], (3, H, W), resized to size = (H, W) if given."""
+    """JPEG → float32 RGB in [0, 1], (3, H, W), resized to size = (H, W) if given (decoded at
+    a reduced scale first when the file is much larger: libjpeg's DCT scaling)."""
     try:
         with Image.open(path) as im:
+            if size is not None:  # JPEG: decode at the smallest DCT scale still >= size
+                im.draft("RGB", (size[1], size[0]))
             im = im.convert("RGB")
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.BILINEAR)

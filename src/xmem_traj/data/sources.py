@@ -9,7 +9,7 @@ from typing import Callable
 
 from ..atomic import file_lock, write_dir_atomically
 from ..config import TrainConfig
-from ..synth import generate, version_of
+from ..synth import WORLD_VERSION, generate, version_of
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,19 @@ class DataSource:
 def synthetic_dataroot(cfg: TrainConfig, report: Callable[[str], None] = log.info) -> Path:
     """The default data: a synthetic nuScenes in the cache, generated once (atomically)."""
     cache = cfg.resolved_cache_dir()
-    root = cache / "synthetic" / f"scenes{cfg.synth_scenes}-seed{cfg.synth_seed}"
+    counts = (cfg.synth_train_scenes, cfg.synth_train_val_scenes, cfg.synth_val_scenes)
+    root = cache / "synthetic" / (f"world{WORLD_VERSION}-{'-'.join(map(str, counts))}"
+                                  f"-stride{cfg.synth_target_stride}-seed{cfg.synth_seed}")
     done = root / "maps" / "prediction" / "prediction_scenes.json"
     if done.exists():
         return root
     with file_lock(cache / "locks" / f"synthetic-{root.name}.lock",
                    waiting=lambda: report(f"waiting for another process generating {root} …")):
         if not done.exists():  # (or the process we waited for made it)
-            report(f"generating the synthetic nuScenes ({cfg.synth_scenes} scenes) into {root} …")
+            report(f"generating the synthetic nuScenes ({sum(counts)} scenes: {counts[0]} train, "
+                   f"{counts[1]} train_val, {counts[2]} val) into {root} …")
             write_dir_atomically(root, lambda tmp: generate(
-                tmp, scenes=cfg.synth_scenes, seed=cfg.synth_seed,
+                tmp, scenes=counts, seed=cfg.synth_seed, target_stride=cfg.synth_target_stride,
                 progress=(lambda msg: report("  " + msg)) if cfg.progress else None))
     return root
 

@@ -44,14 +44,12 @@ def single_videos(records: Sequence[AgentRecord], indices: Sequence[int]) -> lis
                        (records[i].init_frame,)) for i in indices]
 
 
-def group_video(records: Sequence[AgentRecord], group: VideoGroup,
+def video_masks(records: Sequence[AgentRecord], group: VideoGroup,
                 image_size: tuple[int, int] | None) -> dict[str, torch.Tensor]:
-    """frames (T, 3, H, W) RGB in [0, 1]; per object its init mask (N, H, W), init frame (N,)
-    and its masks at every frame (N, T, H, W); frame_valid (T,)."""
-    rec = records[group.items[0]]
-    size = output_size(rec, image_size)
+    """Per object its init mask (N, H, W), init frame (N,) and its masks at every frame
+    (N, T, H, W); frame_valid (T,)."""
+    size = output_size(records[group.items[0]], image_size)
     return {
-        "frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
         "frame_masks": torch.from_numpy(np.stack([frame_masks(records[i], size) for i in group.items])),
         "init_masks": torch.from_numpy(np.stack([init_mask(records[i], size) for i in group.items])),
         "init_frames": torch.tensor(group.init_frames),
@@ -59,4 +57,12 @@ def group_video(records: Sequence[AgentRecord], group: VideoGroup,
     }
 
 
-__all__ = ["VideoGroup", "group_video", "group_windows", "single_videos"]
+def group_video(records: Sequence[AgentRecord], group: VideoGroup,
+                image_size: tuple[int, int] | None) -> dict[str, torch.Tensor]:
+    """video_masks and the frames (T, 3, H, W) RGB in [0, 1]."""
+    rec = records[group.items[0]]
+    frames = load_frames(rec.frame_paths, output_size(rec, image_size))
+    return {"frames": torch.from_numpy(frames), **video_masks(records, group, image_size)}
+
+
+__all__ = ["VideoGroup", "group_video", "group_windows", "single_videos", "video_masks"]

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from ..data.agent_dataset import NuScenesAgentDataset  # noqa: E402
 from ..data.agent_frame import local_to_global  # noqa: E402
 from ..data.frames import frame_masks, init_mask, load_frames, output_size  # noqa: E402
+from ..methods import METHODS  # noqa: E402
 from ..traj.datamodules import TrajDataModule  # noqa: E402
 from .evaluate import load_predictor, predict  # noqa: E402
 
@@ -34,14 +35,15 @@ def xmem_masks(backbone, ds: NuScenesAgentDataset, index: int) -> list:
     return out
 
 
-def render_examples(dm: TrajDataModule, checkpoint: Path, *, count: int, out_dir: Path) -> list[Path]:
+def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count: int,
+                    out_dir: Path) -> list[Path]:
     """PNGs of `count` val targets: BEV of past, true future and the checkpoint's modes,
     beside the camera window with XMem's masks (when the run has XMem)."""
-    dm.setup("predict")
+    data = dm.targets("val", METHODS[method].inputs)
     model = load_predictor(checkpoint, dm.finetuned_backbone)
-    pred, probs, gt, _ = predict(model, dm.val_data)
+    pred, probs, gt, _ = predict(model, data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds, data = dm.val_set, dm.val_data
+    ds = dm.val_set
     picks = np.linspace(0, len(ds) - 1, min(count, len(ds))).astype(int)
     paths = []
     for i in picks:

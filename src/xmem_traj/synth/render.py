@@ -141,15 +141,15 @@ def add_box(canvas: Canvas, corners: np.ndarray, colour, agent_id: int, cam_pos:
 
 
 def face_patch(corners: np.ndarray, face: str, u0, u1, v0, v1) -> np.ndarray:
-    """A rectangle on a box face: u across the face (0..1 left→right seen from outside),
-    v up the face (0 bottom .. 1 top), slightly in front of the face."""
-    if face == "back":
-        bl, br, tl = corners[7], corners[6], corners[4]
-        outward = corners[4] - corners[0]
-    else:  # front
-        bl, br, tl = corners[2], corners[3], corners[1]
-        outward = corners[0] - corners[4]
+    """A rectangle on a box face, slightly in front of it; v runs up the face (0 bottom .. 1
+    top). u runs across: back and front faces left → right as seen from outside; the side
+    faces ("left", "right") from the back of the box (0) to its front (1)."""
+    bl, br, tl, out_from, out_to = {
+        "back": (7, 6, 4, 0, 4), "front": (2, 3, 1, 4, 0),
+        "left": (7, 3, 4, 1, 0), "right": (6, 2, 5, 0, 1)}[face]
+    outward = corners[out_to] - corners[out_from]
     outward = outward / (np.linalg.norm(outward) + 1e-9) * 0.02
+    bl, br, tl = corners[bl], corners[br], corners[tl]
     ux, vz = br - bl, tl - bl
     p = lambda u, v: bl + u * ux + v * vz + outward  # noqa: E731
     return np.array([p(u0, v0), p(u1, v0), p(u1, v1), p(u0, v1)])

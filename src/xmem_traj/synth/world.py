@@ -13,11 +13,13 @@ Traffic keeps right: forward lanes have d < 0 (right of the centreline), oncomin
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 DT = 0.05            # simulation step (s)
+BLINK_PERIOD = 1 / 1.5   # indicators flash at 1.5 Hz (90 a minute) ...
+BLINK_DUTY = 0.5         # ... half of each period lit
 LANE_W = 3.5
 FORWARD_LANES = (-1.75, -5.25)
 ONCOMING_LANES = (1.75, 5.25)
@@ -42,6 +44,17 @@ class Road:
     x: np.ndarray
     y: np.ndarray
     heading: np.ndarray
+
+    def placed(self, rng: np.random.Generator, extent: tuple[float, float], margin: float) -> "Road":
+        """The same road moved to a random place whose bounding box (plus margin) lies inside
+        [0, extent[0]] × [0, extent[1]] (the map's canvas, global metres)."""
+        lo = np.array([self.x.min(), self.y.min()]) - margin
+        hi = np.array([self.x.max(), self.y.max()]) + margin
+        room = np.array(extent) - (hi - lo)
+        if (room < 0).any():
+            raise ValueError(f"a road of extent {hi - lo} does not fit the map {extent}")
+        shift = rng.uniform(0, room) - lo
+        return Road(self.s, self.x + shift[0], self.y + shift[1], self.heading)
 
     @classmethod
     def random(cls, rng: np.random.Generator, length: float, step: float = 0.5) -> "Road":
@@ -70,7 +83,7 @@ class Road:
 
 @dataclass
 class Track:
-    """One agent's simulated motion on the DT grid starting at t0."""
+    """One agent's simulated motion on the DT grid starting at t0, and its cue states."""
 
     category: str
     t0: float
@@ -78,140 +91,75 @@ class Track:
     y: np.ndarray
     yaw: np.ndarray
     speed: np.ndarray
-    brake: np.ndarray            # brake lights on
-    left: np.ndarray             # left indicator active (blinks when rendered)
+    brake: np.ndarray            # brake lamps lit
+    left: np.ndarray             # left indicator (or cyclist's hand signal) active
     right: np.ndarray
     behaviour: str = "cruise"
     parked: bool = False
     colour: tuple[int, int, int] = (128, 128, 128)
+    manoeuvres: list = field(default_factory=list)   # vehicles: their planned Manoeuvres
+    street: np.ndarray | None = None                 # (k, 2) path into a side street (turns)
+    facing_road: np.ndarray | None = None            # pedestrians: turned to the road
+
+    def __post_init__(self):
+        # Each indicator activation starts its own blink cycle: the time it came on, per step.
+        self._onset = {side: _run_starts(getattr(self, side), self.t0) for side in ("left", "right")}
 
     @property
     def size(self) -> tuple[float, float, float]:
         return SIZES[self.category]
 
     def at(self, t: float) -> dict:
-        """Linearly interpolated state at time t (yaw unwrapped first)."""
+        """Linearly interpolated state at time t (yaw unwrapped first); cue states at the
+        nearest step, indicators lit only in the on-phase of their blink."""
         f = (t - self.t0) / DT
         i = int(np.clip(np.floor(f), 0, len(self.x) - 2))
         a = float(np.clip(f - i, 0.0, 1.0))
         yaw = np.unwrap(self.yaw[i:i + 2])
         k = i if a < 0.5 else i + 1
-        return {"x": self.x[i] * (1 - a) + self.x[i + 1] * a,
-                "y": self.y[i] * (1 - a) + self.y[i + 1] * a,
-                "yaw": yaw[0] * (1 - a) + yaw[1] * a,
-                "speed": self.speed[i] * (1 - a) + self.speed[i + 1] * a,
-                "brake": bool(self.brake[k]), "left": bool(self.left[k]),
-                "right": bool(self.right[k])}
+        state = {"x": self.x[i] * (1 - a) + self.x[i + 1] * a,
+                 "y": self.y[i] * (1 - a) + self.y[i + 1] * a,
+                 "yaw": yaw[0] * (1 - a) + yaw[1] * a,
+                 "speed": self.speed[i] * (1 - a) + self.speed[i + 1] * a,
+                 "brake": bool(self.brake[k]),
+                 "facing_road": bool(self.facing_road[k]) if self.facing_road is not None else False}
+        for side in ("left", "right"):
+            active = bool(getattr(self, side)[k])
+            state[f"{side}_active"] = active
+            state[side] = active and ((t - self._onset[side][k]) % BLINK_PERIOD) < BLINK_DUTY * BLINK_PERIOD
+        return state
 
 
-def _smoothstep(u):
+def _run_starts(active: np.ndarray, t0: float) -> np.ndarray:
+    """For each step, the time its run of True values began (nan where False)."""
+    starts = np.full(len(active), np.nan)
+    begin = None
+    for i, on in enumerate(active):
+        if on and begin is None:
+            begin = t0 + i * DT
+        elif not on:
+            begin = None
+        if on:
+            starts[i] = begin
+    return starts
+
+
+def smoothstep(u):
     u = np.clip(u, 0.0, 1.0)
     return u * u * (3 - 2 * u)
 
 
-def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: float, lane: float,
-                     v0: float) -> Track:
-    """A lane-following vehicle with one scripted event (and honest or misleading cues)."""
-    n = len(times)
-    direction = 1.0 if lane < 0 else -1.0
-    kinds = ["cruise", "brake", "stop", "accelerate", "lane_change", "turn"]
-    weights = [0.24, 0.18, 0.14, 0.1, 0.2, 0.14]
-    if category == "vehicle.bicycle":
-        weights = [0.4, 0.2, 0.2, 0.1, 0.0, 0.1]
-    behaviour = rng.choice(kinds, p=np.array(weights) / sum(weights))
-    t_event = rng.uniform(times[0] + 3.0, times[-1] - 2.0)
-    lead = rng.uniform(0.4, 1.5) if rng.random() > 0.15 else 0.0
-    signal_lead = rng.uniform(1.0, 2.2)
-    signalled = rng.random() > 0.15
-    brake = np.zeros(n, bool)
-    left = np.zeros(n, bool)
-    right = np.zeros(n, bool)
-
-    # Longitudinal speed profile.
-    v = np.full(n, v0)
-    decel = rng.uniform(2.0, 4.0)
-    if behaviour in ("brake", "stop"):
-        target = 0.0 if behaviour == "stop" else v0 * rng.uniform(0.3, 0.6)
-        t_ramp = times - t_event
-        v = np.maximum(target, v0 - decel * np.clip(t_ramp, 0, None) * _smoothstep(t_ramp / 1.0))
-        slowing = (times >= t_event - lead) & ((v > target + 0.05) | (times < t_event + 0.5))
-        brake |= slowing
-        if behaviour == "stop":
-            brake |= (times >= t_event) & (v <= 0.05)
-    elif behaviour == "accelerate":
-        v = np.minimum(v0 + rng.uniform(3, 6), v0 + rng.uniform(1.0, 2.0) * np.clip(times - t_event, 0, None))
-    elif behaviour == "cruise" and rng.random() < 0.25:  # misleading flash or signal
-        span = (times >= t_event) & (times < t_event + rng.uniform(0.6, 1.5))
-        if rng.random() < 0.5:
-            brake |= span
-        else:
-            (left if rng.random() < 0.5 else right)[span] = True
-
-    # Lateral profile (lane change) on the road; turns leave it.
-    d = np.full(n, lane)
-    if behaviour == "lane_change":
-        lanes = FORWARD_LANES if direction > 0 else ONCOMING_LANES
-        other = lanes[1] if lane == lanes[0] else lanes[0]
-        dur = rng.uniform(2.5, 4.0)
-        d = lane + (other - lane) * _smoothstep((times - t_event) / dur)
-        # Moving to larger |d| is a right turn of the wheel for forward traffic.
-        goes_right = (other < lane) if direction > 0 else (other > lane)
-        if signalled:
-            active = (times >= t_event - signal_lead) & (times < t_event + dur)
-            (right if goes_right else left)[active] = True
-
-    if behaviour == "turn":
-        v, i_turn, v_turn = _slow_for_turn(rng, times, v, t_event, brake)
-    s = s0 + direction * np.concatenate([[0.0], np.cumsum(v[:-1] * DT)])
-    x, y, h = road.pose(s, d)
-    dd = np.gradient(d, DT)
-    yaw = h + (0.0 if direction > 0 else np.pi) + np.arctan2(direction * dd, np.maximum(v, 0.5))
-    if behaviour == "turn" and i_turn < n - 1:
-        turn_right = rng.random() < 0.6
-        radius = rng.uniform(8, 14)
-        x, y, yaw = _arc_from(x, y, np.unwrap(yaw), v, i_turn, radius, -1.0 if turn_right else 1.0)
-        if signalled:
-            active = (times >= t_event - signal_lead) & (times < t_event + (np.pi / 2) * radius / v_turn)
-            (right if turn_right else left)[active] = True
-    return Track(category, float(times[0]), x, y, yaw, v, brake, left, right,
-                 behaviour=str(behaviour))
-
-
-def _slow_for_turn(rng, times, v, t_event, brake):
-    """Slow to a turning speed over the 1.5 s before the turn (brake lights while slowing)."""
-    v = v.copy()
-    i_turn = int(np.searchsorted(times, t_event))
-    v_turn = float(min(v[min(i_turn, len(v) - 1)], rng.uniform(4.0, 6.0)))
-    i_slow = max(0, i_turn - int(1.5 / DT))
-    if i_turn > i_slow:
-        v[i_slow:i_turn] = np.linspace(v[i_slow], v_turn, i_turn - i_slow)
-        if v[i_slow] - v_turn > 1.0:
-            brake[i_slow:i_turn] = True
-    v[i_turn:] = v_turn
-    return v, i_turn, v_turn
-
-
-def _arc_from(x, y, yaw, v, i0, radius, sign):
-    """From step i0 on: a 90° circular arc of the given radius, then straight."""
-    x, y, yaw = x.copy(), y.copy(), yaw.copy()
-    turned = 0.0
-    for i in range(i0 + 1, len(x)):
-        rate = v[i - 1] / radius if turned < np.pi / 2 else 0.0
-        turned += rate * DT
-        yaw[i] = yaw[i - 1] + sign * rate * DT
-        x[i] = x[i - 1] + np.cos(yaw[i - 1]) * v[i - 1] * DT
-        y[i] = y[i - 1] + np.sin(yaw[i - 1]) * v[i - 1] * DT
-    return x, y, yaw
-
-
 def simulate_pedestrian(rng, road: Road, times: np.ndarray, s0: float, side: float) -> Track:
-    """Walks along the sidewalk; may stop, face the road, and cross (or face it and walk on)."""
+    """Walks along the sidewalk; may stop, face the road, and cross (or face it and walk on).
+    Nine in ten crossers look at the traffic for about a second first (Rasouli et al. 2017:
+    "more than 90 %"); the others step out at once."""
     n = len(times)
     along = rng.choice([-1.0, 1.0])
     v_walk = rng.uniform(0.9, 1.6) if rng.random() > 0.2 else 0.0
     behaviour = rng.choice(["walk", "cross", "fake_cross"], p=[0.45, 0.4, 0.15])
     t_face = rng.uniform(times[0] + 3.0, times[-1] - 4.0)
-    face_dur = rng.uniform(0.8, 1.8)
+    looks = behaviour == "fake_cross" or rng.random() < 0.9
+    face_dur = rng.uniform(0.8, 1.8) if looks else 0.3
     d0 = side * SIDEWALK_D
     s = s0 + along * v_walk * np.clip(times - times[0], 0, None)
     if behaviour != "walk":
@@ -222,7 +170,7 @@ def simulate_pedestrian(rng, road: Road, times: np.ndarray, s0: float, side: flo
     speed = np.where(times < t_face, v_walk, 0.0) if behaviour != "walk" else np.full(n, v_walk)
     toward_road = h + (-np.pi / 2 if side > 0 else np.pi / 2)
     if behaviour != "walk":
-        turning = _smoothstep((times - t_face) / 0.5)
+        turning = smoothstep((times - t_face) / 0.5)
         yaw = yaw + _angle_diff(toward_road, yaw) * turning
         start = t_face + face_dur
         if behaviour == "cross":
@@ -233,15 +181,16 @@ def simulate_pedestrian(rng, road: Road, times: np.ndarray, s0: float, side: flo
             y = y + np.sin(yaw) * dist
             speed = np.where((times >= start) & (dist < 2 * SIDEWALK_D), v_cross, speed)
         else:  # faces the road, then turns back and walks on
-            back = _smoothstep((times - start) / 0.5)
+            back = smoothstep((times - start) / 0.5)
             yaw = yaw + _angle_diff(h + (0.0 if along > 0 else np.pi), yaw) * back
             walk = np.clip(times - start - 0.5, 0, None) * max(v_walk, 1.0)
             x = x + np.cos(yaw) * walk
             y = y + np.sin(yaw) * walk
             speed = np.where(times >= start + 0.5, max(v_walk, 1.0), speed)
     off = np.zeros(n, bool)
+    facing = (times >= t_face) & (times < t_face + face_dur) if behaviour != "walk" else off.copy()
     return Track("human.pedestrian.adult", float(times[0]), x, y, yaw, speed, off, off.copy(),
-                 off.copy(), behaviour=str(behaviour))
+                 off.copy(), behaviour=str(behaviour), facing_road=facing)
 
 
 def _angle_diff(a, b):

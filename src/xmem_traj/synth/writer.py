@@ -1,6 +1,8 @@
 """Write a synthetic world as a nuScenes dataset that the official devkit loads unmodified:
-the 13 tables with their full fields, a map record and PNG, prediction_scenes.json, and JPEG
-key frames (samples/) and optionally sweeps (sweeps/) for each camera. Same seed → same bytes."""
+the 13 tables with their full fields, a map record and PNG, the map expansion (drivable area),
+prediction_scenes.json, JPEG key frames (samples/) and optionally sweeps (sweeps/) for each
+camera, and beside the tables the world's side file of cues (synth/cues.py). Scenes carry real
+nuScenes names of the challenge splits (train, train_val, val). Same seed → same bytes."""
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +20,12 @@ from pyquaternion import Quaternion
 
 from ..errors import DatasetError
 from ..projection import box_to_camera, projected_hull
+from .cues import FORMAT, FRAME_FIELDS, SIDE_FILE
+from .draw import draw_world, visibility_fraction
+from .mapexp import LOCATION, MAP_EXTENTS, drivable_area, write_expansion
 from .render import CAMERAS, make_camera
-from .scene import draw_world, make_scene, visibility_fraction
+from .scene import make_scene
+from .vehicles import CUE_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +43,34 @@ ATTRIBUTES = ["vehicle.moving", "vehicle.stopped", "vehicle.parked", "cycle.with
               "cycle.without_rider", "pedestrian.sitting_lying_down", "pedestrian.standing",
               "pedestrian.moving"]
 VISIBILITY = [("1", "v0-40"), ("2", "v40-60"), ("3", "v60-80"), ("4", "v80-100")]
-ANNOTATION_RANGE = 55.0
+ANNOTATION_RANGE = 70.0
 SAMPLES_PER_SCENE = 40
 SWEEP_US = 83_333
 FUTURE_SAMPLES = 12
-TARGET_RANGE = 40.0
+TARGET_RANGE = 50.0
 
 
-def scene_names(n: int) -> tuple[str, list[str], list[str]]:
-    """Real scene names, so that the devkit's split functions work → (version, train, val)."""
-    splits = create_splits_scenes()
-    n_val = max(1, int(round(n * 0.2))) if n > 1 else 0
-    n_train = n - n_val
+def scene_names(n: int) -> tuple[str, dict[str, list[str]]]:
+    """Real scene names for n scenes, so that the devkit's split functions work →
+    (version, {split: names}). Up to 10: v1.0-mini (mini_train, mini_val); more: v1.0-trainval
+    with a fifth for val, a fifth for train_val and the rest for train."""
     if n <= 10:
-        return "v1.0-mini", splits["mini_train"][:n_train], splits["mini_val"][:n_val]
-    # Challenge 'train' is the official train list from index 200 on; 'val' is official val.
-    return "v1.0-trainval", splits["train"][200:200 + n_train], splits["val"][:n_val]
+        n_val = max(1, int(round(n * 0.2))) if n > 1 else 0
+        splits = create_splits_scenes()
+        return "v1.0-mini", {"mini_train": splits["mini_train"][:n - n_val],
+                             "mini_val": splits["mini_val"][:n_val]}
+    n_val = n_tv = max(1, int(round(n * 0.2)))
+    return challenge_scene_names(n - n_val - n_tv, n_tv, n_val)
+
+
+def challenge_scene_names(train: int, train_val: int, val: int) -> tuple[str, dict[str, list[str]]]:
+    """v1.0-trainval names of the prediction challenge's splits: train = official
+    train[200:], train_val = official train[:200], val = official val."""
+    splits = create_splits_scenes()
+    if train > 500 or train_val > 200 or val > 150:
+        raise ValueError("at most 500 train, 200 train_val and 150 val scenes (the challenge's)")
+    return "v1.0-trainval", {"train": splits["train"][200:200 + train],
+                             "train_val": splits["train"][:train_val], "val": splits["val"][:val]}
 
 
 class _Tables:
@@ -87,26 +105,29 @@ def _box(state: dict, size) -> Box:
     return Box([state["x"], state["y"], h / 2], [w, l, h], Quaternion(axis=[0, 0, 1], angle=state["yaw"]))
 
 
-def generate(out: str | Path, *, scenes: int = 10, seed: int = 0,
+def generate(out: str | Path, *, scenes: int | tuple[int, int, int] = 10, seed: int = 0,
              cameras: Sequence[str] = CAMERAS, sweeps: bool = False, width: int = 640,
              height: int = 360, target_stride: int = 2,
              progress: Callable[[str], None] | None = None) -> Path:
-    """Write the dataset under `out` and return it. See the module docstring."""
+    """Write the dataset under `out` and return it. scenes: a count (see scene_names) or
+    (train, train_val, val) scene counts of v1.0-trainval."""
     out = Path(out)
     unknown = set(cameras) - set(CAMERAS)
     if unknown:
         raise ValueError(f"unknown cameras {sorted(unknown)}; choose from {CAMERAS}")
-    if scenes < 1:
+    version, splits = (challenge_scene_names(*scenes) if isinstance(scenes, tuple)
+                       else scene_names(scenes))
+    names = [name for split in splits.values() for name in split]
+    if not names:
         raise ValueError("--scenes must be at least 1")
-    version, train_names, val_names = scene_names(scenes)
     writer = _DatasetWriter(out, seed=seed, cameras=cameras, sweeps=sweeps, width=width,
                             height=height, target_stride=target_stride)
-    for si, name in enumerate(train_names + val_names):
+    for si, name in enumerate(names):
         if progress:
-            progress(f"scene {si + 1}/{scenes} ({name})")
+            progress(f"scene {si + 1}/{len(names)} ({name})")
         writer.add_scene(si, name)
     writer.finish(version)
-    log.info("wrote %s (%s, %d scenes, %d images)", out, version, scenes, writer.n_images)
+    log.info("wrote %s (%s, %d scenes, %d images)", out, version, len(names), writer.n_images)
     return out
 
 
@@ -129,6 +150,8 @@ class _DatasetWriter:
                            for ch in cameras}
         self.rigs = {ch: make_camera(ch, width, height) for ch in cameras}
         self.prediction: dict[str, list[str]] = {}
+        self.drivable: list = []                        # one drivable area per scene
+        self.side = {"frames": {}, "agents": {}}        # the side file (synth/cues.py)
         self.n_images = 0
 
     def _write(self, rel: str, data: bytes) -> None:
@@ -137,13 +160,14 @@ class _DatasetWriter:
         path.write_bytes(data)
 
     def add_scene(self, si: int, name: str) -> None:
-        """Simulate scene si and add its log, sensors, samples, images and annotations."""
+        """Simulate scene si and add its log, sensors, samples, images, annotations, cues and
+        drivable area."""
         tables = self.tables
         rng = np.random.default_rng([self.seed, si])
-        scene = make_scene(rng)
+        scene = make_scene(rng, MAP_EXTENTS[LOCATION])
         log_rec = tables.add("log", logfile=f"n015-2018-07-{11 + si % 18:02d}-11-54-40+0800",
                              vehicle="n015", date_captured=f"2018-07-{11 + si % 18:02d}",
-                             location="boston-seaport")
+                             location=LOCATION)
         base = 1531281439_000_000 + si * 86_400_000_000 + int(rng.integers(0, 10**6))
         cs = {ch: tables.add("calibrated_sensor", sensor_token=self.sensor_tok[ch],
                              translation=[float(v) for v in cam.translation],
@@ -158,15 +182,18 @@ class _DatasetWriter:
                    for ts in sample_ts]
         _link(samples)
         scene_rec["first_sample_token"], scene_rec["last_sample_token"] = samples[0]["token"], samples[-1]["token"]
-        key_views = self._render_cameras(rng, si, scene, base, log_rec, cs, sample_ts, samples)
-        self._annotate(rng, name, scene, base, cs, sample_ts, samples, key_views)
+        key_views, frame_cues = self._render_cameras(rng, si, scene, base, log_rec, cs, sample_ts, samples)
+        instances = self._annotate(rng, name, scene, base, cs, sample_ts, samples, key_views)
+        self._side_file(scene, base, instances, frame_cues)
+        self.drivable.append(drivable_area(np.stack([scene.road.x, scene.road.y], 1), scene.streets))
 
-    def _render_cameras(self, rng, si, scene, base, log_rec, cs, sample_ts, samples) -> dict:
-        """Every camera's chain of key frames (and sweeps): ego poses, JPEGs, sample_data
-        → {(k, channel): (ego pose record, agent-id buffer)} of the key frames."""
+    def _render_cameras(self, rng, si, scene, base, log_rec, cs, sample_ts, samples):
+        """Every camera's chain of key frames (and sweeps): ego poses, JPEGs, sample_data →
+        {(k, channel): (ego pose record, agent-id buffer)} of the key frames, and per camera
+        frame the cue rows of the agents it shows (agent index first)."""
         tables = self.tables
         cam_offset = {ch: int(rng.integers(-20_000, 40_000)) for ch in self.rigs}
-        key_views = {}
+        key_views, frame_cues = {}, {}
         for ch, cam in self.rigs.items():
             chain = []
             for k, ts_sample in enumerate(sample_ts):
@@ -185,27 +212,46 @@ class _DatasetWriter:
                     ex, ey, eyaw = scene.ego_at(t)
                     pose = tables.add("ego_pose", timestamp=ts, rotation=list(Quaternion(axis=[0, 0, 1], angle=eyaw).elements),
                                       translation=[float(ex), float(ey), 0.0])
-                    rgb, ids = draw_world(scene, cam, t, np.random.default_rng([self.seed, si, ts]))
+                    rgb, ids, faces = draw_world(scene, cam, t, np.random.default_rng([self.seed, si, ts]))
                     folder = "samples" if is_key else "sweeps"
                     filename = f"{folder}/{ch}/{log_rec['logfile']}__{ch}__{ts}.jpg"
                     self._write(filename, _jpeg(rgb))
                     self.n_images += 1
                     # A sweep belongs to the FOLLOWING key frame, as in nuScenes.
                     owner = samples[k] if is_key or ts < ts_key else samples[k + 1]
-                    chain.append(tables.add(
+                    sd = tables.add(
                         "sample_data", sample_token=owner["token"], ego_pose_token=pose["token"],
                         calibrated_sensor_token=cs[ch]["token"], timestamp=ts, fileformat="jpg",
                         is_key_frame=is_key, height=self.height, width=self.width, filename=filename,
-                        prev="", next=""))
+                        prev="", next="")
+                    chain.append(sd)
+                    frame_cues[sd["token"]] = self._cue_rows(scene, t, ids, faces, pose, cs[ch], cam)
                     if is_key:
                         key_views[(k, ch)] = (pose, ids)
             _link(chain)
-        return key_views
+        return key_views, frame_cues
 
-    def _annotate(self, rng, name, scene, base, cs, sample_ts, samples, key_views) -> None:
+    def _cue_rows(self, scene, t, ids, faces, pose, cs, cam) -> list[list]:
+        """Per agent shown in a frame: [index, lamps..., faces..., unoccluded share]."""
+        counts = np.bincount(ids.ravel(), minlength=len(scene.tracks) + 1)
+        rows = []
+        for i, shown in faces.items():
+            if counts[i + 1] == 0:
+                continue
+            tr = scene.tracks[i]
+            st = tr.at(t)
+            hull = projected_hull(box_to_camera(_box(st, tr.size), pose, cs), cam.K, self.width, self.height)
+            share = min(1.0, counts[i + 1] / hull.area) if hull is not None and hull.area > 0 else 0.0
+            rows.append([i, int(st["brake"]), int(st["left"]), int(st["right"]), int(st["left_active"]),
+                         int(st["right_active"]), int(shown["back"]), int(shown["front"]),
+                         int(shown["left"]), int(shown["right"]), round(share, 3)])
+        return rows
+
+    def _annotate(self, rng, name, scene, base, cs, sample_ts, samples, key_views) -> dict[int, str]:
         """Contiguous annotation tracks while agents are within range of the ego, and the
-        scene's prediction targets."""
+        scene's prediction targets → instance token per annotated agent index."""
         tables = self.tables
+        instances = {}
         for ti, tr in enumerate(scene.tracks):
             states = [tr.at((ts - base) / 1e6) for ts in sample_ts]
             egos = [scene.ego_at((ts - base) / 1e6) for ts in sample_ts]
@@ -216,6 +262,7 @@ class _DatasetWriter:
             inst = tables.add("instance", category_token=self.cat_tok[tr.category],
                               nbr_annotations=last - first + 1, first_annotation_token="",
                               last_annotation_token="")
+            instances[ti] = inst["token"]
             anns = []
             for k in range(first, last + 1):
                 st, box = states[k], _box(states[k], tr.size)
@@ -239,6 +286,7 @@ class _DatasetWriter:
                     seen = anns[k - first]["visibility_token"] >= "2"
                     if k + FUTURE_SAMPLES <= last and k % self.target_stride == 0 and near_enough and seen:
                         self.prediction.setdefault(name, []).append(f"{inst['token']}_{samples[k]['token']}")
+        return instances
 
     def _visible_fraction(self, box, ti, k, cs, key_views) -> float:
         """Largest unoccluded share of the agent's projected box over the key frame's cameras."""
@@ -250,8 +298,25 @@ class _DatasetWriter:
                 frac = max(frac, visibility_fraction(ids, ti + 1, hull.area))
         return frac
 
+    def _side_file(self, scene, base: int, instances: dict[int, str], frame_cues: dict) -> None:
+        """The scene's rows of the side file: annotated agents only, times in µs."""
+        for sd_token, rows in frame_cues.items():
+            kept = [[instances[r[0]], *r[1:]] for r in rows if r[0] in instances]
+            if kept:
+                self.side["frames"][sd_token] = kept
+        us = lambda t: None if t is None else int(base + round(t * 1e6))  # noqa: E731
+        for ti, token in instances.items():
+            tr = scene.tracks[ti]
+            self.side["agents"][token] = {
+                "category": tr.category, "behaviour": tr.behaviour, "parked": tr.parked,
+                "manoeuvres": [{"kind": m.kind, "side": m.side, "t_motion": us(m.t_motion),
+                                "t_end": us(m.t_end),
+                                "cues": [[kind, us(on), us(off)] for kind, on, off in m.cues]}
+                               for m in tr.manoeuvres]}
+
     def finish(self, version: str) -> None:
-        """The map record and PNG, the tables and prediction_scenes.json."""
+        """The map record and PNG, the map expansion, the tables, prediction_scenes.json and
+        the side file."""
         tables, out = self.tables, self.out
         map_png = io.BytesIO()
         Image.new("L", (64, 64), 255).save(map_png, format="PNG")
@@ -259,12 +324,16 @@ class _DatasetWriter:
         self._write(map_name, map_png.getvalue())
         tables.add("map", log_tokens=[r["token"] for r in tables.t["log"]], category="semantic_prior",
                    filename=map_name)
+        write_expansion(out, self.drivable)
         (out / version).mkdir(parents=True, exist_ok=True)
         for table, records in tables.t.items():
             (out / version / f"{table}.json").write_text(json.dumps(records, indent=0))
         pred_path = out / "maps" / "prediction" / "prediction_scenes.json"
         pred_path.parent.mkdir(parents=True, exist_ok=True)
         pred_path.write_text(json.dumps(self.prediction, indent=0))
+        side = {"format": FORMAT, "about": "synthetic world cue states (xmem_traj.synth.cues)",
+                "frame_fields": list(FRAME_FIELDS), "sources": CUE_SOURCES, **self.side}
+        (out / version / SIDE_FILE).write_text(json.dumps(side, separators=(",", ":")))
 
 
 def _attribute(tr, state) -> str:

@@ -13,7 +13,10 @@ import torch
 from torch import nn
 
 from ..config import TRAJ_XMEM_CONFIG, TrainConfig
-from ..xmem import BatchedInferenceCore, XMem, feature_width, load_xmem, object_features
+from ..xmem import BatchedInferenceCore, KeyFeatures, XMem, feature_width, load_xmem, object_features
+from ..xmem.inference_core import DEFAULT_PIXEL_BUDGET, budget_chunks
+from ..xmem.masks import pad_divide_by
+from ..xmem.optimize import InferenceSettings, inference_copy
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,20 @@ class XMemBackbone(nn.Module):
     seed sketch's scheme). masks="every": the agent's projected box mask (from the past
     annotations the challenge allows) is also handed over at every later frame; XMem still
     segments from memory, then the given mask replaces the prediction and is written to memory.
+
+    precision "bf16" runs XMem in bfloat16 (autocast; memory distances stay float32), "32" in
+    float32. A frozen backbone runs an inference copy of the network (BatchNorm folded,
+    channels-last, weights in the compute dtype); fine-tuning runs the network itself.
     """
 
     def __init__(self, network: XMem, *, features: Sequence[str], masks: str,
-                 trainable: Sequence[str] = (), xmem_config: Mapping[str, Any] | None = None):
+                 trainable: Sequence[str] = (), xmem_config: Mapping[str, Any] | None = None,
+                 precision: str = "32", channels_last: bool = True):
         super().__init__()
+        if precision not in ("32", "bf16"):
+            raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
+        self.precision, self.channels_last = precision, channels_last
+        self.__dict__["_runtime"] = None  # not a submodule: no second copy in state dicts
         if masks not in ("first", "every"):
             raise ValueError(f"masks must be 'first' or 'every', got {masks!r}")
         self.masks = masks
@@ -61,11 +73,38 @@ class XMemBackbone(nn.Module):
         """XMem from cfg.xmem_weights (or the seeded random init) with the config's features,
         mask scheme and fine-tuned parts."""
         network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
-        return cls(network, features=cfg.feature_kinds, masks=cfg.masks, trainable=cfg.finetune_list)
+        return cls(network, features=cfg.feature_kinds, masks=cfg.masks, trainable=cfg.finetune_list,
+                   precision=cfg.resolved_precision)
 
     @property
     def feature_dim(self) -> int:
         return feature_width(self.features, self.network.dims)
+
+    def runtime_network(self) -> XMem:
+        """The network the engine runs: the inference copy (made once per device), or the
+        network itself when parts of it are fine-tuned."""
+        if self.trainable:
+            return self.network
+        device = next(self.network.parameters()).device
+        runtime = self.__dict__["_runtime"]
+        if runtime is None or next(runtime.parameters()).device != device:
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            runtime = inference_copy(self.network, InferenceSettings(dtype, self.channels_last))
+            self.__dict__["_runtime"] = runtime
+        return runtime
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def encode_frames(self, images: torch.Tensor) -> KeyFeatures:
+        """images (N, 3, H, W) RGB in [0, 1] → encode_key's outputs for the normalised, padded
+        frames, in batches of the engine's pixel budget."""
+        net = self.runtime_network()
+        padded, _ = pad_divide_by(normalise(images), 16)
+        pixels = padded.shape[-2] * padded.shape[-1]
+        with self.autocast(images.device):
+            return KeyFeatures.cat([KeyFeatures(*net.encode_key(padded[c]))
+                                    for c in budget_chunks([1] * len(padded), pixels, DEFAULT_PIXEL_BUDGET)])
 
     def train(self, mode: bool = True):  # BatchNorm stays in eval mode, as at XMem inference
         super().train(mode)
@@ -100,11 +139,15 @@ class XMemBackbone(nn.Module):
     def forward(self, frames: torch.Tensor, init_masks: Sequence[torch.Tensor],
                 init_frames: Sequence[Sequence[int]],
                 frame_masks: Sequence[torch.Tensor] | None = None, *,
-                on_step=None) -> tuple[torch.Tensor, torch.Tensor]:
+                key_features=None, on_step=None) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (B, T, 3, H, W) RGB in [0, 1]; per video init_masks[b] (N_b, H, W) and
         init_frames[b] (N_b,) in entry order (and frame_masks[b] (N_b, T, H, W) with
-        masks="every") → features (B, N, T, C) and valid (B, N, T), N = max N_b (missing
-        objects stay zero and invalid). on_step(t, probs) sees each frame's XMem output."""
+        masks="every") → features (B, N, T, C) float32 and valid (B, N, T), N = max N_b
+        (missing objects stay zero and invalid).
+
+        key_features(t, videos) → KeyFeatures of frame t of those videos (encode_frames'
+        outputs, computed once per frame by the caller); None: encoded here.
+        on_step(t, probs) sees each frame's XMem output."""
         if self.masks == "every" and frame_masks is None:
             raise ValueError('masks="every" needs frame_masks')
         b, t_len = frames.shape[:2]
@@ -112,7 +155,7 @@ class XMemBackbone(nn.Module):
         device = frames.device
         out = torch.zeros((b, n_max, t_len, self.feature_dim), device=device)
         valid = torch.zeros((b, n_max, t_len), dtype=torch.bool, device=device)
-        engine = BatchedInferenceCore(self.network, self.xmem_config, batch_size=b,
+        engine = BatchedInferenceCore(self.runtime_network(), self.xmem_config, batch_size=b,
                                       grad_enabled=bool(self.trainable) and torch.is_grad_enabled())
         starts = [min(f) for f in init_frames]
         for t in range(t_len):
@@ -121,7 +164,10 @@ class XMemBackbone(nn.Module):
                 continue
             masks, valid_labels = self._step_masks(engine, t, init_masks, init_frames, frame_masks,
                                                    starts, active, frames.shape[-2:], device)
-            probs = engine.step(normalise(frames[:, t]), masks, valid_labels, active=active)
+            keys = None if key_features is None else key_features(t, [v for v in range(b) if active[v]])
+            with self.autocast(device):
+                probs = engine.step(normalise(frames[:, t]), masks, valid_labels, active=active,
+                                    key_features=keys)
             if on_step is not None:
                 on_step(t, probs)
             for v in range(b):

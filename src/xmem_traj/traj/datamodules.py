@@ -1,5 +1,6 @@
-"""The LightningDataModule of a run: its nuScenes splits as agent targets, with XMem features
-extracted once (or read from the feature cache) in setup(), sharded across DDP ranks."""
+"""The LightningDataModule of a run: its nuScenes splits as agent targets, with each method's
+per-frame inputs — XMem features (extracted once, or read from the feature cache, sharded
+across DDP ranks), the synthetic world's cue states (the cue oracle), or none."""
 from __future__ import annotations
 
 import logging
@@ -8,48 +9,61 @@ from typing import Callable
 import lightning as L
 import numpy as np
 from nuscenes.nuscenes import NuScenes
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, SequentialSampler
 
 from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.agent_index import load_nuscenes
 from ..data.sources import DataSource, resolve_source
+from ..data.world_cues import WorldCues
+from ..errors import ConfigError
+from ..methods import METHODS
+from ..synth.cues import ORACLE_FIELDS
 from .backbone import XMemBackbone
-from .batch import collate_traj
+from .batch import TrajBatch, collate_traj
 from .feature_cache import load_or_extract, weights_fingerprint
-from .targets import CachedTargets, EpochShuffleSampler, OnlineTargets
+from .targets import CachedTargets, EpochBatchSampler, EpochShuffleSampler, OnlineTargets
 
 log = logging.getLogger(__name__)
 
 
+def _as_is(batch: TrajBatch) -> TrajBatch:
+    return batch
+
+
 class TrajDataModule(L.LightningDataModule):
-    """Train and val targets of a config; `backbone` is None when no method needs XMem."""
+    """Train and val targets of a config for its methods; `backbone` is None when no method
+    needs XMem, `cues` None when the data has no side file."""
 
     def __init__(self, cfg: TrainConfig, source: DataSource, nusc: NuScenes,
                  train_set: NuScenesAgentDataset, val_set: NuScenesAgentDataset,
-                 backbone: XMemBackbone | None):
+                 backbone: XMemBackbone | None, cues: WorldCues | None, methods: tuple[str, ...]):
         super().__init__()
         self.cfg, self.source, self.nusc = cfg, source, nusc
         self.train_set, self.val_set = train_set, val_set
-        self.backbone = backbone
-        self.train_data: CachedTargets | None = None
-        self.val_data: CachedTargets | None = None
+        self.backbone, self.cues, self.methods = backbone, cues, methods
+        self._data: dict[tuple[str, str], CachedTargets] = {}
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, report: Callable[[str], None] = log.info) -> "TrajDataModule":
         """Loads XMem if a method of the config needs it (first: a bad checkpoint fails before
         any data work), then the tables once (generating the synthetic default on first use),
-        and indexes both splits."""
-        backbone = XMemBackbone.from_config(cfg) if "xmem" in cfg.method_list else None
+        the side file if there is one, and indexes both splits."""
+        wants_xmem = cfg.methods == "auto" or "xmem" in cfg.method_list
+        backbone = XMemBackbone.from_config(cfg) if wants_xmem else None
         source = resolve_source(cfg, report)
         nusc = load_nuscenes(source.dataroot, source.version)
+        cues = WorldCues.load(source.dataroot, source.version)
+        methods = resolve_methods(cfg, cues is not None)
         make = lambda split: NuScenesAgentDataset.from_config(  # noqa: E731
             cfg, source.dataroot, source.version, split, nusc=nusc)
-        return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone)
+        return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone,
+                   cues, methods)
 
-    @property
-    def feature_dim(self) -> int:
-        return 0 if self.backbone is None else self.backbone.feature_dim
+    def feature_dim(self, inputs: str) -> int:
+        """Width of the per-frame inputs of a method's head."""
+        return {"xmem": self.backbone.feature_dim if self.backbone is not None else 0,
+                "cues": len(ORACLE_FIELDS), "none": 0}[inputs]
 
     @property
     def online(self) -> bool:
@@ -61,9 +75,13 @@ class TrajDataModule(L.LightningDataModule):
         """The backbone a checkpoint of this run carries weights for (fine-tuning), else None."""
         return self.backbone if self.online else None
 
-    def _features(self, ds: NuScenesAgentDataset) -> tuple[np.ndarray, np.ndarray]:
-        if self.backbone is None:
-            return np.zeros((len(ds), ds.window_len, 0), np.float32), np.zeros((len(ds), ds.window_len), bool)
+    def _inputs(self, ds: NuScenesAgentDataset, inputs: str) -> tuple[np.ndarray, np.ndarray]:
+        n, t = len(ds), ds.window_len
+        if inputs == "none":
+            return np.zeros((n, t, 0), np.float32), np.zeros((n, t), bool)
+        if inputs == "cues":
+            rows = [self.cues.oracle_features(r) for r in ds.records]
+            return np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
         trainer = self.trainer
         arrays = load_or_extract(
             ds, self.backbone, weights_fingerprint(self.cfg.xmem_weights or None, self.cfg.seed),
@@ -71,31 +89,61 @@ class TrajDataModule(L.LightningDataModule):
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             barrier=trainer.strategy.barrier if trainer else (lambda: None),
-            videos_per_step=self.cfg.videos_per_step, progress=self.cfg.progress)
+            videos_per_step=self.cfg.videos_per_step, num_workers=self.cfg.num_workers,
+            progress=self.cfg.progress)
         return arrays["features"], arrays["valid"]
 
-    def _targets(self, ds: NuScenesAgentDataset) -> CachedTargets:
-        if self.online:
-            return OnlineTargets(ds, self.feature_dim)
-        return CachedTargets(ds, *self._features(ds))
+    def targets(self, split: str, inputs: str) -> CachedTargets:
+        """The split's ("train" or "val") targets with one kind of per-frame inputs (built once)."""
+        key = (split, inputs)
+        if key not in self._data:
+            ds = self.train_set if split == "train" else self.val_set
+            if inputs == "xmem" and self.online:
+                self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"))
+            else:
+                self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs))
+        return self._data[key]
 
     def setup(self, stage: str | None = None) -> None:
-        """Val targets always; train targets (and their features) only for fitting."""
-        if stage in (None, "fit") and self.train_data is None:
-            self.train_data = self._targets(self.train_set)
-        if self.val_data is None:
-            self.val_data = self._targets(self.val_set)
+        """Every method's val targets; train targets too for fitting."""
+        for inputs in dict.fromkeys(METHODS[m].inputs for m in self.methods):
+            if stage in (None, "fit"):
+                self.targets("train", inputs)
+            self.targets("val", inputs)
+
+    def _model_inputs(self) -> str:
+        """The inputs of the method being trained or validated."""
+        return METHODS[self.trainer.lightning_module.hparams.method].inputs
+
+    def _loader(self, data: CachedTargets, batch_size: int, *, seed: int | None) -> DataLoader:
+        """Online (fine-tuning): items collated by workers. Cached: whole batches indexed out of
+        the stacked tensors in the main process (no workers needed)."""
+        order = SequentialSampler(data) if seed is None else EpochShuffleSampler(len(data), seed)
+        sampler = EpochBatchSampler(order, batch_size, drop_last=False)
+        if isinstance(data, OnlineTargets):
+            return DataLoader(data, batch_sampler=sampler, collate_fn=collate_traj,
+                              num_workers=self.cfg.num_workers)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=_as_is)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled with the seed of the model being trained (its data order)."""
-        seed = self.trainer.lightning_module.hparams.seed if self.trainer else self.cfg.seed
-        return DataLoader(self.train_data, batch_size=self.cfg.batch_size, collate_fn=collate_traj,
-                          sampler=EpochShuffleSampler(len(self.train_data), seed),
-                          num_workers=self.cfg.num_workers)
+        seed = self.trainer.lightning_module.hparams.seed
+        return self._loader(self.targets("train", self._model_inputs()), self.cfg.batch_size, seed=seed)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.val_data, batch_size=self.cfg.batch_size if self.online else 256,
-                          collate_fn=collate_traj, num_workers=self.cfg.num_workers)
+        data = self.targets("val", self._model_inputs())
+        return self._loader(data, self.cfg.batch_size if isinstance(data, OnlineTargets) else 256, seed=None)
 
 
-__all__ = ["TrajDataModule"]
+def resolve_methods(cfg: TrainConfig, has_cues: bool) -> tuple[str, ...]:
+    """cfg.methods, or with "auto": XMem and history-only, and the cue oracle where the data
+    holds the synthetic world's side file."""
+    if cfg.methods == "auto":
+        return ("xmem", "history_only") + (("cue_oracle",) if has_cues else ())
+    if "cue_oracle" in cfg.method_list and not has_cues:
+        raise ConfigError("methods: cue_oracle needs the synthetic world's side file, which this "
+                          "dataroot does not have; leave it out of --methods")
+    return cfg.method_list
+
+
+__all__ = ["TrajDataModule", "resolve_methods"]

@@ -19,20 +19,19 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
 from ..atomic import file_lock, write_dir_atomically
 from ..data.agent_dataset import NuScenesAgentDataset
-from ..data.videos import VideoGroup, group_video, group_windows
+from ..data.videos import group_windows
+from . import extraction
 from .backbone import XMemBackbone
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: manifests carry array shapes, dtypes and a checksum
+FORMAT_VERSION = 3  # 2: manifests carry shapes, dtypes, checksum; 3: folded-BN inference copy
 
 
 def weights_fingerprint(path: str | None, seed: int = 0) -> str:
@@ -51,12 +50,13 @@ class FeatureSpec:
     features: tuple[str, ...]
     xmem_config: tuple[tuple[str, object], ...]
     weights: str
-    masks: str = "first"
+    masks: str
+    precision: str
 
     @classmethod
     def of(cls, backbone: XMemBackbone, weights: str) -> "FeatureSpec":
         return cls(tuple(backbone.features), tuple(sorted(backbone.xmem_config.items())), weights,
-                   backbone.masks)
+                   backbone.masks, backbone.precision)
 
 
 def dataset_fingerprint(ds: NuScenesAgentDataset) -> dict:
@@ -75,29 +75,6 @@ def cache_key(ds: NuScenesAgentDataset, spec: FeatureSpec) -> tuple[str, dict]:
              "spec": json.loads(json.dumps(asdict(spec), default=str))}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:24]
     return key, ident
-
-
-def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
-                   *, videos_per_step: int = 4, device: torch.device | str = "cpu",
-                   progress: bool = True, desc: str = "XMem features") -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Run XMem over the windows, `videos_per_step` in lockstep → {item: (features (T, C),
-    valid (T,))}."""
-    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    bar = tqdm(total=len(groups), desc=desc, unit="video", disable=not progress, leave=False)
-    with torch.no_grad():
-        for start in range(0, len(groups), videos_per_step):
-            chunk = groups[start:start + videos_per_step]
-            videos = [group_video(ds.records, g, ds.image_size) for g in chunk]
-            frames = torch.stack([v["frames"] for v in videos]).to(device)
-            feats, valid = backbone(frames, [v["init_masks"] for v in videos],
-                                    [v["init_frames"].tolist() for v in videos],
-                                    [v["frame_masks"] for v in videos])
-            for b, g in enumerate(chunk):
-                for i, item in enumerate(g.items):
-                    out[item] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
-            bar.update(len(chunk))
-    bar.close()
-    return out
 
 
 def _save_arrays(folder: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -158,8 +135,8 @@ def read_entry(folder: Path, key: str, ident: dict, rows: int) -> dict[str, np.n
 
 def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: str,
                     cache_root: str | Path, *, rank: int = 0, world_size: int = 1,
-                    barrier: Callable[[], None] = lambda: None, videos_per_step: int = 4,
-                    device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
+                    barrier: Callable[[], None] = lambda: None, videos_per_step: int = 8,
+                    num_workers: int = 0, device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
     """features (N, T, C) float32 and valid (N, T) bool for every target of ds, in order.
 
     A verified entry is read; a missing one is built, and an incomplete or corrupt one
@@ -185,20 +162,22 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
         if rank == 0 and folder.exists():
             shutil.rmtree(folder)
         _extract_entry(ds, backbone, folder, key, ident, rank=rank, world_size=world_size,
-                       barrier=barrier, videos_per_step=videos_per_step, device=device,
-                       progress=progress)
+                       barrier=barrier, videos_per_step=videos_per_step, num_workers=num_workers,
+                       device=device, progress=progress)
     barrier()
     return read_entry(folder, key, ident, len(ds))
 
 
 def _extract_entry(ds, backbone, folder: Path, key: str, ident: dict, *, rank: int,
-                   world_size: int, barrier, videos_per_step: int, device, progress: bool) -> None:
+                   world_size: int, barrier, videos_per_step: int, num_workers: int, device,
+                   progress: bool) -> None:
     groups = group_windows(ds.records)
     mine = groups[rank::world_size]
     t0 = time.time()
-    got = extract_groups(backbone, ds, mine, videos_per_step=videos_per_step, device=device,
-                         progress=progress, desc=f"XMem features {ds.split}"
-                         + (f" [rank {rank}/{world_size}]" if world_size > 1 else ""))
+    got = extraction.extract_groups(
+        backbone, ds, mine, videos_per_step=videos_per_step, num_workers=num_workers,
+        device=device, progress=progress,
+        desc=f"XMem features {ds.split}" + (f" [rank {rank}/{world_size}]" if world_size > 1 else ""))
     items = sorted(got)
     shard = {"items": np.array(items, dtype=np.int64),
              "features": np.stack([got[i][0] for i in items]).astype(np.float32),

@@ -78,6 +78,18 @@ class MissRateTopK(_TopKMetric):
         return rank_over_top_k((mx >= self.tolerance).to(ade.dtype), probs, self.k)
 
 
+def per_agent_metrics(pred: torch.Tensor, probs: torch.Tensor, gt: torch.Tensor,
+                      gt_valid: torch.Tensor | None = None, ks=(1, 5, 10)) -> dict[str, torch.Tensor]:
+    """Each challenge metric per agent, (B,) float64: what the metric classes average."""
+    ade, fde, mx = displacement(pred, gt, gt_valid)
+    out = {}
+    for k in ks:
+        out[f"MinADEK_{k}"] = rank_over_top_k(ade, probs, k).double()
+        out[f"MinFDEK_{k}"] = rank_over_top_k(fde, probs, k).double()
+        out[f"MissRateTopK_2_{k}"] = rank_over_top_k((mx >= 2.0).to(ade.dtype), probs, k).double()
+    return out
+
+
 def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
     """The prediction challenge's metrics (OffRoadRate needs the map expansion, left out).
     kwargs go to torchmetrics (e.g. sync_on_compute=False for one-process scoring)."""

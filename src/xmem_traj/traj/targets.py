@@ -2,12 +2,15 @@
 when XMem is fine-tuned), and the epoch-seeded shuffling that makes resumed runs exact."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import BatchSampler, Dataset, Sampler
 
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.frames import frame_masks, init_mask, load_frames, output_size
+from .batch import TrajBatch
 
 
 class CachedTargets(Dataset):
@@ -32,9 +35,20 @@ class CachedTargets(Dataset):
                 "future_valid": self.future_valid[i], "translation": self.translation[i],
                 "rotation": self.rotation[i], "index": torch.tensor(i)}
 
+    def __getitems__(self, indices: Sequence[int]) -> TrajBatch:
+        """Targets `indices` as one TrajBatch, by indexing the stacked tensors (no per-item
+        collation: what makes cached training fast; DataLoader calls it with a batch sampler)."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return TrajBatch(features=self.features[idx], feature_valid=self.valid[idx],
+                         past=self.past[idx], past_valid=self.past_valid[idx], traj=self.traj[idx],
+                         future_valid=self.future_valid[idx], translation=self.translation[idx],
+                         rotation=self.rotation[idx], index=idx)
+
 
 class OnlineTargets(CachedTargets):
     """Targets with their frames and masks, for fine-tuning XMem (features computed online)."""
+
+    __getitems__ = None  # items one by one: each reads its frames
 
     def __init__(self, ds: NuScenesAgentDataset, feature_dim: int):
         super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
@@ -67,6 +81,15 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+class EpochBatchSampler(BatchSampler):
+    """BatchSampler that passes set_epoch on to its sampler (Lightning calls it on the batch
+    sampler); a BatchSampler so that DDP can inject its distributed sampler."""
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
 
 
 __all__ = ["CachedTargets", "EpochShuffleSampler", "OnlineTargets"]

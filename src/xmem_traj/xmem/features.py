@@ -69,17 +69,20 @@ class FeatureKind:
 
 @dataclass
 class _StepReadout:
-    """What the feature kinds read from one StepOutput: object masks on the /16 grid."""
+    """What the feature kinds read from one StepOutput (in float32): object masks at image
+    size and on the padded /16 grid, and the step's tensors."""
 
-    out: StepOutput
-    obj_prob: torch.Tensor   # (N, H, W) at image size
-    weights: torch.Tensor    # (N, h, w) on the padded /16 grid
-    hidden: torch.Tensor     # (N, CH, h, w) (CH = 0 without sensory memory)
+    obj_prob: torch.Tensor        # (N, H, W)
+    weights: torch.Tensor         # (N, h, w)
+    hidden: torch.Tensor          # (N, CH, h, w) (CH = 0 without sensory memory)
+    key: torch.Tensor             # (CK, h, w)
+    f16: torch.Tensor             # (1024, h, w)
+    readout: torch.Tensor | None  # (N_mem, CV, h, w)
     value_dim: int
 
 
 def _readout_pooled(r: _StepReadout) -> torch.Tensor:
-    n, readout = r.weights.shape[0], r.out.readout
+    n, readout = r.weights.shape[0], r.readout
     if readout is None:  # the frame was not segmented (an object's first frame): zeros
         return r.weights.new_zeros((n, r.value_dim))
     pooled = mask_pool(readout, r.weights[:readout.shape[0]])
@@ -96,9 +99,9 @@ FEATURE_KINDS: dict[str, FeatureKind] = {
                                  "sensory memory pooled with the object's predicted mask"),
     "readout_pooled": FeatureKind(lambda d: d.value_dim, _readout_pooled,
                                   "memory readout pooled with the mask (zeros where not segmented)"),
-    "key_pooled": FeatureKind(lambda d: d.key_dim, lambda r: mask_pool(r.out.key, r.weights),
+    "key_pooled": FeatureKind(lambda d: d.key_dim, lambda r: mask_pool(r.key, r.weights),
                               "the frame's key pooled with the mask"),
-    "f16_pooled": FeatureKind(lambda d: 1024, lambda r: mask_pool(r.out.f16, r.weights),
+    "f16_pooled": FeatureKind(lambda d: 1024, lambda r: mask_pool(r.f16, r.weights),
                               "key-encoder layer3 features pooled with the mask"),
     "geometry": FeatureKind(lambda d: len(GEOMETRY_FIELDS), lambda r: mask_geometry(r.obj_prob),
                             "mask area, centroid and box (" + ", ".join(GEOMETRY_FIELDS) + ")"),
@@ -132,16 +135,17 @@ def feature_width(kinds: Sequence[str], dims: XMemDims) -> int:
 
 def object_features(out: StepOutput, kinds: Sequence[str] = tuple(FEATURE_KINDS),
                     *, value_dim: int | None = None) -> dict[str, torch.Tensor]:
-    """Per-object vectors (N, width) of one step for each of `kinds` (see FEATURE_KINDS);
-    nothing is re-encoded. value_dim sizes the zero readout of unsegmented frames (default:
-    zero width, as the step carries no readout)."""
-    obj_prob = out.prob[1:]
+    """Per-object float32 vectors (N, width) of one step for each of `kinds` (see
+    FEATURE_KINDS); nothing is re-encoded. value_dim sizes the zero readout of unsegmented
+    frames (default: zero width, as the step carries no readout)."""
+    obj_prob = out.prob[1:].float()
     n = obj_prob.shape[0]
     grid = tuple(out.key.shape[-2:])
     weights = mask_to_grid(obj_prob, out.pad, grid)
-    hidden = (out.hidden[:n] if out.hidden is not None
-              else torch.zeros((n, 0, *grid), device=out.key.device, dtype=out.key.dtype))
+    hidden = (out.hidden[:n].float() if out.hidden is not None
+              else torch.zeros((n, 0, *grid), device=out.key.device))
     if value_dim is None:
         value_dim = out.readout.shape[1] if out.readout is not None else 0
-    r = _StepReadout(out, obj_prob, weights, hidden, value_dim)
+    r = _StepReadout(obj_prob, weights, hidden, out.key.float(), out.f16.float(),
+                     None if out.readout is None else out.readout.float(), value_dim)
     return {k: FEATURE_KINDS[k].compute(r) for k in kinds}

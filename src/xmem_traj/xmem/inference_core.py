@@ -31,10 +31,20 @@ class KeyFeatures:
     f8: torch.Tensor
     f4: torch.Tensor
 
+    def _fields(self) -> tuple:
+        return self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4
+
     def select(self, rows: torch.Tensor) -> "KeyFeatures":
         """The frames at `rows` (B',) → KeyFeatures of B' frames."""
-        return KeyFeatures(*(None if t is None else t.index_select(0, rows) for t in
-                             (self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4)))
+        return KeyFeatures(*(None if t is None else t.index_select(0, rows) for t in self._fields()))
+
+    @staticmethod
+    def cat(parts: Sequence["KeyFeatures"]) -> "KeyFeatures":
+        """Frames of several KeyFeatures, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        columns = zip(*(p._fields() for p in parts))
+        return KeyFeatures(*(None if col[0] is None else torch.cat(col, 0) for col in columns))
 
 
 @dataclass
@@ -52,6 +62,26 @@ class StepOutput:
     readout: torch.Tensor | None
     hidden: torch.Tensor | None
     pad: tuple[int, int, int, int]
+
+
+#: Pixels per network call beyond which the engine splits a batch: about 8 frames of
+#: 144×256 (measured: larger batches stop gaining on a CPU and lose at 480p).
+DEFAULT_PIXEL_BUDGET = 8 * 144 * 256
+
+
+def budget_chunks(sizes: Sequence[int], pixels: int, budget: int | None) -> list[slice]:
+    """Split items of sizes[i] units (frames or objects) of `pixels` each into consecutive runs
+    of at most `budget` pixels (at least one item per run); None: one run."""
+    if budget is None or not sizes:
+        return [slice(0, len(sizes))]
+    out, start, used = [], 0, 0
+    for i, n in enumerate(sizes):
+        if i > start and used + n * pixels > budget:
+            out.append(slice(start, i))
+            start, used = i, 0
+        used += n * pixels
+    out.append(slice(start, len(sizes)))
+    return out
 
 
 class VideoState:
@@ -95,9 +125,14 @@ class BatchedInferenceCore:
     """
 
     def __init__(self, network: XMem, config: Mapping[str, Any] | None = None, *,
-                 batch_size: int, grad_enabled: bool = False):
+                 batch_size: int, grad_enabled: bool = False,
+                 pixel_budget: int | None = DEFAULT_PIXEL_BUDGET):
         self.network = network
         self.grad_enabled = grad_enabled  # True only to fine-tune XMem parts through the engine
+        # Network calls over more than this many pixels (frames × H × W for encode_key,
+        # objects × H × W for the decoder and value encoder) are split: beyond it a bigger
+        # batch only spills the caches (None: never split).
+        self.pixel_budget = pixel_budget
         self.config = resolve_config(config, key_dim=network.key_dim,
                                      value_dim=network.value_dim, hidden_dim=network.hidden_dim)
         self.videos = [VideoState(self.config) for _ in range(batch_size)]
@@ -129,8 +164,9 @@ class BatchedInferenceCore:
         one-hot/soft over all labels of video b, or an integer index mask (H, W), or None →
         per video prob (N_b+1, H, W), or None for videos with active[b] False (not stepped).
 
-        key_features: encode_key's outputs for the B padded images, computed beforehand (e.g.
-        once for a frame shared by several videos, see FrameFeatureStore); None encodes here."""
+        key_features: encode_key's outputs for the active videos' padded images (in video
+        order), computed beforehand, e.g. once for a frame that several videos share; None
+        encodes them here."""
         with torch.set_grad_enabled(self.grad_enabled):
             images, masks, valid_labels, ends, active = self._check_inputs(
                 images, masks, valid_labels, end, active)
@@ -144,8 +180,11 @@ class BatchedInferenceCore:
             frames = padded.index_select(0, rows)
             if key_features is None:
                 enc = self._encode_keys(frames, plans)
+            elif key_features.key.shape[0] != len(plans):
+                raise ValueError(f"key_features has {key_features.key.shape[0]} rows for "
+                                 f"{len(plans)} active videos")
             else:
-                enc = key_features.select(rows)
+                enc = key_features
             probs, readouts = self._segment(enc, plans)
             self._merge_given_masks(plans, probs, enc.key)
             self._write_memory(frames, enc, plans, probs)
@@ -185,11 +224,17 @@ class BatchedInferenceCore:
                              "within a video; call clear_memory() before a new video")
         return images, masks, valid_labels, ends, active
 
+    def _chunks(self, sizes: Sequence[int], pixels: int) -> list[slice]:
+        """Consecutive runs of items (sizes[i] objects or frames each) within the pixel budget."""
+        return budget_chunks(sizes, pixels, self.pixel_budget)
+
     def _encode_keys(self, frames: torch.Tensor, plans: list[_Plan]) -> KeyFeatures:
-        """One encode_key call for every active video (shrinkage/selection only if needed)."""
-        return KeyFeatures(*self.network.encode_key(
-            frames, need_sk=any(p.is_mem_frame for p in plans),
-            need_ek=any(self.config["enable_long_term"] or p.need_segment for p in plans)))
+        """encode_key for every active video (shrinkage/selection only if needed), in chunks."""
+        need_sk = any(p.is_mem_frame for p in plans)
+        need_ek = any(self.config["enable_long_term"] or p.need_segment for p in plans)
+        parts = [KeyFeatures(*self.network.encode_key(frames[c], need_sk=need_sk, need_ek=need_ek))
+                 for c in self._chunks([1] * len(plans), frames.shape[-2] * frames.shape[-1])]
+        return KeyFeatures.cat(parts)
 
     def _segment(self, enc: KeyFeatures, plans: list[_Plan]
                  ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
@@ -209,18 +254,21 @@ class BatchedInferenceCore:
             if mem.hidden is not None:
                 hidden_list.append(mem.hidden[0])
         counts = [readouts[j].shape[0] for j in seg]
-        idx = torch.tensor(seg, device=enc.key.device)
-        hidden = torch.cat(hidden_list, 0) if net.hidden_dim > 0 else None
-        new_hidden, _, seg_probs = net.segment(
-            (enc.f16.index_select(0, idx), enc.f8.index_select(0, idx), enc.f4.index_select(0, idx)),
-            torch.cat([readouts[j] for j in seg], 0), hidden, counts,
-            h_out=any(plans[j].is_normal_update for j in seg))
-        start = 0
-        for j, n, prob in zip(seg, counts, seg_probs):
-            probs[j] = prob
-            if plans[j].is_normal_update and new_hidden is not None:
-                self.videos[plans[j].video].memory.set_hidden(new_hidden[start:start + n][None])
-            start += n
+        h_out = any(plans[j].is_normal_update for j in seg)
+        pixels = enc.f4.shape[-2] * enc.f4.shape[-1] * 16
+        for chunk in self._chunks(counts, pixels):
+            part, part_counts = seg[chunk], counts[chunk]
+            idx = torch.tensor(part, device=enc.key.device)
+            hidden = (torch.cat(hidden_list[chunk], 0) if net.hidden_dim > 0 else None)
+            new_hidden, _, seg_probs = net.segment(
+                (enc.f16.index_select(0, idx), enc.f8.index_select(0, idx), enc.f4.index_select(0, idx)),
+                torch.cat([readouts[j] for j in part], 0), hidden, part_counts, h_out=h_out)
+            start = 0
+            for j, n, prob in zip(part, part_counts, seg_probs):
+                probs[j] = prob
+                if plans[j].is_normal_update and new_hidden is not None:
+                    self.videos[plans[j].video].memory.set_hidden(new_hidden[start:start + n][None])
+                start += n
         return probs, readouts
 
     def _merge_given_masks(self, plans: list[_Plan], probs: dict[int, torch.Tensor],
@@ -249,15 +297,20 @@ class BatchedInferenceCore:
         mem = [j for j, p in enumerate(plans) if p.is_mem_frame]
         if not mem:
             return
-        counts = [probs[j].shape[0] - 1 for j in mem]
+        all_counts = [probs[j].shape[0] - 1 for j in mem]
+        deep = any(plans[j].is_deep_update for j in mem)
+        for chunk in self._chunks(all_counts, frames.shape[-2] * frames.shape[-1]):
+            self._write_memory_chunk(frames, enc, plans, probs, mem[chunk], all_counts[chunk], deep)
+
+    def _write_memory_chunk(self, frames, enc, plans, probs, mem, counts, deep) -> None:
+        net = self.network
         idx = torch.tensor(mem, device=frames.device)
         hidden = None
         if net.hidden_dim > 0:
             hidden = torch.cat([self.videos[plans[j].video].memory.hidden[0] for j in mem], 0)
         values, new_hidden = net.encode_value(
             frames.index_select(0, idx), enc.f16.index_select(0, idx), hidden,
-            torch.cat([probs[j][1:] for j in mem], 0), counts,
-            is_deep_update=any(plans[j].is_deep_update for j in mem))
+            torch.cat([probs[j][1:] for j in mem], 0), counts, is_deep_update=deep)
         start = 0
         for j, n in zip(mem, counts):
             p, video = plans[j], self.videos[plans[j].video]

@@ -12,8 +12,15 @@ def get_similarity(mk: torch.Tensor, ms: torch.Tensor | None, qk: torch.Tensor,
 
     mk (B, CK, M) memory keys, ms (B, 1, M) shrinkage | None, qk (B, CK, Q) query keys,
     qe (B, CK, Q) selection | None → (B, M, Q). Computed as −a² + 2ab − b² term by term like
-    the reference, so top-k near-ties fall the same way.
+    the reference, so top-k near-ties fall the same way. Always in float32: in bfloat16 the
+    three terms would cancel catastrophically.
     """
+    with torch.autocast(mk.device.type, enabled=False):  # distances in float32, also under bf16
+        return _similarity(mk.float(), None if ms is None else ms.float(), qk.float(),
+                           None if qe is None else qe.float())
+
+
+def _similarity(mk, ms, qk, qe):
     ck = mk.shape[1]
     mk = mk.flatten(start_dim=2)
     qk = qk.flatten(start_dim=2)

@@ -1,0 +1,154 @@
+"""Feature extraction over many camera windows with per-frame work done once.
+
+Windows are ordered by camera and time, so that overlapping ones (the same camera frames in
+several targets' windows) sit in the same or neighbouring lockstep chunks. An extraction plan
+says, for every chunk, which frames it is the first to need and which frames it is the last
+to need: each frame is decoded (in DataLoader workers, overlapping XMem) and key-encoded (one
+batched encode_key call per chunk) exactly once, kept while a chunk still needs it, and then
+dropped.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.agent_dataset import NuScenesAgentDataset
+from ..data.frames import load_frame, output_size
+from ..data.videos import VideoGroup, video_masks
+from ..xmem.inference_core import KeyFeatures
+from .backbone import XMemBackbone
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExtractionPlan:
+    chunks: list[list[VideoGroup]]
+    new_frames: list[list[str]]      # per chunk: frame tokens it is the first to need
+    done_frames: list[list[str]]     # per chunk: frame tokens it is the last to need
+
+    @property
+    def video_frames(self) -> int:
+        return sum(sum(bool(t) for t in g.frame_tokens) for c in self.chunks for g in c)
+
+    @property
+    def unique_frames(self) -> int:
+        return sum(len(n) for n in self.new_frames)
+
+
+def plan_extraction(ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
+                    videos_per_step: int) -> ExtractionPlan:
+    """Chunks of `videos_per_step` windows in (camera, scene, time) order."""
+    def order(g: VideoGroup):
+        rec = ds.records[g.items[0]]
+        first = next((ts for ts in rec.frame_timestamps if ts), 0)
+        return g.camera, rec.scene_name, first
+    ordered = sorted(groups, key=order)
+    chunks = [ordered[i:i + videos_per_step] for i in range(0, len(ordered), videos_per_step)]
+    new_frames: list[list[str]] = [[] for _ in chunks]
+    done_frames: list[list[str]] = [[] for _ in chunks]
+    last_chunk: dict[str, int] = {}
+    for c, chunk in enumerate(chunks):
+        for tok in dict.fromkeys(t for g in chunk for t in g.frame_tokens if t):
+            if tok not in last_chunk:
+                new_frames[c].append(tok)
+            last_chunk[tok] = c
+    for tok, c in last_chunk.items():
+        done_frames[c].append(tok)
+    return ExtractionPlan(chunks, new_frames, done_frames)
+
+
+class _ChunkInputs(Dataset):
+    """What a chunk needs from disk: its new frames (decoded) and its videos' masks."""
+
+    def __init__(self, ds: NuScenesAgentDataset, plan: ExtractionPlan):
+        self.ds, self.plan = ds, plan
+        self.paths = {tok: path for rec in ds.records
+                      for tok, path in zip(rec.frame_tokens, rec.frame_paths) if tok}
+
+    def __len__(self) -> int:
+        return len(self.plan.chunks)
+
+    def __getitem__(self, c: int) -> dict:
+        ds, plan = self.ds, self.plan
+        size = output_size(ds.records[plan.chunks[c][0].items[0]], ds.image_size)
+        new = plan.new_frames[c]
+        images = (np.stack([load_frame(self.paths[tok], size) for tok in new]) if new
+                  else np.zeros((0, 3, *size), np.float32))
+        return {"chunk": c, "tokens": new, "images": torch.from_numpy(images),
+                "masks": [video_masks(ds.records, g, ds.image_size) for g in plan.chunks[c]]}
+
+
+@dataclass
+class ExtractionStats:
+    video_frames: int = 0     # frames stepped by XMem, summed over videos
+    decoded: int = 0          # JPEGs decoded
+    key_encoded: int = 0      # frames through encode_key
+    per_chunk_s: list[float] = field(default_factory=list)
+
+
+def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
+                   *, videos_per_step: int, num_workers: int = 0, device: torch.device | str = "cpu",
+                   progress: bool = True, desc: str = "XMem features",
+                   stats: ExtractionStats | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Run XMem over the windows, `videos_per_step` in lockstep → {item: (features (T, C),
+    valid (T,))}; frames shared by windows are decoded and key-encoded once."""
+    plan = plan_extraction(ds, groups, videos_per_step)
+    stats = stats if stats is not None else ExtractionStats()
+    device = torch.device(device)
+    loader = DataLoader(_ChunkInputs(ds, plan), batch_size=None, num_workers=num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    images: dict[str, torch.Tensor] = {}
+    keys: dict[str, KeyFeatures] = {}
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    bar = tqdm(total=len(groups), desc=desc, unit="video", disable=not progress, leave=False)
+    with torch.no_grad():
+        for item in loader:
+            c, chunk = item["chunk"], plan.chunks[item["chunk"]]
+            new = item["images"].to(device, non_blocking=True)
+            if len(item["tokens"]):
+                encoded = backbone.encode_frames(new)
+                for j, tok in enumerate(item["tokens"]):
+                    images[tok] = new[j]
+                    keys[tok] = encoded.select(torch.tensor([j], device=device))
+            stats.decoded += len(item["tokens"])
+            stats.key_encoded += len(item["tokens"])
+            feats, valid = _run_chunk(backbone, chunk, item["masks"], images, keys, device)
+            for b, g in enumerate(chunk):
+                stats.video_frames += sum(bool(t) for t in g.frame_tokens)
+                for i, idx in enumerate(g.items):
+                    out[idx] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
+            for tok in plan.done_frames[c]:
+                del images[tok], keys[tok]
+            bar.update(len(chunk))
+    bar.close()
+    log.info("%s: %d video-frames, %d frames decoded and key-encoded once", desc,
+             stats.video_frames, stats.key_encoded)
+    return out
+
+
+def _run_chunk(backbone: XMemBackbone, chunk: Sequence[VideoGroup], masks: list[dict],
+               images: dict[str, torch.Tensor], keys: dict[str, KeyFeatures], device):
+    """The chunk's videos through the backbone with their stored frames and key features."""
+    t_len = len(chunk[0].frame_tokens)
+    some = next(iter(images.values()))
+    frames = torch.zeros((len(chunk), t_len, *some.shape), dtype=some.dtype, device=device)
+    for b, g in enumerate(chunk):
+        for t, tok in enumerate(g.frame_tokens):
+            if tok:
+                frames[b, t] = images[tok]
+
+    def key_features(t: int, videos: list[int]) -> KeyFeatures:
+        return KeyFeatures.cat([keys[chunk[v].frame_tokens[t]] for v in videos])
+    return backbone(frames, [m["init_masks"].to(device) for m in masks],
+                    [m["init_frames"].tolist() for m in masks],
+                    [m["frame_masks"].to(device) for m in masks], key_features=key_features)
+
+
+__all__ = ["ExtractionPlan", "ExtractionStats", "extract_groups", "plan_extraction"]
