@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from xmem_traj.config import TrainConfig
-from xmem_traj.data.videos import group_video, group_windows
+from xmem_traj.data.videos import FrameSource, group_video, group_windows
 from xmem_traj.traj.batch import collate_traj
 from xmem_traj.traj.datamodules import TrajDataModule
 from xmem_traj.traj.extraction import ExtractionStats, extract_groups, plan_extraction
@@ -34,7 +34,7 @@ from xmem_traj.traj.targets import CachedTargets, EpochBatchSampler, EpochShuffl
 def extraction(cfg: TrainConfig, dm: TrajDataModule, items: list[int]) -> None:
     ds, backbone = dm.train_set, dm.backbone
     groups = group_windows(ds.records, items)
-    plan = plan_extraction(ds, groups, cfg.videos_per_step)
+    plan = plan_extraction(ds, groups, cfg.videos_per_step, FrameSource(ds.records, ds.image_size, cfg.crop_size))
     t0 = time.time()
     with torch.no_grad():  # before: each chunk's videos decode and key-encode all their frames
         for chunk in plan.chunks:

@@ -252,3 +252,29 @@ def test_clear_errors(synth_root, tmp_path):
     path.unlink()
     with pytest.raises(DatasetError, match="missing image .*" + re.escape(path.name)):
         ds[0]
+
+
+def test_agent_view_crops_follow_the_agent(train_set):
+    """The agent-centric view: one video per target, square crops around the agent's hull (its
+    mask well inside), shared by the targets of one agent."""
+    from xmem_traj.data.videos import FrameSource, crop_boxes, videos
+    groups = videos(train_set.records, "agent")
+    assert len(groups) == len(train_set) and all(len(g.items) == 1 for g in groups)
+    source = FrameSource(train_set.records, None, 96)
+    ids = {}
+    for n, g in enumerate(groups):
+        rec = train_set.records[g.items[0]]
+        for fid in source.ids(g):
+            if fid:
+                assert fid.endswith("#" + rec.instance_token)
+                ids.setdefault(fid, set()).add(g.items[0])
+        if n % 4:
+            continue
+        video = group_video(train_set.records, g, None, crop_size=96)
+        assert video["frames"].shape == (len(rec.frame_tokens), 3, 96, 96)
+        init = video["init_masks"][0].numpy()
+        ys, xs = np.nonzero(init)
+        assert len(xs) and xs.min() > 0 and xs.max() < 95 and ys.min() > 0 and ys.max() < 95
+        box = crop_boxes(rec)[rec.init_frame]
+        assert abs((box[2] - box[0]) - (box[3] - box[1])) < 1e-6  # square
+    assert any(len(items) > 1 for items in ids.values())  # one agent's targets share crops

@@ -61,6 +61,11 @@ class TrainConfig:
     xmem_weights: str = _f("", "official XMem checkpoint (XMem.pth, XMem-s012.pth); empty: "
                               "seeded random init (features are untrained)")
     features: str = _f("rich", _feature_help())
+    view: str = _f("frame", "what XMem looks at: frame (the whole camera frame, one video per "
+                            "camera window), agent (a crop around the agent's projected box, "
+                            "crop_size², one video per target) or both (features concatenated)",
+                   choices=("frame", "agent", "both"))
+    crop_size: int = _f(112, "side of the agent-centric crops fed to XMem (view agent/both)", min=16)
     masks: str = _f("first", "first: XMem propagates each agent's first-frame mask (the seed's "
                             "scheme); every: the agent's projected box mask is also given at every "
                             "past frame (XMem re-anchored)", choices=("first", "every"))
@@ -74,6 +79,8 @@ class TrainConfig:
     # head
     head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
     hidden: int = _f(128, "head width", min=1)
+    rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
+                             "(--no-rollout: raw positions)")
     dropout: float = _f(0.5, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
     modes: int = _f(1, "predicted modes K (at most 25, the challenge's limit); >1 trains "
                        "best-of-K with mode probabilities", min=1, max=25)
@@ -153,6 +160,9 @@ class TrainConfig:
                               f"methods from {', '.join(METHODS)}")
         top_k = TRAJ_XMEM_CONFIG["top_k"]
         cells = math.ceil(self.image_height / 16) * math.ceil(self.image_width / 16)
+        if self.view != "frame" and math.ceil(self.crop_size / 16) ** 2 < top_k:
+            raise ConfigError(f"crop_size {self.crop_size} gives XMem fewer than top_k = {top_k} "
+                              "memory cells; use at least 96")
         if (self.methods == "auto" or "xmem" in methods) and cells < top_k:
             raise ConfigError(
                 f"image_height × image_width = {self.image_height}×{self.image_width} gives XMem "

@@ -102,7 +102,7 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
                         callbacks=callbacks, logger=loggers, deterministic=True,
                         enable_progress_bar=cfg.progress, enable_model_summary=False,
                         precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true",
-                        log_every_n_steps=1, num_sanity_val_steps=0)
+                        log_every_n_steps=10, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return model
 

@@ -92,8 +92,7 @@ def _ground(canvas: Canvas, scene, t: float) -> None:
         s4 = np.stack([starts, ends, ends, starts], 1)
         d4 = np.broadcast_to(np.array([d0, d0, d1, d1], float), s4.shape)
         xq, yq, _ = road.pose(s4, d4)
-        for quad in np.stack([xq, yq, np.zeros_like(xq)], -1):
-            canvas.add(quad, colour)
+        canvas.add_many(np.stack([xq, yq, np.zeros_like(xq)], -1), colour)
 
     for side in (-1, 1):
         strip(side * KERB, side * (KERB + 3.0), (170, 168, 160))   # sidewalk
@@ -109,11 +108,11 @@ def _ground(canvas: Canvas, scene, t: float) -> None:
 
 
 def _street(canvas: Canvas, path: np.ndarray, half_width: float = 3.6) -> None:
-    for a, b in zip(path[:-1], path[1:]):
-        direction = (b - a) / (np.linalg.norm(b - a) + 1e-9)
-        normal = np.array([-direction[1], direction[0]]) * half_width
-        quad = np.array([a - normal, b - normal, b + normal, a + normal])
-        canvas.add(np.concatenate([quad, np.zeros((4, 1))], 1), (72, 72, 76))
+    a, b = path[:-1], path[1:]
+    direction = (b - a) / (np.linalg.norm(b - a, axis=1, keepdims=True) + 1e-9)
+    normal = np.stack([-direction[:, 1], direction[:, 0]], 1) * half_width
+    quads = np.stack([a - normal, b - normal, b + normal, a + normal], 1)
+    canvas.add_many(np.concatenate([quads, np.zeros((*quads.shape[:2], 1))], -1), (72, 72, 76))
 
 
 def draw_world(scene, cam: Camera, t: float, rng: np.random.Generator):

@@ -95,6 +95,13 @@ class Canvas:
         self.colours.append(tuple(int(c) for c in colour))
         self.ids.append(agent_id)
 
+    def add_many(self, quads: np.ndarray, colour, agent_id: int = 0) -> None:
+        """Quads (n, 4, 3) of one colour."""
+        colour = tuple(int(c) for c in colour)
+        self.quads.extend(np.asarray(quads, float))
+        self.colours.extend([colour] * len(quads))
+        self.ids.extend([agent_id] * len(quads))
+
     def render(self, cam: Camera, ego_xy_yaw: tuple[float, float, float], rng: np.random.Generator,
                sky=(150, 185, 220)) -> tuple[np.ndarray, np.ndarray]:
         """→ RGB uint8 (H, W, 3) and agent-id buffer int32 (H, W) (0 = no agent)."""
@@ -109,18 +116,29 @@ class Canvas:
             z = camf[..., 2]
             front_all = (z >= NEAR).all(axis=1)
             some = (z >= NEAR).any(axis=1)
-            for i in np.nonzero(some)[0]:
-                poly = camf[i] if front_all[i] else _clip_near(camf[i])
-                if len(poly) < 3:
-                    continue
-                uv = (cam.K @ poly.T)
-                uv = (uv[:2] / uv[2:3]).T
-                if (uv[:, 0].max() < 0 or uv[:, 0].min() > cam.width or uv[:, 1].max() < 0
-                        or uv[:, 1].min() > cam.height):
-                    continue
+            # Quads wholly in front: projected together, those outside the image culled.
+            uv_all = camf @ cam.K.T
+            uv_all = uv_all[..., :2] / np.where(front_all[:, None], z, 1.0)[..., None]
+            off = ((uv_all[..., 0].max(1) < 0) | (uv_all[..., 0].min(1) > cam.width)
+                   | (uv_all[..., 1].max(1) < 0) | (uv_all[..., 1].min(1) > cam.height))
+            agents_seen = False
+            for i in np.nonzero(some & ~(front_all & off))[0]:
+                if front_all[i]:
+                    uv = uv_all[i]
+                else:
+                    poly = _clip_near(camf[i])
+                    if len(poly) < 3:
+                        continue
+                    uv = (cam.K @ poly.T)
+                    uv = (uv[:2] / uv[2:3]).T
+                    if (uv[:, 0].max() < 0 or uv[:, 0].min() > cam.width or uv[:, 1].max() < 0
+                            or uv[:, 1].min() > cam.height):
+                        continue
                 xy = [tuple(p) for p in np.clip(uv, -1e4, 1e4)]
                 draw.polygon(xy, fill=self.colours[i])
-                draw_id.polygon(xy, fill=self.ids[i])
+                agents_seen |= self.ids[i] != 0
+                if agents_seen:  # (the ground under everything leaves the id buffer at 0)
+                    draw_id.polygon(xy, fill=self.ids[i])
         rgb = np.asarray(img, dtype=np.int16)
         rgb = rgb + rng.integers(-7, 8, size=rgb.shape, dtype=np.int16)  # sensor-like grain
         return np.clip(rgb, 0, 255).astype(np.uint8), np.asarray(idbuf, dtype=np.int32)

@@ -10,7 +10,8 @@ speed-up. Its cues (CUE_SOURCES says where each number comes from):
   signalled 0.5–4.5 s before it (naturalistic freeway data: about 35/35/30 %; other studies
   7–48 % unsignalled). Turns: 27 % unsignalled (25 % left / 29 % right), signal on 2–8 s
   before turning (no measured lead time found; the rules ask for 100–300 ft, "at least three
-  seconds"), the vehicle slowing over the last 1–3 s;
+  seconds"), the vehicle slowing over the last 1–3 s — or, before 80 % of left and 50 % of
+  right turns (assumed), stopping to wait 2–10 s for a gap with the indicator on;
 - brake lamps light with the pedal, 0.2 s before the deceleration builds up (incandescent
   rise ~0.25 s), whenever the deceleration exceeds 1.3 m/s², never below 0.7 m/s² (coasting;
   UN R13-H's thresholds), half the time in between; they stay on while held stopped (90 %,
@@ -28,12 +29,14 @@ import numpy as np
 
 from .world import DT, FORWARD_LANES, ONCOMING_LANES, Road, Track, smoothstep
 
-MANOEUVRE_GAP_S = 3.5          # mean cruise time between manoeuvres (assumed, urban traffic)
-MANOEUVRES = {"lane_change": 0.3, "turn": 0.3, "stop": 0.2, "slow_down": 0.1, "speed_up": 0.1}
-BIKE_MANOEUVRES = {"turn": 0.4, "stop": 0.3, "slow_down": 0.15, "speed_up": 0.15}
+MANOEUVRE_GAP_S = 2.5          # mean cruise time between manoeuvres (assumed, urban traffic)
+MANOEUVRES = {"lane_change": 0.2, "turn": 0.45, "stop": 0.15, "slow_down": 0.1, "speed_up": 0.1}
+BIKE_MANOEUVRES = {"turn": 0.5, "stop": 0.25, "slow_down": 0.125, "speed_up": 0.125}
 LANE_CHANGE_UNSIGNALLED, LANE_CHANGE_LATE = 0.30, 0.35
 TURN_UNSIGNALLED = 0.27
 BIKE_HAND_SIGNAL = 0.25
+WAIT_BEFORE_LEFT_TURN = 0.8    # stop and wait for a gap in oncoming traffic (assumed)
+WAIT_BEFORE_RIGHT_TURN = 0.5   # stop and wait for crossing pedestrians (assumed)
 HOLD_BRAKE_WHEN_STOPPED = 0.9
 BRAKE_TAP_RATE = 0.01          # per second of cruising
 FALSE_SIGNAL_RATE = 0.005      # per second of cruising
@@ -86,8 +89,15 @@ def _plan(rng, times: np.ndarray, lane: float, v0: float, bike: bool) -> list[Ma
             inner = not inner
         elif kind == "turn" and v > 3.0:
             v_turn = float(min(v, rng.uniform(3.5, 6.0)))
-            t_arc = t + max(1.0, min(3.0, (v - v_turn) / rng.uniform(1.0, 2.5)))
             side = "left" if inner and not bike else "right"
+            if rng.random() < (WAIT_BEFORE_LEFT_TURN if side == "left" else WAIT_BEFORE_RIGHT_TURN):
+                # Stop at the junction, wait for a gap (oncoming traffic, pedestrians), turn.
+                t_still = t + v / rng.uniform(1.5, 3.4)
+                plan.append(Manoeuvre("stop", "", t, t_still, 0.0))
+                t = t_still + rng.uniform(2.0, 10.0)
+                t_arc = t + 1.0
+            else:
+                t_arc = t + max(1.0, min(3.0, (v - v_turn) / rng.uniform(1.0, 2.5)))
             plan.append(Manoeuvre(kind, side, t, t_arc + 4.0, v_turn, t_arc=t_arc))
             break  # the vehicle leaves the road
         elif kind == "stop" and v > 2.0:
@@ -157,8 +167,11 @@ def _cues(rng, times: np.ndarray, v: np.ndarray, plan: list[Manoeuvre], bike: bo
             if bike:
                 unsignalled = 1.0 - BIKE_HAND_SIGNAL
             if rng.random() >= unsignalled:
-                if m.kind == "turn":  # 2–8 s before the arc; a cyclist's hand is back at the arc
-                    on = m.t_arc - rng.uniform(2.0, 8.0)
+                if m.kind == "turn":  # 2–8 s before the arc (or before stopping to wait); a
+                    # cyclist's hand is back on the bars at the arc
+                    waited = k > 0 and plan[k - 1].kind == "stop" and plan[k - 1].t_end <= m.t_motion
+                    on = (plan[k - 1].t_motion - rng.uniform(0.0, 3.0) if waited
+                          else m.t_arc - rng.uniform(2.0, 8.0))
                     off = m.t_arc if bike else m.t_arc + 2.0
                 elif rng.random() < LANE_CHANGE_LATE / (1 - LANE_CHANGE_UNSIGNALLED):
                     on, off = m.t_motion + rng.uniform(0.3, 2.0), m.t_end + rng.uniform(0.0, 0.5)
@@ -184,12 +197,14 @@ def _cues(rng, times: np.ndarray, v: np.ndarray, plan: list[Manoeuvre], bike: bo
                     go.cues.append(("brake_release", release, release))
                 brake |= lit
                 m.cues.append(("brake", first - 0.2, float(times[np.nonzero(lit)[0][-1]])))
-    _misleading(rng, times, plan, brake, left, right, bike)
-    return {"brake": brake, "left": left, "right": right}
+    misleading = _misleading(rng, times, plan, brake, left, right, bike)
+    return {"brake": brake, "left": left, "right": right, "misleading": misleading}
 
 
-def _misleading(rng, times, plan, brake, left, right, bike: bool) -> None:
-    """Brake taps with no slowing and indicators with no manoeuvre, while cruising."""
+def _misleading(rng, times, plan, brake, left, right, bike: bool) -> list[tuple[str, float, float]]:
+    """Brake taps with no slowing and indicators with no manoeuvre, while cruising → their
+    (kind, on, off)."""
+    out = []
     busy = np.zeros(len(times), bool)
     for m in plan:
         start = min([m.t_motion] + [on for _, on, _ in m.cues])
@@ -202,9 +217,12 @@ def _misleading(rng, times, plan, brake, left, right, bike: bool) -> None:
             dur = rng.uniform(0.3, 1.0) if kind == "tap" else rng.uniform(2.0, 6.0)
             window = (times >= t) & (times < t + dur)
             if not (window & busy).any():
-                target = brake if kind == "tap" else (left if rng.random() < 0.5 else right)
+                side = "left" if rng.random() < 0.5 else "right"
+                target = brake if kind == "tap" else (left if side == "left" else right)
                 target[window] = True
+                out.append(("brake" if kind == "tap" else f"indicator_{side}", float(t), float(t + dur)))
             t += dur + rng.exponential(1 / rate)
+    return out
 
 
 def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: float, lane: float,
@@ -230,7 +248,7 @@ def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: floa
         street = np.concatenate([street[::10], ext[None]])
     cues = _cues(rng, times, v, plan, bike)
     return Track(category, float(times[0]), x, y, yaw, v, cues["brake"], cues["left"], cues["right"],
-                 manoeuvres=plan, street=street)
+                 manoeuvres=plan, misleading=cues["misleading"], street=street)
 
 
 def _arc_from(x, y, yaw, v, i0, radius, sign):

@@ -98,6 +98,7 @@ class Track:
     parked: bool = False
     colour: tuple[int, int, int] = (128, 128, 128)
     manoeuvres: list = field(default_factory=list)   # vehicles: their planned Manoeuvres
+    misleading: list = field(default_factory=list)   # cues with no manoeuvre: (kind, on, off)
     street: np.ndarray | None = None                 # (k, 2) path into a side street (turns)
     facing_road: np.ndarray | None = None            # pedestrians: turned to the road
 

@@ -308,11 +308,12 @@ class _DatasetWriter:
         for ti, token in instances.items():
             tr = scene.tracks[ti]
             self.side["agents"][token] = {
-                "category": tr.category, "behaviour": tr.behaviour, "parked": tr.parked,
+                "category": tr.category, "behaviour": tr.behaviour, "parked": tr.parked, "track": ti,
                 "manoeuvres": [{"kind": m.kind, "side": m.side, "t_motion": us(m.t_motion),
                                 "t_end": us(m.t_end),
                                 "cues": [[kind, us(on), us(off)] for kind, on, off in m.cues]}
-                               for m in tr.manoeuvres]}
+                               for m in tr.manoeuvres],
+                "misleading": [[kind, us(on), us(off)] for kind, on, off in tr.misleading]}
 
     def finish(self, version: str) -> None:
         """The map record and PNG, the map expansion, the tables, prediction_scenes.json and

@@ -62,7 +62,8 @@ class TrajDataModule(L.LightningDataModule):
 
     def feature_dim(self, inputs: str) -> int:
         """Width of the per-frame inputs of a method's head."""
-        return {"xmem": self.backbone.feature_dim if self.backbone is not None else 0,
+        views = 2 if self.cfg.view == "both" else 1
+        return {"xmem": views * self.backbone.feature_dim if self.backbone is not None else 0,
                 "cues": len(ORACLE_FIELDS), "none": 0}[inputs]
 
     @property
@@ -82,16 +83,18 @@ class TrajDataModule(L.LightningDataModule):
         if inputs == "cues":
             rows = [self.cues.oracle_features(r) for r in ds.records]
             return np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
-        trainer = self.trainer
-        arrays = load_or_extract(
-            ds, self.backbone, weights_fingerprint(self.cfg.xmem_weights or None, self.cfg.seed),
-            self.cfg.resolved_cache_dir(),
+        trainer, cfg = self.trainer, self.cfg
+        parts = [load_or_extract(
+            ds, self.backbone, weights_fingerprint(cfg.xmem_weights or None, cfg.seed),
+            cfg.resolved_cache_dir(),
             rank=trainer.global_rank if trainer else 0,
             world_size=trainer.world_size if trainer else 1,
             barrier=trainer.strategy.barrier if trainer else (lambda: None),
-            videos_per_step=self.cfg.videos_per_step, num_workers=self.cfg.num_workers,
-            progress=self.cfg.progress)
-        return arrays["features"], arrays["valid"]
+            videos_per_step=cfg.videos_per_step, view=view, crop_size=cfg.crop_size,
+            num_workers=cfg.num_workers, progress=cfg.progress)
+            for view in (("frame", "agent") if cfg.view == "both" else (cfg.view,))]
+        return (np.concatenate([p["features"] for p in parts], -1),
+                np.logical_and.reduce([p["valid"] for p in parts]))
 
     def targets(self, split: str, inputs: str) -> CachedTargets:
         """The split's ("train" or "val") targets with one kind of per-frame inputs (built once)."""

@@ -19,8 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.agent_dataset import NuScenesAgentDataset
-from ..data.frames import load_frame, output_size
-from ..data.videos import VideoGroup, video_masks
+from ..data.videos import FrameSource, VideoGroup
 from ..xmem.inference_core import KeyFeatures
 from .backbone import XMemBackbone
 
@@ -30,12 +29,13 @@ log = logging.getLogger(__name__)
 @dataclass
 class ExtractionPlan:
     chunks: list[list[VideoGroup]]
-    new_frames: list[list[str]]      # per chunk: frame tokens it is the first to need
-    done_frames: list[list[str]]     # per chunk: frame tokens it is the last to need
+    frame_ids: list[list[list[str]]]  # per chunk, per video: its frame ids ('' padding)
+    new_frames: list[list[str]]       # per chunk: frame ids it is the first to need
+    done_frames: list[list[str]]      # per chunk: frame ids it is the last to need
 
     @property
     def video_frames(self) -> int:
-        return sum(sum(bool(t) for t in g.frame_tokens) for c in self.chunks for g in c)
+        return sum(bool(f) for chunk in self.frame_ids for ids in chunk for f in ids)
 
     @property
     def unique_frames(self) -> int:
@@ -43,7 +43,7 @@ class ExtractionPlan:
 
 
 def plan_extraction(ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
-                    videos_per_step: int) -> ExtractionPlan:
+                    videos_per_step: int, source: FrameSource) -> ExtractionPlan:
     """Chunks of `videos_per_step` windows in (camera, scene, time) order."""
     def order(g: VideoGroup):
         rec = ds.records[g.items[0]]
@@ -51,38 +51,37 @@ def plan_extraction(ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
         return g.camera, rec.scene_name, first
     ordered = sorted(groups, key=order)
     chunks = [ordered[i:i + videos_per_step] for i in range(0, len(ordered), videos_per_step)]
+    frame_ids = [[source.ids(g) for g in chunk] for chunk in chunks]
     new_frames: list[list[str]] = [[] for _ in chunks]
     done_frames: list[list[str]] = [[] for _ in chunks]
     last_chunk: dict[str, int] = {}
-    for c, chunk in enumerate(chunks):
-        for tok in dict.fromkeys(t for g in chunk for t in g.frame_tokens if t):
-            if tok not in last_chunk:
-                new_frames[c].append(tok)
-            last_chunk[tok] = c
-    for tok, c in last_chunk.items():
-        done_frames[c].append(tok)
-    return ExtractionPlan(chunks, new_frames, done_frames)
+    for c, chunk_ids in enumerate(frame_ids):
+        for fid in dict.fromkeys(f for ids in chunk_ids for f in ids if f):
+            if fid not in last_chunk:
+                new_frames[c].append(fid)
+            last_chunk[fid] = c
+    for fid, c in last_chunk.items():
+        done_frames[c].append(fid)
+    return ExtractionPlan(chunks, frame_ids, new_frames, done_frames)
 
 
 class _ChunkInputs(Dataset):
     """What a chunk needs from disk: its new frames (decoded) and its videos' masks."""
 
-    def __init__(self, ds: NuScenesAgentDataset, plan: ExtractionPlan):
-        self.ds, self.plan = ds, plan
-        self.paths = {tok: path for rec in ds.records
-                      for tok, path in zip(rec.frame_tokens, rec.frame_paths) if tok}
+    def __init__(self, source: FrameSource, plan: ExtractionPlan):
+        self.source, self.plan = source, plan
 
     def __len__(self) -> int:
         return len(self.plan.chunks)
 
     def __getitem__(self, c: int) -> dict:
-        ds, plan = self.ds, self.plan
-        size = output_size(ds.records[plan.chunks[c][0].items[0]], ds.image_size)
+        source, plan = self.source, self.plan
+        size = source.size(plan.chunks[c][0])
         new = plan.new_frames[c]
-        images = (np.stack([load_frame(self.paths[tok], size) for tok in new]) if new
+        images = (np.stack([source.load(fid, size) for fid in new]) if new
                   else np.zeros((0, 3, *size), np.float32))
         return {"chunk": c, "tokens": new, "images": torch.from_numpy(images),
-                "masks": [video_masks(ds.records, g, ds.image_size) for g in plan.chunks[c]]}
+                "masks": [source.masks(g) for g in plan.chunks[c]]}
 
 
 @dataclass
@@ -94,15 +93,17 @@ class ExtractionStats:
 
 
 def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
-                   *, videos_per_step: int, num_workers: int = 0, device: torch.device | str = "cpu",
-                   progress: bool = True, desc: str = "XMem features",
+                   *, videos_per_step: int, crop_size: int = 112, num_workers: int = 0,
+                   device: torch.device | str = "cpu", progress: bool = True,
+                   desc: str = "XMem features",
                    stats: ExtractionStats | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Run XMem over the windows, `videos_per_step` in lockstep → {item: (features (T, C),
-    valid (T,))}; frames shared by windows are decoded and key-encoded once."""
-    plan = plan_extraction(ds, groups, videos_per_step)
+    """Run XMem over the videos, `videos_per_step` in lockstep → {item: (features (T, C),
+    valid (T,))}; frames shared by videos are decoded and key-encoded once."""
+    source = FrameSource(ds.records, ds.image_size, crop_size)
+    plan = plan_extraction(ds, groups, videos_per_step, source)
     stats = stats if stats is not None else ExtractionStats()
     device = torch.device(device)
-    loader = DataLoader(_ChunkInputs(ds, plan), batch_size=None, num_workers=num_workers,
+    loader = DataLoader(_ChunkInputs(source, plan), batch_size=None, num_workers=num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
     images: dict[str, torch.Tensor] = {}
     keys: dict[str, KeyFeatures] = {}
@@ -119,9 +120,9 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
                     keys[tok] = encoded.select(torch.tensor([j], device=device))
             stats.decoded += len(item["tokens"])
             stats.key_encoded += len(item["tokens"])
-            feats, valid = _run_chunk(backbone, chunk, item["masks"], images, keys, device)
+            feats, valid = _run_chunk(backbone, plan.frame_ids[c], item["masks"], images, keys, device)
             for b, g in enumerate(chunk):
-                stats.video_frames += sum(bool(t) for t in g.frame_tokens)
+                stats.video_frames += sum(bool(f) for f in plan.frame_ids[c][b])
                 for i, idx in enumerate(g.items):
                     out[idx] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
             for tok in plan.done_frames[c]:
@@ -133,19 +134,19 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
     return out
 
 
-def _run_chunk(backbone: XMemBackbone, chunk: Sequence[VideoGroup], masks: list[dict],
+def _run_chunk(backbone: XMemBackbone, frame_ids: list[list[str]], masks: list[dict],
                images: dict[str, torch.Tensor], keys: dict[str, KeyFeatures], device):
     """The chunk's videos through the backbone with their stored frames and key features."""
-    t_len = len(chunk[0].frame_tokens)
-    some = next(iter(images.values()))
-    frames = torch.zeros((len(chunk), t_len, *some.shape), dtype=some.dtype, device=device)
-    for b, g in enumerate(chunk):
-        for t, tok in enumerate(g.frame_tokens):
-            if tok:
-                frames[b, t] = images[tok]
+    t_len = len(frame_ids[0])
+    some = images[next(f for ids in frame_ids for f in ids if f)]
+    frames = torch.zeros((len(frame_ids), t_len, *some.shape), dtype=some.dtype, device=device)
+    for b, ids in enumerate(frame_ids):
+        for t, fid in enumerate(ids):
+            if fid:
+                frames[b, t] = images[fid]
 
     def key_features(t: int, videos: list[int]) -> KeyFeatures:
-        return KeyFeatures.cat([keys[chunk[v].frame_tokens[t]] for v in videos])
+        return KeyFeatures.cat([keys[frame_ids[v][t]] for v in videos])
     return backbone(frames, [m["init_masks"].to(device) for m in masks],
                     [m["init_frames"].tolist() for m in masks],
                     [m["frame_masks"].to(device) for m in masks], key_features=key_features)

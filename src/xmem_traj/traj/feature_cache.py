@@ -25,7 +25,7 @@ import numpy as np
 
 from ..atomic import file_lock, write_dir_atomically
 from ..data.agent_dataset import NuScenesAgentDataset
-from ..data.videos import group_windows
+from ..data.videos import videos
 from . import extraction
 from .backbone import XMemBackbone
 
@@ -52,11 +52,13 @@ class FeatureSpec:
     weights: str
     masks: str
     precision: str
+    view: str
+    crop_size: int
 
     @classmethod
-    def of(cls, backbone: XMemBackbone, weights: str) -> "FeatureSpec":
+    def of(cls, backbone: XMemBackbone, weights: str, view: str, crop_size: int) -> "FeatureSpec":
         return cls(tuple(backbone.features), tuple(sorted(backbone.xmem_config.items())), weights,
-                   backbone.masks, backbone.precision)
+                   backbone.masks, backbone.precision, view, crop_size if view == "agent" else 0)
 
 
 def dataset_fingerprint(ds: NuScenesAgentDataset) -> dict:
@@ -136,7 +138,8 @@ def read_entry(folder: Path, key: str, ident: dict, rows: int) -> dict[str, np.n
 def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: str,
                     cache_root: str | Path, *, rank: int = 0, world_size: int = 1,
                     barrier: Callable[[], None] = lambda: None, videos_per_step: int = 8,
-                    num_workers: int = 0, device="cpu", progress: bool = True) -> dict[str, np.ndarray]:
+                    view: str = "frame", crop_size: int = 112, num_workers: int = 0, device="cpu",
+                    progress: bool = True) -> dict[str, np.ndarray]:
     """features (N, T, C) float32 and valid (N, T) bool for every target of ds, in order.
 
     A verified entry is read; a missing one is built, and an incomplete or corrupt one
@@ -144,7 +147,7 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
     (a lock file). With world_size > 1 each rank extracts every world_size-th window, writes
     its shard, and rank 0 merges them into the entry; all ranks then read it.
     """
-    spec = FeatureSpec.of(backbone, weights)
+    spec = FeatureSpec.of(backbone, weights, view, crop_size)
     key, ident = cache_key(ds, spec)
     folder = Path(cache_root) / "features" / key
     lock = file_lock(Path(cache_root) / "locks" / f"features-{key}.lock",
@@ -162,22 +165,22 @@ def load_or_extract(ds: NuScenesAgentDataset, backbone: XMemBackbone, weights: s
         if rank == 0 and folder.exists():
             shutil.rmtree(folder)
         _extract_entry(ds, backbone, folder, key, ident, rank=rank, world_size=world_size,
-                       barrier=barrier, videos_per_step=videos_per_step, num_workers=num_workers,
-                       device=device, progress=progress)
+                       barrier=barrier, videos_per_step=videos_per_step, view=view,
+                       crop_size=crop_size, num_workers=num_workers, device=device, progress=progress)
     barrier()
     return read_entry(folder, key, ident, len(ds))
 
 
 def _extract_entry(ds, backbone, folder: Path, key: str, ident: dict, *, rank: int,
-                   world_size: int, barrier, videos_per_step: int, num_workers: int, device,
-                   progress: bool) -> None:
-    groups = group_windows(ds.records)
+                   world_size: int, barrier, videos_per_step: int, view: str, crop_size: int,
+                   num_workers: int, device, progress: bool) -> None:
+    groups = videos(ds.records, view)
     mine = groups[rank::world_size]
     t0 = time.time()
     got = extraction.extract_groups(
-        backbone, ds, mine, videos_per_step=videos_per_step, num_workers=num_workers,
-        device=device, progress=progress,
-        desc=f"XMem features {ds.split}" + (f" [rank {rank}/{world_size}]" if world_size > 1 else ""))
+        backbone, ds, mine, videos_per_step=videos_per_step, crop_size=crop_size,
+        num_workers=num_workers, device=device, progress=progress,
+        desc=f"XMem features {ds.split} ({view})" + (f" [rank {rank}/{world_size}]" if world_size > 1 else ""))
     items = sorted(got)
     shard = {"items": np.array(items, dtype=np.int64),
              "features": np.stack([got[i][0] for i in items]).astype(np.float32),

@@ -1,33 +1,69 @@
-"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame XMem features plus the agent's
-past track → K future trajectories in the agent frame and their mode logits.
+"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the cue
+oracle's cue states, or none) plus the agent's past track → K future trajectories in the agent
+frame and their mode logits.
 
-`feature_dim = 0` gives the history-only model: the same head without vision, the ablation
-that shows what XMem adds.
+The head starts from what physics knows: the kinematics the devkit's physics models use
+(speed, acceleration, yaw rate from the past annotations only) and, with `rollout`, the
+constant-velocity-and-heading roll-out, to which it predicts corrections; without a past the
+roll-out is standing still. `feature_dim = 0` gives the history-only model.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-OUTPUT_SCALE = 10.0  # the head predicts in units of 10 m
+OUTPUT_SCALE = 10.0   # the head predicts in units of 10 m
+STEP_S = 0.5          # key-frame interval of the tracks (2 Hz)
+KINEMATICS = 5        # speed, acceleration, yaw rate, lateral speed, has-past
+
+
+def kinematics(past: torch.Tensor, past_valid: torch.Tensor) -> torch.Tensor:
+    """past (B, P, 2) oldest first in the agent frame (current position at the origin, heading
+    +y), past_valid (B, P) → (B, 5): speed (m/s, |displacement| / Δt to the last past point,
+    as the devkit's ConstantVelocityHeading), acceleration (m/s², speed change over the last two
+    intervals), yaw rate (rad/s, turn of the displacement over the last two intervals), lateral
+    speed (m/s) and 1 where there is a past. Zero where the past is too short."""
+    zero = past.new_zeros(past.shape[0])
+    last, prev = past[:, -1], past[:, -2] if past.shape[1] > 1 else past[:, -1]
+    v1, v2 = past_valid[:, -1], past_valid[:, -2] if past.shape[1] > 1 else past_valid[:, -1]
+    d_now = -last                       # displacement over the last interval
+    d_before = last - prev
+    speed = torch.where(v1, d_now.norm(dim=-1) / STEP_S, zero)
+    lateral = torch.where(v1, d_now[:, 0] / STEP_S, zero)
+    speed_before = torch.where(v1 & v2, d_before.norm(dim=-1) / STEP_S, speed)
+    accel = torch.where(v1 & v2, (speed - speed_before) / STEP_S, zero)
+    ang_now = torch.atan2(d_now[:, 0], d_now[:, 1])
+    ang_before = torch.atan2(d_before[:, 0], d_before[:, 1])
+    turn = torch.remainder(ang_now - ang_before + torch.pi, 2 * torch.pi) - torch.pi
+    moving = (d_now.norm(dim=-1) > 0.2) & (d_before.norm(dim=-1) > 0.2)
+    yaw_rate = torch.where(v1 & v2 & moving, turn / STEP_S, zero)
+    return torch.stack([speed, accel, yaw_rate, lateral, v1.to(past.dtype)], -1)
+
+
+def constant_velocity(kin: torch.Tensor, future_steps: int) -> torch.Tensor:
+    """(B, 5) kinematics → (B, F, 2): the devkit's ConstantVelocityHeading in the agent frame
+    (straight ahead along +y at the current speed)."""
+    t = torch.arange(1, future_steps + 1, device=kin.device, dtype=kin.dtype) * STEP_S
+    return torch.stack([torch.zeros_like(t).expand(kin.shape[0], -1), kin[:, :1] * t], -1)
 
 
 class TrajectoryHead(nn.Module):
-    """Past track (P steps) and per-frame features (C wide, 0 = none) → K modes of F steps."""
+    """Past track (P steps) and per-frame inputs (C wide, 0 = none) → K modes of F steps."""
 
     def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
-                 past_steps: int, future_steps: int, dropout: float):
+                 past_steps: int, future_steps: int, dropout: float, rollout: bool = True):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
-        self.future_steps = future_steps
-        self.past = nn.Sequential(nn.Linear(past_steps * 3, hidden), nn.ReLU(),
+        self.future_steps, self.rollout = future_steps, rollout
+        self.past = nn.Sequential(nn.Linear(past_steps * 3 + KINEMATICS, hidden), nn.ReLU(),
                                   nn.Linear(hidden, hidden), nn.ReLU())
         vision_out = 0
         if feature_dim > 0:
-            self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Dropout(dropout),
-                                       nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(dropout))
+            # Dropout after the projection: as strong a regulariser, far fewer random draws.
+            self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
+                                       nn.ReLU(), nn.Dropout(dropout))
             if kind == "gru":
                 self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
                 vision_out = hidden
@@ -41,7 +77,10 @@ class TrajectoryHead(nn.Module):
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
         frame, past_valid (B, P) → trajectories (B, K, F, 2) agent frame, logits (B, K)."""
         pv = past_valid.to(past.dtype)[..., None]
-        h = [self.past(torch.cat([past * pv / OUTPUT_SCALE, pv], -1).flatten(1))]
+        kin = kinematics(past, past_valid)
+        h = [self.past(torch.cat([(torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
+                                  kin / torch.tensor([10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device,
+                                                     dtype=kin.dtype)], -1))]
         if self.feature_dim > 0:
             fv = feature_valid.to(features.dtype)[..., None]
             x = self.frame(features) * fv
@@ -54,4 +93,9 @@ class TrajectoryHead(nn.Module):
                 h += [mean, x[torch.arange(x.shape[0]), newest]]
         y = self.out(torch.cat(h, -1)).view(-1, self.num_modes, self.future_steps * 2 + 1)
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
+        if self.rollout:
+            traj = traj + constant_velocity(kin, self.future_steps)[:, None]
         return traj, y[..., -1]
+
+
+__all__ = ["TrajectoryHead", "constant_velocity", "kinematics"]

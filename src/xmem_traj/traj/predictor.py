@@ -22,14 +22,14 @@ class TrajectoryPredictor(L.LightningModule):
     """Every argument is saved as a hyperparameter, so a checkpoint rebuilds its module."""
 
     def __init__(self, *, method: str, feature_dim: int, head: str, hidden: int, modes: int,
-                 past_steps: int, future_steps: int, dropout: float, lr: float,
+                 past_steps: int, future_steps: int, dropout: float, rollout: bool, lr: float,
                  weight_decay: float, epochs: int, seed: int, backbone: XMemBackbone | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
         self.head = TrajectoryHead(feature_dim if self.uses_features else 0, kind=head,
                                    hidden=hidden, num_modes=modes, past_steps=past_steps,
-                                   future_steps=future_steps, dropout=dropout)
+                                   future_steps=future_steps, dropout=dropout, rollout=rollout)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self._rng_restored = False
@@ -40,7 +40,7 @@ class TrajectoryPredictor(L.LightningModule):
                     ) -> "TrajectoryPredictor":
         return cls(method=method, feature_dim=feature_dim, head=cfg.head, hidden=cfg.hidden,
                    modes=cfg.modes, past_steps=past_steps, future_steps=future_steps,
-                   dropout=cfg.dropout, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                   dropout=cfg.dropout, rollout=cfg.rollout, lr=cfg.lr, weight_decay=cfg.weight_decay,
                    epochs=cfg.epochs, seed=seed, backbone=backbone)
 
     @property

@@ -79,6 +79,24 @@ class _StepReadout:
     f16: torch.Tensor             # (1024, h, w)
     readout: torch.Tensor | None  # (N_mem, CV, h, w)
     value_dim: int
+    out: StepOutput
+
+    def finer(self, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The key encoder's f8 or f4 (float32) and the object masks on its grid."""
+        feature = getattr(self.out, stage).float()
+        return feature, mask_to_grid(self.obj_prob, self.out.pad, tuple(feature.shape[-2:]))
+
+
+def _halves(r: "_StepReadout", stage: str) -> torch.Tensor:
+    """A finer stage pooled over the left and over the right half of each object's mask (in
+    the image): where on the object something is — an indicator's side — survives."""
+    feature, weights = r.finer(stage)
+    w = weights.shape[-1]
+    cols = torch.arange(w, device=weights.device, dtype=weights.dtype)
+    mass = weights.sum(dim=1)                                    # (N, w)
+    centre = (mass * cols).sum(-1) / mass.sum(-1).clamp_min(1e-6)  # (N,)
+    left = weights * (cols[None, None] < centre[:, None, None])
+    return torch.cat([mask_pool(feature, left), mask_pool(feature, weights - left)], 1)
 
 
 def _readout_pooled(r: _StepReadout) -> torch.Tensor:
@@ -105,6 +123,12 @@ FEATURE_KINDS: dict[str, FeatureKind] = {
                               "key-encoder layer3 features pooled with the mask"),
     "geometry": FeatureKind(lambda d: len(GEOMETRY_FIELDS), lambda r: mask_geometry(r.obj_prob),
                             "mask area, centroid and box (" + ", ".join(GEOMETRY_FIELDS) + ")"),
+    "f8_pooled": FeatureKind(lambda d: 512, lambda r: mask_pool(*r.finer("f8")),
+                             "key-encoder layer2 (/8) features pooled with the mask"),
+    "f8_halves": FeatureKind(lambda d: 1024, lambda r: _halves(r, "f8"),
+                             "layer2 (/8) features pooled over the mask's left and right halves"),
+    "f4_halves": FeatureKind(lambda d: 512, lambda r: _halves(r, "f4"),
+                             "res2 (/4) features pooled over the mask's left and right halves"),
 }
 
 #: Named feature sets of FEATURE_KINDS.
@@ -112,6 +136,7 @@ FEATURE_SETS: dict[str, tuple[str, ...]] = {
     "hidden_mean": ("hidden_mean",),
     "rich": ("hidden_pooled", "readout_pooled", "key_pooled", "geometry"),
     "all": tuple(FEATURE_KINDS),
+    "cues": ("hidden_pooled", "readout_pooled", "key_pooled", "geometry", "f8_halves"),
 }
 
 
@@ -147,5 +172,5 @@ def object_features(out: StepOutput, kinds: Sequence[str] = tuple(FEATURE_KINDS)
     if value_dim is None:
         value_dim = out.readout.shape[1] if out.readout is not None else 0
     r = _StepReadout(obj_prob, weights, hidden, out.key.float(), out.f16.float(),
-                     None if out.readout is None else out.readout.float(), value_dim)
+                     None if out.readout is None else out.readout.float(), value_dim, out)
     return {k: FEATURE_KINDS[k].compute(r) for k in kinds}

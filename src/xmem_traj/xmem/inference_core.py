@@ -53,7 +53,8 @@ class StepOutput:
 
     prob (N+1, H, W) unpadded, background first; key (CK, h, w); f16 (1024, h, w);
     readout (N_mem, CV, h, w) or None when the frame was not segmented; hidden (N, CH, h, w)
-    after the step (None before the first mask or without sensory memory); pad (l, r, t, b).
+    after the step (None before the first mask or without sensory memory); pad (l, r, t, b);
+    f8 (512, 2h, 2w) and f4 (256, 4h, 4w), the key encoder's finer stages.
     """
 
     prob: torch.Tensor
@@ -62,6 +63,8 @@ class StepOutput:
     readout: torch.Tensor | None
     hidden: torch.Tensor | None
     pad: tuple[int, int, int, int]
+    f8: torch.Tensor | None = None
+    f4: torch.Tensor | None = None
 
 
 #: Pixels per network call beyond which the engine splits a batch: about 8 frames of
@@ -193,7 +196,7 @@ class BatchedInferenceCore:
                 hid = self.videos[p.video].memory.hidden
                 self.last_outputs[p.video] = StepOutput(
                     prob=prob, key=enc.key[j], f16=enc.f16[j], readout=readouts.get(j),
-                    hidden=None if hid is None else hid[0], pad=pad)
+                    hidden=None if hid is None else hid[0], pad=pad, f8=enc.f8[j], f4=enc.f4[j])
                 outputs[p.video] = prob
             return outputs
 

@@ -1,0 +1,171 @@
+"""The evaluation that can tell: bootstrap on known answers, the side file against the pixels,
+splits as the devkit sees them, OffRoadRate and compute_metrics equal to ours."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from nuscenes.eval.prediction.data_classes import Prediction
+from nuscenes.eval.prediction.metrics import OffRoadRate, RowMean
+from nuscenes.eval.prediction.splits import get_prediction_challenge_split
+from nuscenes.nuscenes import NuScenes
+from nuscenes.prediction import PredictHelper
+from nuscenes.utils.splits import create_splits_scenes
+from PIL import Image
+
+from xmem_traj.eval.bootstrap import ClusterBootstrap
+from xmem_traj.eval.offroad import drivable_masks, off_road_rate
+from xmem_traj.synth import generate
+from xmem_traj.synth.cues import SIDE_FILE, FrameCue
+from xmem_traj.synth.draw import REAR_LAMPS
+from xmem_traj.synth.mapexp import LOCATION, MAP_EXTENTS
+from xmem_traj.synth.render import box_corners, face_patch, make_camera, rotz
+from xmem_traj.synth.scene import make_scene
+
+BIN = Path(sys.executable).parent
+
+
+def test_cluster_bootstrap_known_answers():
+    rng = np.random.default_rng(0)
+    # 200 agents, each with 10 identical targets: the interval is that of 200 values, not 2000.
+    agent_values = rng.normal(5.0, 2.0, 200)
+    values = np.repeat(agent_values, 10)
+    clusters = np.repeat(np.arange(200), 10).astype(str)
+    ci = ClusterBootstrap(clusters, replicates=4000).mean(values)
+    half = 1.96 * agent_values.std(ddof=1) / np.sqrt(200)
+    assert ci.value == pytest.approx(agent_values.mean())
+    assert (ci.high - ci.low) / 2 == pytest.approx(half, rel=0.1)
+    # Paired: a is b lowered by exactly 10 % on every target → gain 10 %, no spread.
+    boot = ClusterBootstrap(clusters)
+    gain = boot.relative_gain(0.9 * values, values)
+    assert gain.value == pytest.approx(0.1) and gain.high - gain.low < 1e-9
+    # a halfway between b and c captures half of c's gain over b.
+    b, c = values + 2.0, values
+    share = boot.ratio_of_differences((b + c) / 2, b, c)
+    assert share.value == pytest.approx(0.5) and share.low == pytest.approx(0.5)
+    # A subset mask restricts the targets.
+    mask = np.arange(2000) < 1000
+    assert boot.mean(values, mask).value == pytest.approx(values[:1000].mean())
+
+
+@pytest.fixture(scope="module")
+def challenge_root(tmp_path_factory) -> Path:
+    """A tiny v1.0-trainval world: 2 train, 1 train_val, 1 val scene."""
+    return generate(tmp_path_factory.mktemp("world") / "trainval", scenes=(2, 1, 1), seed=11,
+                    width=320, height=180)
+
+
+def test_splits_are_the_devkits_and_disjoint(challenge_root):
+    official = create_splits_scenes()
+    nusc = NuScenes("v1.0-trainval", str(challenge_root), verbose=False)
+    by_split = {}
+    for split, names in (("train", official["train"][200:]), ("train_val", official["train"][:200]),
+                         ("val", official["val"])):
+        tokens = get_prediction_challenge_split(split, dataroot=str(challenge_root))
+        assert tokens, split
+        scenes = {nusc.get("scene", nusc.get("sample", t.split("_")[1])["scene_token"])["name"] for t in tokens}
+        assert scenes <= set(names), split
+        by_split[split] = scenes
+    assert not (by_split["train"] & by_split["train_val"]) and not (by_split["val"] & by_split["train"])
+
+
+def test_side_file_matches_the_rendered_lamps(challenge_root):
+    """In the written JPEGs, an agent's two rear lamps are red exactly when the side file says its
+    brake lamps are lit (agents shown from behind, close and unoccluded; the lamps located
+    from the agent's simulated pose at the frame's own time)."""
+    nusc = NuScenes("v1.0-trainval", str(challenge_root), verbose=False)
+    side = json.loads((challenge_root / "v1.0-trainval" / SIDE_FILE).read_text())
+    rng = np.random.default_rng([11, 0])  # the writer's draws for scene 0: scene, then base time
+    scene = make_scene(rng, MAP_EXTENTS[LOCATION])
+    base = 1531281439_000_000 + int(rng.integers(0, 10**6))
+    first = nusc.get("sample", nusc.scene[0]["first_sample_token"])
+    checked = {True: 0, False: 0}
+    for channel, sd_token in first["data"].items():
+        sd = nusc.get("sample_data", sd_token)
+        while sd is not None:
+            t = (sd["timestamp"] - base) / 1e6
+            cam = make_camera(channel, sd["width"], sd["height"])
+            ex, ey, eyaw = scene.ego_at(t)
+            cam_pos = rotz(eyaw) @ cam.translation + [ex, ey, 0]
+            image = None
+            for row in side["frames"].get(sd["token"], []):
+                cue, agent = FrameCue.of(row), side["agents"][row[0]]
+                track = scene.tracks[agent["track"]]
+                state = track.at(t)
+                assert bool(state["brake"]) == cue.brake  # the side file is the simulated state
+                if not cue.back or cue.visible < 0.95 or agent["category"] == "vehicle.bicycle":
+                    continue
+                w, l, h = track.size
+                corners = box_corners(state["x"], state["y"], h / 2, state["yaw"], w, l, h)
+                centres = [face_patch(corners, "back", *patch).mean(0) for patch in REAR_LAMPS]
+                pix = []
+                for p in centres:
+                    c = (rotz(eyaw).T @ (p - [ex, ey, 0]) - cam.translation) @ cam.rotation
+                    if c[2] > 1:
+                        u, v, z = cam.K @ c
+                        pix.append((u / z, v / z))
+                inside = len(pix) == 2 and all(2 <= u < sd["width"] - 3 and 2 <= v < sd["height"] - 3
+                                               for u, v in pix)
+                lamp_px = abs(pix[0][0] - pix[1][0]) if inside else 0
+                if not inside or lamp_px < 12:  # too small to read a 3×3 patch
+                    continue
+                if image is None:
+                    image = np.asarray(Image.open(challenge_root / sd["filename"]).convert("RGB"), int)
+                red = [image[int(v) - 1:int(v) + 2, int(u) - 1:int(u) + 2].reshape(-1, 3).mean(0)
+                       for u, v in pix]
+                lit = [r[0] > 160 and r[1] < 110 for r in red]   # lit (255, 35, 25), off (100, 22, 22)
+                assert all(r[0] > 160 or r[0] < 140 for r in red), red  # plainly one or the other
+                assert all(lit) == cue.brake and any(lit) == cue.brake, (sd["token"], row, red)
+                checked[cue.brake] += 1
+            sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
+    assert checked[True] >= 2 and checked[False] >= 5, checked
+
+
+def test_offroad_rate_equals_the_devkits(challenge_root):
+    nusc = NuScenes("v1.0-trainval", str(challenge_root), verbose=False)
+    helper = PredictHelper(nusc)
+    tokens = get_prediction_challenge_split("val", dataroot=str(challenge_root))[:12]
+    rng = np.random.default_rng(0)
+    preds, jsons = [], []
+    for tok in tokens:
+        inst, samp = tok.split("_")
+        gt = helper.get_future_for_agent(inst, samp, 6, in_agent_frame=False)
+        modes = gt[None] + rng.normal(0, 1, (5, 12, 2)).cumsum(1) * rng.choice([0.2, 3.0])
+        preds.append(modes)
+        jsons.append(Prediction(inst, samp, modes, np.full(5, 0.2)))
+    devkit = OffRoadRate(helper, [RowMean()])
+    expected = np.array([devkit(None, p)[0] for p in jsons])
+    locations = [helper.get_map_name_from_sample_token(t.split("_")[1]) for t in tokens]
+    ours = off_road_rate(np.stack(preds), locations, drivable_masks(challenge_root, locations))
+    np.testing.assert_allclose(ours, expected)
+    assert 0 < expected.mean() < 1  # both on-road and off-road modes were tried
+
+
+def test_compute_metrics_cli_equals_our_eval(challenge_root, tmp_path):
+    """The devkit's compute_metrics, unmodified, on the synthetic dataroot and our predict JSON
+    gives our eval's numbers, OffRoadRate included."""
+    common = ["--dataroot", str(challenge_root), "--cache-dir", str(tmp_path / "c"), "--run-dir",
+              str(tmp_path / "runs"), "--name", "r", "--methods", "history_only", "--seeds", "1",
+              "--epochs", "2", "--hidden", "16", "--no-progress", "--modes", "3"]
+    out = subprocess.run([str(BIN / "xmem-traj"), "train", *common], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = tmp_path / "runs" / "r"
+    preds = tmp_path / "preds.json"
+    out = subprocess.run([str(BIN / "xmem-traj"), "predict", "--run", str(run), "--out", str(preds)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-m", "nuscenes.eval.prediction.compute_metrics", "--version",
+                          "v1.0-trainval", "--data_root", str(challenge_root), "--submission_path", str(preds)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    devkit = json.loads((tmp_path / "preds_metrics.json").read_text())
+    ours = json.loads((run / "eval.json").read_text())["metrics"]["all"]["history-only (ablation)"]
+    for i, k in enumerate((1, 5, 10)):
+        assert devkit["MinADEK"]["RowMean"][i] == pytest.approx(ours[f"MinADEK_{k}"][0], abs=1e-4)
+        assert devkit["MinFDEK"]["RowMean"][i] == pytest.approx(ours[f"MinFDEK_{k}"][0], abs=1e-4)
+        assert devkit["MissRateTopK_2"]["RowMean"][i] == pytest.approx(ours[f"MissRateTopK_2_{k}"][0], abs=1e-6)
+    assert devkit["OffRoadRate"]["RowMean"][0] == pytest.approx(ours["OffRoadRate"][0], abs=1e-6)
