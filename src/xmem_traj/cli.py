@@ -30,9 +30,10 @@ DEBUG_ENV = "XMEM_TRAJ_DEBUG"
 def _synth(args: argparse.Namespace) -> None:
     from .synth import CAMERAS, generate
     cams = tuple(args.cameras) if args.cameras else CAMERAS
-    root = generate(args.out, scenes=args.scenes, seed=args.seed, cameras=cams, sweeps=args.sweeps,
+    scenes = tuple(args.splits) if args.splits else args.scenes
+    root = generate(args.out, scenes=scenes, seed=args.seed, cameras=cams, sweeps=args.sweeps,
                     width=args.width, height=args.height, target_stride=args.target_stride,
-                    progress=print)
+                    workers=args.workers, progress=print)
     print(f"wrote {root}")
 
 
@@ -125,7 +126,12 @@ def make_parser() -> argparse.ArgumentParser:
                        description="Write a synthetic dataset in the exact nuScenes format.")
     s.add_argument("--out", required=True, help="output folder (the dataroot)")
     s.add_argument("--scenes", type=int, default=10, help="scenes; <= 10 writes v1.0-mini with the "
-                   "mini split's scene names, more writes v1.0-trainval (default: 10)")
+                   "mini split's scene names, more writes v1.0-trainval, a fifth each for val and "
+                   "train_val (default: 10)")
+    s.add_argument("--splits", type=int, nargs=3, metavar=("TRAIN", "TRAIN_VAL", "VAL"),
+                   help="v1.0-trainval with these scene counts of the challenge's splits instead")
+    s.add_argument("--workers", type=int, default=0, help="processes rendering scenes (0: one per "
+                   "CPU core; the bytes do not depend on it)")
     s.add_argument("--seed", type=int, default=0, help="same seed → same bytes (default: 0)")
     s.add_argument("--cameras", nargs="+", help="camera channels (default: all six)")
     s.add_argument("--sweeps", action="store_true", help="also write ~12 Hz sweeps between key frames")

@@ -9,6 +9,9 @@ import hashlib
 import io
 import json
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -107,10 +110,11 @@ def _box(state: dict, size) -> Box:
 
 def generate(out: str | Path, *, scenes: int | tuple[int, int, int] = 10, seed: int = 0,
              cameras: Sequence[str] = CAMERAS, sweeps: bool = False, width: int = 640,
-             height: int = 360, target_stride: int = 2,
+             height: int = 360, target_stride: int = 2, workers: int = 0,
              progress: Callable[[str], None] | None = None) -> Path:
     """Write the dataset under `out` and return it. scenes: a count (see scene_names) or
-    (train, train_val, val) scene counts of v1.0-trainval."""
+    (train, train_val, val) scene counts of v1.0-trainval. Scenes are simulated and rendered
+    by `workers` processes (0: one per CPU core); the bytes do not depend on how many."""
     out = Path(out)
     unknown = set(cameras) - set(CAMERAS)
     if unknown:
@@ -122,17 +126,32 @@ def generate(out: str | Path, *, scenes: int | tuple[int, int, int] = 10, seed: 
         raise ValueError("--scenes must be at least 1")
     writer = _DatasetWriter(out, seed=seed, cameras=cameras, sweeps=sweeps, width=width,
                             height=height, target_stride=target_stride)
-    for si, name in enumerate(names):
-        if progress:
-            progress(f"scene {si + 1}/{len(names)} ({name})")
-        writer.add_scene(si, name)
+    jobs = [(writer, si, name) for si, name in enumerate(names)]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    if workers > 1:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            parts = pool.map(_write_scene, jobs)
+            for si, part in enumerate(parts):
+                if progress:
+                    progress(f"scene {si + 1}/{len(names)} ({names[si]})")
+                writer.merge(part)
+    else:
+        for si, name in enumerate(names):
+            if progress:
+                progress(f"scene {si + 1}/{len(names)} ({name})")
+            writer.merge(_write_scene((writer, si, name)))
     writer.finish(version)
     log.info("wrote %s (%s, %d scenes, %d images)", out, version, len(names), writer.n_images)
     return out
 
 
+def _write_scene(job) -> dict:
+    writer, si, name = job
+    return _SceneWriter(writer, si).write(name)
+
+
 class _DatasetWriter:
-    """Accumulates the tables scene by scene (images are written as they are rendered)."""
+    """The dataset's settings and static tables; merges the scenes' parts in scene order."""
 
     def __init__(self, out: Path, *, seed: int, cameras: Sequence[str], sweeps: bool, width: int,
                  height: int, target_stride: int):
@@ -154,15 +173,60 @@ class _DatasetWriter:
         self.side = {"frames": {}, "agents": {}}        # the side file (synth/cues.py)
         self.n_images = 0
 
+    def merge(self, part: dict) -> None:
+        for table, records in part["tables"].items():
+            self.tables.t[table].extend(records)
+        self.prediction.update(part["prediction"])
+        self.drivable.append(part["drivable"])
+        self.side["frames"].update(part["frames"])
+        self.side["agents"].update(part["agents"])
+        self.n_images += part["images"]
+
+    def finish(self, version: str) -> None:
+        """The map record and PNG, the map expansion, the tables, prediction_scenes.json and
+        the side file."""
+        tables, out = self.tables, self.out
+        map_png = io.BytesIO()
+        Image.new("L", (64, 64), 255).save(map_png, format="PNG")
+        map_name = f"maps/{hashlib.md5(map_png.getvalue()).hexdigest()}.png"
+        (out / "maps").mkdir(parents=True, exist_ok=True)
+        (out / map_name).write_bytes(map_png.getvalue())
+        tables.add("map", log_tokens=[r["token"] for r in tables.t["log"]], category="semantic_prior",
+                   filename=map_name)
+        write_expansion(out, self.drivable)
+        (out / version).mkdir(parents=True, exist_ok=True)
+        for table, records in tables.t.items():
+            (out / version / f"{table}.json").write_text(json.dumps(records, indent=0))
+        pred_path = out / "maps" / "prediction" / "prediction_scenes.json"
+        pred_path.parent.mkdir(parents=True, exist_ok=True)
+        pred_path.write_text(json.dumps(self.prediction, indent=0))
+        side = {"format": FORMAT, "about": "synthetic world cue states (xmem_traj.synth.cues)",
+                "frame_fields": list(FRAME_FIELDS), "sources": CUE_SOURCES, **self.side}
+        (out / version / SIDE_FILE).write_text(json.dumps(side, separators=(",", ":")))
+
+
+class _SceneWriter:
+    """One scene: its own token generator (so scenes can be written in any order or in
+    parallel), images written as rendered, records returned for the dataset to merge."""
+
+    def __init__(self, dataset: _DatasetWriter, si: int):
+        self.d, self.si, self.seed = dataset, si, dataset.seed
+        self.out, self.sweeps, self.rigs = dataset.out, dataset.sweeps, dataset.rigs
+        self.width, self.height, self.target_stride = dataset.width, dataset.height, dataset.target_stride
+        self.cat_tok, self.attr_tok, self.sensor_tok = dataset.cat_tok, dataset.attr_tok, dataset.sensor_tok
+        self.tables = _Tables(np.random.default_rng([dataset.seed, si, 999]))
+        self.prediction: dict[str, list[str]] = {}
+        self.side = {"frames": {}, "agents": {}}
+        self.n_images = 0
+
     def _write(self, rel: str, data: bytes) -> None:
         path = self.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
-    def add_scene(self, si: int, name: str) -> None:
-        """Simulate scene si and add its log, sensors, samples, images, annotations, cues and
-        drivable area."""
-        tables = self.tables
+    def write(self, name: str) -> dict:
+        """Simulate the scene; write its images → its records, targets, cues and drivable area."""
+        si, tables = self.si, self.tables
         rng = np.random.default_rng([self.seed, si])
         scene = make_scene(rng, MAP_EXTENTS[LOCATION])
         log_rec = tables.add("log", logfile=f"n015-2018-07-{11 + si % 18:02d}-11-54-40+0800",
@@ -185,7 +249,9 @@ class _DatasetWriter:
         key_views, frame_cues = self._render_cameras(rng, si, scene, base, log_rec, cs, sample_ts, samples)
         instances = self._annotate(rng, name, scene, base, cs, sample_ts, samples, key_views)
         self._side_file(scene, base, instances, frame_cues)
-        self.drivable.append(drivable_area(np.stack([scene.road.x, scene.road.y], 1), scene.streets))
+        return {"tables": tables.t, "prediction": self.prediction, "frames": self.side["frames"],
+                "agents": self.side["agents"], "images": self.n_images,
+                "drivable": drivable_area(np.stack([scene.road.x, scene.road.y], 1), scene.streets)}
 
     def _render_cameras(self, rng, si, scene, base, log_rec, cs, sample_ts, samples):
         """Every camera's chain of key frames (and sweeps): ego poses, JPEGs, sample_data →
@@ -314,28 +380,6 @@ class _DatasetWriter:
                                 "cues": [[kind, us(on), us(off)] for kind, on, off in m.cues]}
                                for m in tr.manoeuvres],
                 "misleading": [[kind, us(on), us(off)] for kind, on, off in tr.misleading]}
-
-    def finish(self, version: str) -> None:
-        """The map record and PNG, the map expansion, the tables, prediction_scenes.json and
-        the side file."""
-        tables, out = self.tables, self.out
-        map_png = io.BytesIO()
-        Image.new("L", (64, 64), 255).save(map_png, format="PNG")
-        map_name = f"maps/{hashlib.md5(map_png.getvalue()).hexdigest()}.png"
-        self._write(map_name, map_png.getvalue())
-        tables.add("map", log_tokens=[r["token"] for r in tables.t["log"]], category="semantic_prior",
-                   filename=map_name)
-        write_expansion(out, self.drivable)
-        (out / version).mkdir(parents=True, exist_ok=True)
-        for table, records in tables.t.items():
-            (out / version / f"{table}.json").write_text(json.dumps(records, indent=0))
-        pred_path = out / "maps" / "prediction" / "prediction_scenes.json"
-        pred_path.parent.mkdir(parents=True, exist_ok=True)
-        pred_path.write_text(json.dumps(self.prediction, indent=0))
-        side = {"format": FORMAT, "about": "synthetic world cue states (xmem_traj.synth.cues)",
-                "frame_fields": list(FRAME_FIELDS), "sources": CUE_SOURCES, **self.side}
-        (out / version / SIDE_FILE).write_text(json.dumps(side, separators=(",", ":")))
-
 
 def _attribute(tr, state) -> str:
     if tr.category == "human.pedestrian.adult":
