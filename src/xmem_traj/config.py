@@ -82,6 +82,9 @@ class TrainConfig:
     rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
                              "(--no-rollout: raw positions)")
     dropout: float = _f(0.5, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
+    cue_loss: float = _f(0.0, "weight of an auxiliary loss that asks the XMem model's feature "
+                              "branch to read the cues seen in each frame (labels from the "
+                              "synthetic world's side file, training only; 0: off)", min=0.0)
     modes: int = _f(1, "predicted modes K (at most 25, the challenge's limit); >1 trains "
                        "best-of-K with mode probabilities", min=1, max=25)
     methods: str = _f("auto", "comma list of methods to train, the first is the run's main model "

@@ -19,6 +19,10 @@ class TrajBatch:
     translation: torch.Tensor    # (B, 3) agent box at the target sample (global)
     rotation: torch.Tensor       # (B, 4)
     index: torch.Tensor          # (B,) target index in its dataset
+    # Training only, on the synthetic world: the cue states seen in each frame (the side file),
+    # which an auxiliary loss asks the feature branch to read off the XMem features.
+    cues: torch.Tensor | None = None         # (B, T, n_cues)
+    cue_valid: torch.Tensor | None = None    # (B, T)
     # Only when XMem is fine-tuned (features computed online from the frames):
     frames: torch.Tensor | None = None       # (B, T, 3, H, W) RGB in [0, 1]
     init_masks: torch.Tensor | None = None   # (B, H, W)

@@ -104,7 +104,10 @@ class TrajDataModule(L.LightningDataModule):
             if inputs == "xmem" and self.online:
                 self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"))
             else:
-                self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs))
+                labels = None
+                if inputs == "xmem" and split == "train" and self.cfg.cue_loss > 0 and self.cues is not None:
+                    labels = self._inputs(ds, "cues")  # what the auxiliary loss asks to read
+                self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs), cues=labels)
         return self._data[key]
 
     def setup(self, stage: str | None = None) -> None:

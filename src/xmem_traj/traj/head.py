@@ -51,7 +51,8 @@ class TrajectoryHead(nn.Module):
     """Past track (P steps) and per-frame inputs (C wide, 0 = none) → K modes of F steps."""
 
     def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
-                 past_steps: int, future_steps: int, dropout: float, rollout: bool = True):
+                 past_steps: int, future_steps: int, dropout: float, rollout: bool = True,
+                 n_cues: int = 0):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
@@ -64,13 +65,22 @@ class TrajectoryHead(nn.Module):
             # Dropout after the projection: as strong a regulariser, far fewer random draws.
             self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
                                        nn.ReLU(), nn.Dropout(dropout))
+            # With n_cues: a readout of the cues seen in each frame (trained by an auxiliary
+            # loss), handed on beside the frame's features, as the cue oracle's inputs are.
+            self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
+            frame_out = hidden + n_cues
             if kind == "gru":
-                self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
+                self.temporal = nn.GRU(frame_out + 1, hidden, batch_first=True)
                 vision_out = hidden
             else:
-                vision_out = 2 * hidden  # masked mean over frames + the newest valid frame
+                vision_out = 2 * frame_out  # masked mean over frames + the newest valid frame
         self.out = nn.Sequential(nn.Linear(hidden + vision_out, 2 * hidden), nn.ReLU(),
                                  nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)))
+
+    def cue_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, T, C) → (B, T, n_cues): the frame branch's reading of the cues (what
+        the auxiliary loss trains; n_cues > 0 only)."""
+        return self.cue_readout(self.frame(features))
 
     def forward(self, features: torch.Tensor | None, feature_valid: torch.Tensor | None,
                 past: torch.Tensor, past_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,7 +93,10 @@ class TrajectoryHead(nn.Module):
                                                      dtype=kin.dtype)], -1))]
         if self.feature_dim > 0:
             fv = feature_valid.to(features.dtype)[..., None]
-            x = self.frame(features) * fv
+            x = self.frame(features)
+            if self.cue_readout is not None:
+                x = torch.cat([x, torch.sigmoid(self.cue_readout(x))], -1)
+            x = x * fv
             if self.kind == "gru":
                 _, last = self.temporal(torch.cat([x, fv], -1))
                 h.append(last[0])

@@ -16,9 +16,11 @@ from .batch import TrajBatch
 class CachedTargets(Dataset):
     """Targets with precomputed per-frame features (history-only models ignore them)."""
 
-    def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray):
+    def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray,
+                 cues: tuple[np.ndarray, np.ndarray] | None = None):
         self.features = torch.from_numpy(features)
         self.valid = torch.from_numpy(valid)
+        self.cues = None if cues is None else (torch.from_numpy(cues[0]), torch.from_numpy(cues[1]))
         tracks = [ds.tracks(i) for i in range(len(ds))]
         stack = lambda name: torch.from_numpy(np.stack([t[name] for t in tracks]))  # noqa: E731
         self.past, self.past_valid = stack("past"), stack("past_valid")
@@ -39,10 +41,11 @@ class CachedTargets(Dataset):
         """Targets `indices` as one TrajBatch, by indexing the stacked tensors (no per-item
         collation: what makes cached training fast; DataLoader calls it with a batch sampler)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
+        cues, cue_valid = (None, None) if self.cues is None else (self.cues[0][idx], self.cues[1][idx])
         return TrajBatch(features=self.features[idx], feature_valid=self.valid[idx],
                          past=self.past[idx], past_valid=self.past_valid[idx], traj=self.traj[idx],
                          future_valid=self.future_valid[idx], translation=self.translation[idx],
-                         rotation=self.rotation[idx], index=idx)
+                         rotation=self.rotation[idx], index=idx, cues=cues, cue_valid=cue_valid)
 
 
 class OnlineTargets(CachedTargets):
