@@ -49,10 +49,10 @@ class TrainConfig:
     future_s: float = _f(6.0, "seconds predicted (the challenge's horizon is 6)", min=0.5)
     image_height: int = _f(144, "height of the frames fed to XMem", min=16)
     image_width: int = _f(256, "width of the frames fed to XMem", min=16)
-    synth_train_scenes: int = _f(16, "scenes of the synthetic default dataset's train split "
+    synth_train_scenes: int = _f(30, "scenes of the synthetic default dataset's train split "
                                         "(v1.0-trainval names of the challenge's train)", min=0, max=500)
     synth_train_val_scenes: int = _f(6, "… of its train_val split (where choices are made)", min=0, max=200)
-    synth_val_scenes: int = _f(10, "… of its val split (what the README reports)", min=0, max=150)
+    synth_val_scenes: int = _f(16, "… of its val split (what the README reports)", min=0, max=150)
     synth_target_stride: int = _f(4, "the synthetic world lists a target every n-th key frame "
                                      "of an agent (4: every 2 s)", min=1)
     synth_seed: int = _f(0, "seed of the synthetic default dataset")
@@ -60,8 +60,8 @@ class TrainConfig:
     # XMem
     xmem_weights: str = _f("", "official XMem checkpoint (XMem.pth, XMem-s012.pth); empty: "
                               "seeded random init (features are untrained)")
-    features: str = _f("rich", _feature_help())
-    view: str = _f("frame", "what XMem looks at: frame (the whole camera frame, one video per "
+    features: str = _f("cues", _feature_help())
+    view: str = _f("agent", "what XMem looks at: frame (the whole camera frame, one video per "
                             "camera window), agent (a crop around the agent's projected box, "
                             "crop_size², one video per target) or both (features concatenated)",
                    choices=("frame", "agent", "both"))
@@ -81,11 +81,12 @@ class TrainConfig:
     hidden: int = _f(128, "head width", min=1)
     rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
                              "(--no-rollout: raw positions)")
-    dropout: float = _f(0.5, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
-    cue_loss: float = _f(0.0, "weight of an auxiliary loss that asks the XMem model's feature "
+    dropout: float = _f(0.1, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
+    cue_loss: float = _f(1.0, "weight of an auxiliary loss that asks the XMem model's feature "
                               "branch to read the cues seen in each frame (labels from the "
-                              "synthetic world's side file, training only; 0: off)", min=0.0)
-    modes: int = _f(1, "predicted modes K (at most 25, the challenge's limit); >1 trains "
+                              "synthetic world's side file, training only; off on data "
+                              "without one; 0: off)", min=0.0)
+    modes: int = _f(5, "predicted modes K (at most 25, the challenge's limit); >1 trains "
                        "best-of-K with mode probabilities", min=1, max=25)
     methods: str = _f("auto", "comma list of methods to train, the first is the run's main model "
                               "(predict, viz): " + "; ".join(f"{m.name} = {m.label}" for m in METHODS.values())

@@ -55,6 +55,9 @@ class TrajDataModule(L.LightningDataModule):
         nusc = load_nuscenes(source.dataroot, source.version)
         cues = WorldCues.load(source.dataroot, source.version)
         methods = resolve_methods(cfg, cues is not None)
+        if cfg.cue_loss > 0 and cues is None and "xmem" in methods:
+            log.warning("cue_loss %g is off: %s has no synthetic-world side file (the cue labels)",
+                        cfg.cue_loss, source.dataroot)
         make = lambda split: NuScenesAgentDataset.from_config(  # noqa: E731
             cfg, source.dataroot, source.version, split, nusc=nusc)
         return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone,

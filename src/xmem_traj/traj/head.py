@@ -65,15 +65,15 @@ class TrajectoryHead(nn.Module):
             # Dropout after the projection: as strong a regulariser, far fewer random draws.
             self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
                                        nn.ReLU(), nn.Dropout(dropout))
-            # With n_cues: a readout of the cues seen in each frame (trained by an auxiliary
-            # loss), handed on beside the frame's features, as the cue oracle's inputs are.
+            # With n_cues: a linear readout of the cues seen in each frame, trained by the
+            # auxiliary loss so that the projection keeps what the cues look like. (Feeding its
+            # sigmoid on beside the features measured worse on train_val: README, levers.)
             self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
-            frame_out = hidden + n_cues
             if kind == "gru":
-                self.temporal = nn.GRU(frame_out + 1, hidden, batch_first=True)
+                self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
                 vision_out = hidden
             else:
-                vision_out = 2 * frame_out  # masked mean over frames + the newest valid frame
+                vision_out = 2 * hidden  # masked mean over frames + the newest valid frame
         self.out = nn.Sequential(nn.Linear(hidden + vision_out, 2 * hidden), nn.ReLU(),
                                  nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)))
 
@@ -93,10 +93,7 @@ class TrajectoryHead(nn.Module):
                                                      dtype=kin.dtype)], -1))]
         if self.feature_dim > 0:
             fv = feature_valid.to(features.dtype)[..., None]
-            x = self.frame(features)
-            if self.cue_readout is not None:
-                x = torch.cat([x, torch.sigmoid(self.cue_readout(x))], -1)
-            x = x * fv
+            x = self.frame(features) * fv
             if self.kind == "gru":
                 _, last = self.temporal(torch.cat([x, fv], -1))
                 h.append(last[0])
