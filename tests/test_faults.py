@@ -183,6 +183,9 @@ def test_commands_never_destroy_results(synth_root, tmp_path, capsys):
     assert code == 0 and len(json.loads((tmp_path / "p.json").read_text())) > 0
     code, out, err = run_cli(["viz", "--run", str(run), "--count", "1"], capsys)
     assert code == 0 and list((run / "viz").glob("*.png"))
+    # a head that was not trained is named in one line
+    code, out, err = run_cli(["predict", "--run", str(run), "--seed-index", "5"], capsys)
+    assert code == 2 and "--seed-index 5" in err and len(err.strip().splitlines()) == 1
     # a run without its checkpoints: a clear error, and eval.json untouched
     shutil.rmtree(run / "checkpoints")
     code, out, err = run_cli(["eval", "--run", str(run), "--overwrite"], capsys)

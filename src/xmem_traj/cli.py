@@ -96,7 +96,7 @@ def _predict(args: argparse.Namespace) -> None:
     from .methods import METHODS
     layout, cfg, dm = _run_data(args)
     method = _method(args, dm)
-    checkpoint = require_checkpoint(layout, method)
+    checkpoint = require_checkpoint(layout, method, args.seed_index)
     preds = prediction_json(load_predictor(checkpoint, dm.finetuned_backbone),
                             dm.targets("val", METHODS[method].inputs), dm.val_set.records)
     out = Path(args.out or layout.root / f"predictions_{dm.val_set.split}.json")
@@ -109,7 +109,7 @@ def _viz(args: argparse.Namespace) -> None:
     from .runs import require_checkpoint
     layout, cfg, dm = _run_data(args)
     method = _method(args, dm)
-    checkpoint = require_checkpoint(layout, method)
+    checkpoint = require_checkpoint(layout, method, args.seed_index)
     paths = render_examples(dm, method, checkpoint, count=args.count,
                             out_dir=Path(args.out or layout.root / "viz"))
     print("\n".join(str(p) for p in paths))
@@ -160,6 +160,9 @@ def make_parser() -> argparse.ArgumentParser:
         if name in ("predict", "viz"):
             e.add_argument("--out", help="output path (default: inside the run directory)")
             e.add_argument("--method", help="which trained method (default: the run's main model)")
+            e.add_argument("--seed-index", type=int, default=0,
+                           help="which of the method's heads (0: the first seed's; eval reports "
+                                "the mean over all of them) (default: 0)")
         if name == "viz":
             e.add_argument("--count", type=int, default=6, help="examples to draw (default: 6)")
         add_config_arguments(e)

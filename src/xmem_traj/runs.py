@@ -104,14 +104,18 @@ def load_run(run_dir: str | os.PathLike, overrides: dict | None = None) -> tuple
     return layout, build_config(overrides or {}, base=base, source=str(layout.config))
 
 
-def require_checkpoint(layout: RunLayout, method: str) -> Path:
-    """The first seed's checkpoint of a method, or a RunError that says what is there."""
+def require_checkpoint(layout: RunLayout, method: str, seed_index: int = 0) -> Path:
+    """The checkpoint of a method's `seed_index`-th head (0: the first seed's), or a RunError
+    that says what is there."""
     found = layout.checkpoints(method)
     if not found:
         raise RunError(f"{layout.root} has no trained {method!r} model "
                        f"(no {layout.checkpoint(method, 0).relative_to(layout.root)}); "
                        "train it or pass --resume to finish the run")
-    return found[0]
+    if not 0 <= seed_index < len(found):
+        raise RunError(f"--seed-index {seed_index}: {layout.root} holds {len(found)} trained "
+                       f"{method!r} heads (0..{len(found) - 1})")
+    return found[seed_index]
 
 
 __all__ = ["RUN_NAME_ENV", "RunLayout", "load_run", "new_run", "process_rank",
