@@ -21,7 +21,7 @@ export XMEM_TRAJ_CACHE="$OUT/cache"
   timeout 150 "$PY" bench/xmem_bench.py --device cuda --threads 0 --frames 6 --json "$OUT/xmem_bench.json"
   timeout 60 "$PY" bench/xmem_bench.py --device cuda --threads 0 --stages --json "$OUT/xmem_stages.json"
   echo "== short train on the GPU"
-  timeout 240 .venv/bin/xmem-traj train --accelerator gpu --synth-scenes 4 --epochs 3 --seeds 1 \
+  timeout 240 .venv/bin/xmem-traj train --accelerator gpu --synth-train-scenes 4 --synth-train-val-scenes 0 --synth-val-scenes 2 --epochs 3 --seeds 1 \
       --run-dir "$OUT/runs" --name gpu --no-progress
 } 2>&1 | tee "$OUT/gpu_check.log"
 "$PY" - "$OUT" <<'PYEOF'

@@ -71,7 +71,7 @@ class _PerItem(Dataset):
 
 def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
     ds = dm.train_set
-    dim = dm.feature_dim or 647
+    dim = dm.feature_dim("xmem") or 647
     data = CachedTargets(ds, np.random.default_rng(0).normal(size=(len(ds), ds.window_len, dim)).astype(np.float32),
                          np.ones((len(ds), ds.window_len), bool))
     loaders = {

@@ -6,10 +6,13 @@ inference copy (BatchNorm folded, channels-last, weights in the compute dtype) a
 size, with GFLOP/s (FlopCounterMode, 2 FLOPs per MAC) and % of the measured peak; and the
 batching gain B=max vs B=1. --stages times the trunk (encode_key) and the decoder alone.
 --accuracy compares bfloat16 with float32 on a moving-blob video: mask IoU and feature error.
+--profile prints torch.profiler's operator table for the engine (first size, precision and
+largest batch size given): where the time goes.
 
     python bench/xmem_bench.py                            # CPU, 2 threads, 144×256 and 480×854
     python bench/xmem_bench.py --stages
     python bench/xmem_bench.py --accuracy
+    python bench/xmem_bench.py --profile --sizes 144x256 --precisions bf16 --batch-sizes 8
     python bench/xmem_bench.py --device cuda --threads 0 --json gpu.json
 """
 from __future__ import annotations
@@ -222,6 +225,34 @@ def accuracy(args, device) -> dict:
     return results
 
 
+def profile_engine(args, device) -> dict:
+    """torch.profiler over 3 engine steps (after 3 warm-up steps): the top operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+    (h, w), prec, batch = args.sizes[0], args.precisions[0], max(args.batch_sizes)
+    net = inference_copy(load_xmem(None).to(device), InferenceSettings(DTYPES[prec], channels_last=True))
+    images, labels = blob_video(6, h, w, device)
+    engine = BatchedInferenceCore(net, CONFIG, batch_size=batch)
+    for b in range(batch):
+        engine.set_all_labels(b, [1, 2])
+
+    def step(t: int) -> None:
+        x = images[t][None].expand(batch, -1, -1, -1).contiguous()
+        engine.step(x, [labels[0]] * batch if t == 0 else None, [[1, 2]] * batch if t == 0 else None)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=prec == "bf16"):
+        for t in range(3):
+            step(t)
+        with profile(activities=activities) as prof:
+            for t in range(3, 6):
+                step(t)
+            sync(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"{h}×{w}, precision {prec}, B={batch}, 3 steps:")
+    print(prof.key_averages().table(sort_by=key, row_limit=15))
+    return {"table": prof.key_averages().table(sort_by=key, row_limit=30)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -232,6 +263,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=5, help="frames per video; the first 2 are not timed")
     p.add_argument("--stages", action="store_true", help="trunk and decoder alone")
     p.add_argument("--accuracy", action="store_true", help="bf16 vs fp32 masks and features")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of the engine")
     p.add_argument("--json", help="also write the results to this JSON file")
     args = p.parse_args()
     if args.threads:
@@ -240,8 +272,8 @@ def main() -> None:
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"device {device} ({name}), 2 objects per video, XMem config {CONFIG}")
-    result = (stages(args, device) if args.stages else accuracy(args, device) if args.accuracy
-              else speed(args, device))
+    mode = stages if args.stages else accuracy if args.accuracy else profile_engine if args.profile else speed
+    result = mode(args, device)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": name, "args": {k: v for k, v in vars(args).items()}, "results": result},
