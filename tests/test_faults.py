@@ -244,12 +244,13 @@ def test_bad_files_are_named(synth_root, tmp_path, capsys):
     broken = tmp_path / "broken"
     shutil.copytree(synth_root, broken)
     (broken / "v1.0-mini" / "instance.json").write_text('[{"token": ')
-    code, _, err = run_cli(["train", "--dataroot", str(broken), "--methods", "history_only"], capsys)
+    code, _, err = run_cli(base[:1] + ["--dataroot", str(broken), *base[3:], "--methods", "history_only"], capsys)
     assert code == 2 and "instance.json is not valid JSON" in err
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = run_cli(["train", "--dataroot", str(empty), "--methods", "history_only"], capsys)
+    code, _, err = run_cli(base[:1] + ["--dataroot", str(empty), *base[3:], "--methods", "history_only"], capsys)
     assert code == 2 and "no nuScenes tables" in err and "Traceback" not in err
+    assert not list((tmp_path / "runs").iterdir())  # no empty run directories left behind
 
 
 def test_truncated_resume_checkpoint_is_named(synth_root, tmp_path, capsys):

@@ -129,7 +129,12 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
         check_resumable(layout, cfg)
     torch.manual_seed(cfg.seed)
     clock = StageClock()
-    dm = TrajDataModule.from_config(cfg, report)
+    try:
+        dm = TrajDataModule.from_config(cfg, report)
+    except BaseException:
+        if not resume_dir and process_rank() == 0 and not any(layout.root.iterdir()):
+            layout.root.rmdir()  # a bad input leaves no empty run behind
+        raise
     cfg = dataclasses.replace(cfg, methods=",".join(dm.methods))  # "auto" resolved, as run
     train_set, val_set = dm.train_set, dm.val_set
     clock.lap("data")
