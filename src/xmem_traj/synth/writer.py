@@ -5,6 +5,7 @@ camera, and beside the tables the world's side file of cues (synth/cues.py). Sce
 nuScenes names of the challenge splits (train, train_val, val). Same seed → same bytes."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -128,18 +129,15 @@ def generate(out: str | Path, *, scenes: int | tuple[int, int, int] = 10, seed: 
                             height=height, target_stride=target_stride)
     jobs = [(writer, si, name) for si, name in enumerate(names)]
     workers = min(workers or os.cpu_count() or 1, len(jobs))
-    if workers > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = pool.map(_write_scene, jobs)
-            for si, part in enumerate(parts):
-                if progress:
-                    progress(f"scene {si + 1}/{len(names)} ({names[si]})")
-                writer.merge(part)
-    else:
-        for si, name in enumerate(names):
+    with contextlib.ExitStack() as stack:
+        mapper = map
+        if workers > 1:
+            mapper = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"))).map
+        for si, part in enumerate(mapper(_write_scene, jobs)):  # in scene order, whoever wrote them
             if progress:
-                progress(f"scene {si + 1}/{len(names)} ({name})")
-            writer.merge(_write_scene((writer, si, name)))
+                progress(f"scene {si + 1}/{len(names)} ({names[si]})")
+            writer.merge(part)
     writer.finish(version)
     log.info("wrote %s (%s, %d scenes, %d images)", out, version, len(names), writer.n_images)
     return out

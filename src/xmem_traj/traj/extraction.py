@@ -10,7 +10,7 @@ dropped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -36,10 +36,6 @@ class ExtractionPlan:
     @property
     def video_frames(self) -> int:
         return sum(bool(f) for chunk in self.frame_ids for ids in chunk for f in ids)
-
-    @property
-    def unique_frames(self) -> int:
-        return sum(len(n) for n in self.new_frames)
 
 
 def plan_extraction(ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
@@ -89,7 +85,6 @@ class ExtractionStats:
     video_frames: int = 0     # frames stepped by XMem, summed over videos
     decoded: int = 0          # JPEGs decoded
     key_encoded: int = 0      # frames through encode_key
-    per_chunk_s: list[float] = field(default_factory=list)
 
 
 def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
@@ -122,13 +117,13 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
             stats.key_encoded += len(item["tokens"])
             feats, valid = _run_chunk(backbone, plan.frame_ids[c], item["masks"], images, keys, device)
             for b, g in enumerate(chunk):
-                stats.video_frames += sum(bool(f) for f in plan.frame_ids[c][b])
                 for i, idx in enumerate(g.items):
                     out[idx] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
             for tok in plan.done_frames[c]:
                 del images[tok], keys[tok]
             bar.update(len(chunk))
     bar.close()
+    stats.video_frames += plan.video_frames
     log.info("%s: %d video-frames, %d frames decoded and key-encoded once", desc,
              stats.video_frames, stats.key_encoded)
     return out
