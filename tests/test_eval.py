@@ -17,7 +17,9 @@ from nuscenes.prediction import PredictHelper
 from nuscenes.utils.splits import create_splits_scenes
 from PIL import Image
 
+from xmem_traj.errors import RunError
 from xmem_traj.eval.bootstrap import ClusterBootstrap
+from xmem_traj.eval.compare import COMPARED, RunScores, compare_runs
 from xmem_traj.eval.offroad import drivable_masks, off_road_rate
 from xmem_traj.synth import generate
 from xmem_traj.synth.cues import SIDE_FILE, FrameCue
@@ -146,15 +148,22 @@ def test_offroad_rate_equals_the_devkits(challenge_root):
     assert 0 < expected.mean() < 1  # both on-road and off-road modes were tried
 
 
-def test_compute_metrics_cli_equals_our_eval(challenge_root, tmp_path):
-    """The devkit's compute_metrics, unmodified, on the synthetic dataroot and our predict JSON
-    gives our eval's numbers, OffRoadRate included."""
-    common = ["--dataroot", str(challenge_root), "--cache-dir", str(tmp_path / "c"), "--run-dir",
-              str(tmp_path / "runs"), "--name", "r", "--methods", "history_only", "--seeds", "1",
+@pytest.fixture(scope="module")
+def history_run(challenge_root, tmp_path_factory) -> Path:
+    """A tiny trained run (history-only, one seed) on the challenge world."""
+    tmp = tmp_path_factory.mktemp("history_run")
+    common = ["--dataroot", str(challenge_root), "--cache-dir", str(tmp / "c"), "--run-dir",
+              str(tmp / "runs"), "--name", "r", "--methods", "history_only", "--seeds", "1",
               "--epochs", "2", "--hidden", "16", "--no-progress", "--modes", "3"]
     out = subprocess.run([str(BIN / "xmem-traj"), "train", *common], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    run = tmp_path / "runs" / "r"
+    return tmp / "runs" / "r"
+
+
+def test_compute_metrics_cli_equals_our_eval(challenge_root, history_run, tmp_path):
+    """The devkit's compute_metrics, unmodified, on the synthetic dataroot and our predict JSON
+    gives our eval's numbers, OffRoadRate included."""
+    run = history_run
     preds = tmp_path / "preds.json"
     out = subprocess.run([str(BIN / "xmem-traj"), "predict", "--run", str(run), "--out", str(preds)],
                          capture_output=True, text=True, timeout=600)
@@ -170,3 +179,40 @@ def test_compute_metrics_cli_equals_our_eval(challenge_root, tmp_path):
         assert devkit["MinFDEK"]["RowMean"][i] == pytest.approx(ours[f"MinFDEK_{k}"][0], abs=1e-4)
         assert devkit["MissRateTopK_2"]["RowMean"][i] == pytest.approx(ours[f"MissRateTopK_2_{k}"][0], abs=1e-6)
     assert devkit["OffRoadRate"]["RowMean"][0] == pytest.approx(ours["OffRoadRate"][0], abs=1e-6)
+
+
+def _scores(label: str, targets: list[tuple[str, str]], fde: np.ndarray) -> RunScores:
+    n = len(targets)
+    return RunScores(label=label, split="val", targets=targets, seeds=1,
+                     per_target={k: fde if k == "MinFDEK_1" else np.ones(n) for k in COMPARED},
+                     subsets={"all": np.ones(n, bool), "with_past": np.arange(n) % 2 == 0})
+
+
+def test_compare_runs_pairs_common_targets():
+    targets = [(f"agent{i // 3}", f"sample{i}") for i in range(30)]
+    fde = np.random.default_rng(0).uniform(1, 10, 30)
+    # B has the targets in another order and two more; A is 20 % lower on every target.
+    b = _scores("b", targets[::-1] + [("x", "y"), ("x", "z")], np.r_[fde[::-1], 99.0, 99.0])
+    out = compare_runs(_scores("a", targets, 0.8 * fde), b)
+    assert (out["targets"], out["only_a"], out["only_b"]) == (30, 0, 2)
+    gain = out["subsets"]["with_past"]["MinFDEK_1"]
+    assert gain["b"] == pytest.approx(fde[::2].mean())
+    assert gain["gain"] == pytest.approx([0.2, 0.2, 0.2])
+    assert out["subsets"]["all"]["targets"] == 30 and out["subsets"]["all"]["agents"] == 10
+    with pytest.raises(RunError, match="share no val target"):
+        compare_runs(_scores("a", targets, fde), _scores("c", [("q", "r")], np.ones(1)))
+
+
+def test_compare_cli_on_one_run_against_itself(history_run, tmp_path):
+    """`xmem-traj compare` wires the two runs through the same scoring as eval: a run against
+    itself has eval's means on both sides and a gain of exactly 0."""
+    out = subprocess.run([str(BIN / "xmem-traj"), "compare", "--run", str(history_run), "--against",
+                          str(history_run), "--json", str(tmp_path / "c.json")],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads((tmp_path / "c.json").read_text())
+    ours = json.loads((history_run / "eval.json").read_text())["metrics"]["all"]["history-only (ablation)"]
+    block = result["subsets"]["all"]
+    assert block["MinFDEK_1"]["a"] == pytest.approx(ours["MinFDEK_1"][0])
+    assert block["MinFDEK_1"]["gain"] == pytest.approx([0.0, 0.0, 0.0])
+    assert "gain of A over B" in out.stdout

@@ -18,6 +18,7 @@ Camera-based trajectory prediction with XMem memory features on nuScenes.
   xmem-traj synth --out DIR          write a synthetic nuScenes the devkit loads unmodified
   xmem-traj train                    the main job (synthetic data and random-init XMem by default)
   xmem-traj eval --run RUN           the run's methods vs ConstantVelocityHeading vs PhysicsOracle
+  xmem-traj compare --run A --against B   a method of two runs on the same targets, paired
   xmem-traj predict --run RUN        devkit Prediction JSON for compute_metrics
   xmem-traj viz --run RUN            BEV and camera pictures of predictions and XMem masks
 
@@ -81,6 +82,22 @@ def _eval(args: argparse.Namespace) -> None:
         out = layout.root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {out}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from .eval.compare import compare_runs, format_comparison, score_run
+    from .runs import load_run
+    from .traj.datamodules import TrajDataModule
+    scores = []
+    for run, method in ((args.run, args.method), (args.against, args.against_method or args.method)):
+        layout, cfg = load_run(run)
+        dm = TrajDataModule.from_config(cfg)
+        scores.append(score_run(layout, dm, _method(argparse.Namespace(method=method), dm)))
+    result = compare_runs(*scores)
+    print(format_comparison(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
 
 
 def _method(args: argparse.Namespace, dm) -> str:
@@ -148,6 +165,19 @@ def make_parser() -> argparse.ArgumentParser:
     add_config_arguments(t)
     t.set_defaults(func=_train)
 
+    c = sub.add_parser("compare", help="two runs' models on the same targets, paired",
+                       description="Paired comparison of a method of RUN against a method of "
+                                   "AGAINST on the val targets both evaluate (e.g. a lever: "
+                                   "--frames sweeps vs key frames): each side's mean over its "
+                                   "seeds and the relative gain (B − A) / B with a 95 %% interval "
+                                   "(cluster bootstrap over agents), per subset.")
+    c.add_argument("--run", required=True, help="run directory A")
+    c.add_argument("--against", required=True, help="run directory B")
+    c.add_argument("--method", help="A's method (default: its main model)")
+    c.add_argument("--against-method", help="B's method (default: the same as --method, else B's main model)")
+    c.add_argument("--json", help="also write the comparison here")
+    c.set_defaults(func=_compare)
+
     for name, func, help_ in (("eval", _eval, "metrics table of a run"),
                               ("predict", _predict, "devkit Prediction JSON of a run"),
                               ("viz", _viz, "pictures of a run's predictions")):
@@ -175,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose and args.command in ("train", "eval", "predict", "viz"):
+    if not args.verbose and args.command in ("train", "eval", "predict", "viz", "compare"):
         import lightning.pytorch  # noqa: F401  (it sets its own INFO level on import)
         for name in ("lightning.pytorch", "lightning.fabric"):  # banners and tips are noise here
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -78,7 +78,7 @@ def score(pred, probs, gt, gt_valid) -> dict[str, float]:
         torch.as_tensor(pred), torch.as_tensor(probs), torch.as_tensor(gt), torch.as_tensor(gt_valid), KS).items()}
 
 
-class _Scorer:
+class Scorer:
     """Per-target metrics of global predictions on one split's targets (OffRoadRate where the
     map expansion is there)."""
 
@@ -114,21 +114,28 @@ def subset_masks(dm: TrajDataModule) -> dict[str, np.ndarray]:
     return out
 
 
+def score_method(layout: RunLayout, dm: TrajDataModule, scorer: Scorer, method: str
+                 ) -> list[dict[str, np.ndarray]]:
+    """Per-target metrics of each of the run's heads of `method` (one dict per seed) on
+    dm.val_set. Raises RunError when the method has no checkpoint."""
+    paths = layout.checkpoints(method)
+    if not paths:
+        raise RunError(f"{layout.root} has no checkpoint of method {method!r} "
+                       f"({layout.checkpoint(method, 0).relative_to(layout.root)})")
+    data = dm.targets("val", METHODS[method].inputs)
+    return [scorer(*predict(load_predictor(p, dm.finetuned_backbone), data)[:2]) for p in paths]
+
+
 def evaluate_run(layout: RunLayout, dm: TrajDataModule, methods) -> dict:
     """Every method (mean over its seeds) and the devkit baselines on dm.val_set, by subset,
     with 95 % intervals over agents; paired comparisons on the targets with a past. Raises
     RunError when a method has no checkpoint."""
     dm.setup("validate")
-    scorer = _Scorer(dm)
+    scorer = Scorer(dm)
     per_target: dict[str, dict[str, np.ndarray]] = {}
     seed_runs: dict[str, list[dict[str, np.ndarray]]] = {}
     for name in methods:
-        paths = layout.checkpoints(name)
-        if not paths:
-            raise RunError(f"{layout.root} has no checkpoint of method {name!r} "
-                           f"({layout.checkpoint(name, 0).relative_to(layout.root)})")
-        data = dm.targets("val", METHODS[name].inputs)
-        runs = [scorer(*predict(load_predictor(p, dm.finetuned_backbone), data)[:2]) for p in paths]
+        runs = score_method(layout, dm, scorer, name)
         label = METHODS[name].label
         seed_runs[label] = runs
         per_target[label] = {k: np.mean([run[k] for run in runs], 0) for k in runs[0]}
