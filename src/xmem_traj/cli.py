@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import add_config_arguments, build_config
+from .config import SegmentationConfig, add_config_arguments, build_config
 from .errors import UserError
 
 DESCRIPTION = """\
@@ -17,6 +17,7 @@ Camera-based trajectory prediction with XMem memory features on nuScenes.
 
   xmem-traj synth --out DIR          write a synthetic nuScenes the devkit loads unmodified
   xmem-traj train                    the main job (synthetic data and random-init XMem by default)
+  xmem-traj train-xmem --out F.pth   train XMem's segmentation on agent clips (for --xmem-weights)
   xmem-traj eval --run RUN           the run's methods vs ConstantVelocityHeading vs PhysicsOracle
   xmem-traj compare --run A --against B   a method of two runs on the same targets, paired
   xmem-traj predict --run RUN        devkit Prediction JSON for compute_metrics
@@ -82,6 +83,25 @@ def _eval(args: argparse.Namespace) -> None:
         out = layout.root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(summary, indent=1))
     print(f"wrote {out}")
+
+
+def _train_xmem(args: argparse.Namespace) -> None:
+    from dataclasses import fields
+    from .config import SegmentationConfig
+    from .traj.segmentation import train_segmentation
+    own = {f.name for f in fields(SegmentationConfig)}
+    options = {**_overrides(args), "out": vars(args).get("out", "")}
+    seg = SegmentationConfig(**{k: v for k, v in options.items() if k in own}).validate()
+    cfg = build_config({k: v for k, v in options.items() if k not in own})
+    s = train_segmentation(cfg, seg, report=_report)
+    iou = s["held_out_iou"]
+    print(f"trained {s['steps']} steps on {s['train_clips']} clips of {s['train_split']} in "
+          f"{s['seconds']:.0f} s; loss (ce, dice) {s['loss_first_tenth'][0]:.3f}, "
+          f"{s['loss_first_tenth'][1]:.3f} (first tenth) → {s['loss_last_tenth'][0]:.3f}, "
+          f"{s['loss_last_tenth'][1]:.3f} (last tenth)")
+    print(f"mask IoU on {s['held_out_clips']} held-out clips of {s['held_out_split']}: "
+          f"{iou['before']:.3f} before → {iou['after']:.3f} after")
+    print(f"wrote {seg.out} (and {seg.out}.json); use it with: xmem-traj train --xmem-weights {seg.out}")
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -165,6 +185,16 @@ def make_parser() -> argparse.ArgumentParser:
     add_config_arguments(t)
     t.set_defaults(func=_train)
 
+    x = sub.add_parser("train-xmem", help="train XMem's segmentation on agent-view clips",
+                       description="Train XMem's own segmentation (the reference's training pass "
+                                   "and losses) on agent-view clips of the data, with the "
+                                   "annotations' projected box hulls as masks, from --xmem-weights "
+                                   "or the random init; writes a state dict that --xmem-weights "
+                                   "loads. Data, XMem, precision and seed options are train's.")
+    add_config_arguments(x)
+    add_config_arguments(x, SegmentationConfig, config_file=False)
+    x.set_defaults(func=_train_xmem)
+
     c = sub.add_parser("compare", help="two runs' models on the same targets, paired",
                        description="Paired comparison of a method of RUN against a method of "
                                    "AGAINST on the val targets both evaluate (e.g. a lever: "
@@ -205,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose and args.command in ("train", "eval", "predict", "viz", "compare"):
+    if not args.verbose and args.command in ("train", "eval", "predict", "viz", "compare", "train-xmem"):
         import lightning.pytorch  # noqa: F401  (it sets its own INFO level on import)
         for name in ("lightning.pytorch", "lightning.fabric"):  # banners and tips are noise here
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -181,6 +181,40 @@ class TrainConfig:
         return self
 
 
+@dataclass
+class SegmentationConfig:
+    """`xmem-traj train-xmem`'s own options (data, XMem weights, precision and seed come from
+    TrainConfig's)."""
+    out: str = _f("", "where the trained XMem state dict is written (official key names: "
+                      "--xmem-weights loads it); must not exist yet")
+    steps: int = _f(300, "optimiser steps", min=1)
+    clips_per_step: int = _f(4, "agent-view clips per step (one agent each)", min=1)
+    clip_frames: int = _f(3, "frames per clip, from the agent's first masked frame (the first "
+                             "frame's mask is given, the others are segmented from memory)", min=2)
+    xmem_lr: float = _f(1e-5, "AdamW learning rate (the reference's)", min=0.0)
+    xmem_weight_decay: float = _f(0.05, "AdamW weight decay", min=0.0)
+    freeze: str = _f("", "comma list of XMem module prefixes kept fixed, e.g. key_encoder "
+                         "(the ResNet-50: two thirds of a step's time); empty: train all")
+    eval_clips: int = _f(64, "held-out clips (of --val-split) whose mask IoU is reported before "
+                             "and after", min=0)
+
+    @property
+    def freeze_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.freeze))
+
+    def validate(self) -> "SegmentationConfig":
+        for f in fields(self):
+            setattr(self, f.name, _checked(f, getattr(self, f.name)))
+        if not self.out:
+            raise ConfigError("out: give the file the trained XMem is written to (--out XMem-synth.pth)")
+        out = Path(self.out)
+        if out.exists():
+            raise ConfigError(f"out: {out} exists; choose another name (a trained XMem is never overwritten)")
+        if not out.parent.is_dir():
+            raise ConfigError(f"out: folder {out.parent} does not exist")
+        return self
+
+
 def native_bf16(accelerator: str) -> bool:
     """Does the device computes bfloat16 natively (not emulated)?"""
     import torch
@@ -224,9 +258,12 @@ def _checked(f, value):
     return value
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *,
+                         config_file: bool = True) -> None:
     """One option per field, --kebab-case, defaults shown; booleans as --x/--no-x."""
-    parser.add_argument("--config", help="TOML (.toml) or JSON (.json) file with any of the options below")
+    if config_file:
+        parser.add_argument("--config", help="TOML (.toml) or JSON (.json) file with any of the "
+                                             "TrainConfig options below")
     for f in fields(cls):
         flag = "--" + f.name.replace("_", "-")
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
@@ -278,5 +315,5 @@ def build_config(args: argparse.Namespace | dict, cls=TrainConfig, base: dict | 
     return cls(**values).validate()
 
 
-__all__ = ["TRAJ_XMEM_CONFIG", "TrainConfig", "add_config_arguments",
+__all__ = ["SegmentationConfig", "TRAJ_XMEM_CONFIG", "TrainConfig", "add_config_arguments",
            "build_config", "read_config_file", "split_list"]
