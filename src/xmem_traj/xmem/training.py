@@ -89,12 +89,13 @@ def bootstrap_share(step: int, *, start_warm: int, end_warm: int, top_p: float =
 
 
 def bootstrapped_ce(logits: torch.Tensor, target: torch.Tensor, share: float) -> torch.Tensor:
-    """logits (B, 2, H, W), target (B, H, W) long in {0, 1} → mean cross-entropy of the
-    hardest `share` of pixels (all pixels when share >= 1)."""
+    """logits (B, 2, H, W), target (B, H, W) long in {0, 1} → cross-entropy of each clip's
+    hardest `share` of pixels (all pixels when share >= 1), averaged over the clips (the
+    reference takes the hardest pixels clip by clip)."""
     if share >= 1:
         return F.cross_entropy(logits, target)
-    raw = F.cross_entropy(logits, target, reduction="none").flatten()
-    return torch.topk(raw, max(1, int(raw.numel() * share)), sorted=False)[0].mean()
+    raw = F.cross_entropy(logits, target, reduction="none").flatten(1)
+    return torch.topk(raw, max(1, int(raw.shape[1] * share)), dim=1, sorted=False)[0].mean()
 
 
 def dice_loss(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
