@@ -49,6 +49,8 @@ def test_cluster_bootstrap_known_answers():
     b, c = values + 2.0, values
     share = boot.ratio_of_differences((b + c) / 2, b, c)
     assert share.value == pytest.approx(0.5) and share.low == pytest.approx(0.5)
+    # Nothing to gain on (b is 0 on every target, e.g. no misses): NaN, not a crash.
+    assert all(np.isnan(boot.relative_gain(0 * values, 0 * values).as_list()))
     # A subset mask restricts the targets.
     mask = np.arange(2000) < 1000
     assert boot.mean(values, mask).value == pytest.approx(values[:1000].mean())

@@ -76,7 +76,9 @@ class ClusterBootstrap:
         with np.errstate(divide="ignore", invalid="ignore"):
             reps = (rb - ra) / rb
         reps = reps[np.isfinite(reps)]
-        return Interval(float((sb.sum() - sa.sum()) / sb.sum()), *np.percentile(reps, [2.5, 97.5]))
+        point = (sb.sum() - sa.sum()) / sb.sum() if sb.sum() != 0 else np.nan
+        low, high = np.percentile(reps, [2.5, 97.5]) if len(reps) else (np.nan, np.nan)
+        return Interval(float(point), float(low), float(high))  # NaN where b is 0 (e.g. no misses)
 
 
 __all__ = ["ClusterBootstrap", "Interval", "REPLICATES"]

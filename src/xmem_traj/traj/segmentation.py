@@ -22,7 +22,7 @@ from ..config import SegmentationConfig, TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.agent_index import load_nuscenes
 from ..data.sources import resolve_source
-from ..data.videos import group_video, single_videos
+from ..data.videos import FrameSource, single_videos
 from ..errors import ConfigError, DatasetError
 from ..xmem.checkpoint import load_xmem
 from ..xmem.network import XMem
@@ -45,6 +45,7 @@ class AgentClips:
     def __init__(self, ds: NuScenesAgentDataset, *, clip_frames: int, crop_size: int):
         self.records, self.clip_frames, self.crop_size = ds.records, clip_frames, crop_size
         self.split = ds.split
+        self.source = FrameSource(ds.records, None, crop_size)
         self.items = [i for i, r in enumerate(ds.records)
                       if r.init_frame + clip_frames <= len(r.frame_tokens)
                       and all(r.frame_tokens[r.init_frame:r.init_frame + clip_frames])]
@@ -52,19 +53,28 @@ class AgentClips:
     def __len__(self) -> int:
         return len(self.items)
 
+    def spread(self, count: int) -> list[int]:
+        """`count` clips spread evenly over the split (its scenes and agents), in order."""
+        if count <= 0 or not self.items:
+            return []
+        return np.unique(np.linspace(0, len(self.items) - 1, min(count, len(self.items))).round()
+                         .astype(int)).tolist()
+
     def load(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Clips `indices` (into self.items) → frames (B, T, 3, S, S) RGB in [0, 1], masks
-        (B, T, S, S) float."""
+        (B, T, S, S) float. Only the clip's frames are decoded."""
         frames, masks = [], []
+        size = (self.crop_size, self.crop_size)
         for k in indices:
             rec_index = self.items[k]
             start = self.records[rec_index].init_frame
-            video = group_video(self.records, single_videos(self.records, [rec_index], "agent")[0],
-                                None, self.crop_size)
             window = slice(start, start + self.clip_frames)
-            m = video["frame_masks"][0, window].float()
-            m[0] = video["init_masks"][0].float()
-            frames.append(video["frames"][window])
+            group = single_videos(self.records, [rec_index], "agent")[0]
+            ids = self.source.ids(group)[window]
+            given = self.source.masks(group)
+            m = given["frame_masks"][0, window].float()
+            m[0] = given["init_masks"][0].float()
+            frames.append(torch.from_numpy(np.stack([self.source.load(fid, size) for fid in ids])))
             masks.append(m)
         return torch.stack(frames), torch.stack(masks)
 
@@ -87,12 +97,13 @@ def trainable_parameters(network: XMem, freeze: Sequence[str]) -> list[torch.nn.
 @torch.no_grad()
 def held_out_iou(network: XMem, clips: AgentClips, count: int, *, batch: int, device: torch.device,
                  bf16: bool) -> float:
-    """Mean mask IoU (prob > 0.5 vs the hull) over the segmented frames of the first `count`
-    clips; frames where both are empty are left out. NaN without clips."""
+    """Mean mask IoU (prob > 0.5 vs the hull) over the segmented frames of `count` clips spread
+    over the split; frames where both are empty are left out. NaN without clips."""
     ious = []
     gen = torch.Generator().manual_seed(0)
-    for start in range(0, min(count, len(clips)), batch):
-        frames, masks = clips.load(range(start, min(count, len(clips), start + batch)))
+    chosen = clips.spread(count)
+    for start in range(0, len(chosen), batch):
+        frames, masks = clips.load(chosen[start:start + batch])
         frames, masks = frames.to(device), masks.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = segment_clip(network, normalise(frames), masks[:, 0], generator=gen)
@@ -112,6 +123,8 @@ def train_segmentation(cfg: TrainConfig, seg: SegmentationConfig, *,
         raise ConfigError(f"crop_size {cfg.crop_size}: train-xmem needs a multiple of 16 (XMem's stride)")
     network = load_xmem(cfg.xmem_weights or None, seed=cfg.seed)
     params = trainable_parameters(network, seg.freeze_list)
+    if not params:
+        raise ConfigError(f"freeze: {seg.freeze!r} leaves nothing of XMem to train")
     source = resolve_source(cfg, report)
     nusc = load_nuscenes(source.dataroot, source.version)
     split = lambda name: AgentClips(NuScenesAgentDataset.from_config(  # noqa: E731
@@ -121,8 +134,9 @@ def train_segmentation(cfg: TrainConfig, seg: SegmentationConfig, *,
     if not len(train):
         raise DatasetError(f"no target of {source.dataroot} split {source.train_split} has "
                            f"{seg.clip_frames} camera frames from its first masked one; lower --clip-frames")
-    device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available()
-                          else "cpu")
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"accelerator {cfg.accelerator}: no CUDA device is visible to torch here")
+    device = torch.device("cuda" if cfg.accelerator != "cpu" and torch.cuda.is_available() else "cpu")
     bf16 = cfg.resolved_precision == "bf16"
     network.to(device).eval()  # BatchNorm in eval mode, as the reference trains
     report(f"train-xmem: {len(train)} clips of {train.split} ({seg.clip_frames} frames, "
@@ -166,7 +180,11 @@ def train_segmentation(cfg: TrainConfig, seg: SegmentationConfig, *,
         torch.save(state, tmp)
         tmp.chmod(0o644)  # a weights file to share, not a private temporary
     write_file_atomically(Path(seg.out), write)
-    Path(seg.out + ".json").write_text(json.dumps(summary, indent=1))
+
+    def write_summary(tmp: Path) -> None:
+        tmp.write_text(json.dumps(summary, indent=1))
+        tmp.chmod(0o644)
+    write_file_atomically(Path(seg.out + ".json"), write_summary)
     return summary
 
 
