@@ -112,7 +112,7 @@ def _compare(args: argparse.Namespace) -> None:
     for run, method in ((args.run, args.method), (args.against, args.against_method or args.method)):
         layout, cfg = load_run(run)
         dm = TrajDataModule.from_config(cfg)
-        scores.append(score_run(layout, dm, _method(argparse.Namespace(method=method), dm)))
+        scores.append(score_run(layout, dm, _method(method, dm)))
     result = compare_runs(*scores)
     print(format_comparison(result))
     if args.json:
@@ -120,8 +120,9 @@ def _compare(args: argparse.Namespace) -> None:
         print(f"wrote {args.json}")
 
 
-def _method(args: argparse.Namespace, dm) -> str:
-    method = args.method or dm.methods[0]
+def _method(requested: str | None, dm) -> str:
+    """The run's method named by --method (default: its main model)."""
+    method = requested or dm.methods[0]
     if method not in dm.methods:
         raise UserError(f"--method {method}: the run trained {', '.join(dm.methods)}")
     return method
@@ -132,7 +133,7 @@ def _predict(args: argparse.Namespace) -> None:
     from .runs import require_checkpoint
     from .methods import METHODS
     layout, cfg, dm = _run_data(args)
-    method = _method(args, dm)
+    method = _method(args.method, dm)
     checkpoint = require_checkpoint(layout, method, args.seed_index)
     preds = prediction_json(load_predictor(checkpoint, dm.finetuned_backbone),
                             dm.targets("val", METHODS[method].inputs), dm.val_set.records)
@@ -145,7 +146,7 @@ def _viz(args: argparse.Namespace) -> None:
     from .eval.viz import render_examples
     from .runs import require_checkpoint
     layout, cfg, dm = _run_data(args)
-    method = _method(args, dm)
+    method = _method(args.method, dm)
     checkpoint = require_checkpoint(layout, method, args.seed_index)
     paths = render_examples(dm, method, checkpoint, count=args.count,
                             out_dir=Path(args.out or layout.root / "viz"))

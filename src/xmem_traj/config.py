@@ -151,8 +151,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Types, choices and ranges of every field, then the checks across fields; raises
         ConfigError naming the key. Returns self."""
-        for f in fields(self):
-            setattr(self, f.name, _checked(f, getattr(self, f.name)))
+        _check_fields(self)
         try:
             self.feature_kinds
         except ValueError as err:
@@ -203,8 +202,7 @@ class SegmentationConfig:
         return tuple(split_list(self.freeze))
 
     def validate(self) -> "SegmentationConfig":
-        for f in fields(self):
-            setattr(self, f.name, _checked(f, getattr(self, f.name)))
+        _check_fields(self)
         if not self.out:
             raise ConfigError("out: give the file the trained XMem is written to (--out XMem-synth.pth)")
         out = Path(self.out)
@@ -231,6 +229,12 @@ def split_list(text: str) -> list[str]:
 
 
 _TYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def _check_fields(config) -> None:
+    """Every field of a config dataclass through _checked (ints become floats where declared)."""
+    for f in fields(config):
+        setattr(config, f.name, _checked(f, getattr(config, f.name)))
 
 
 def _checked(f, value):

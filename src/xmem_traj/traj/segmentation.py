@@ -108,10 +108,7 @@ def held_out_iou(network: XMem, clips: AgentClips, count: int, *, batch: int, de
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = segment_clip(network, normalise(frames), masks[:, 0], generator=gen)
         ious += [mask_iou(p, masks[:, t + 1]) for t, p in enumerate(out.probs)]
-    if not ious:
-        return float("nan")
-    values = torch.cat(ious)
-    return float(values[~values.isnan()].mean()) if (~values.isnan()).any() else float("nan")
+    return float(torch.cat(ious).nanmean()) if ious else float("nan")
 
 
 def train_segmentation(cfg: TrainConfig, seg: SegmentationConfig, *,
