@@ -227,3 +227,29 @@ def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
     dm.setup("validate")
     model = load_predictor(RunLayout(run).checkpoint("xmem", 0), dm.backbone)
     assert model.backbone is not None
+
+
+def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_path):
+    """Online (fine-tuned) targets carry the cue labels, and the auxiliary loss reads the cues
+    off the features XMem computes in the step (not the zero placeholders of the batch)."""
+    from xmem_traj.traj.batch import collate_traj
+    from xmem_traj.traj.predictor import TrajectoryPredictor
+    cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
+                      methods="xmem", cue_loss=1.0)
+    dm = TrajDataModule.from_config(cfg)
+    data = dm.targets("train", "xmem")
+    batch = collate_traj([data[i] for i in range(4)])
+    assert batch.cues is not None and batch.cue_valid is not None and batch.frames is not None
+    targets = dm.train_set.targets
+    model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
+                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
+                                            seed=0, backbone=dm.backbone)
+    logged, read = {}, []
+    model.log = lambda name, value, **kw: logged.__setitem__(name, float(value.detach()))
+    cue_logits = model.head.cue_logits
+    model.head.cue_logits = lambda feats: read.append(feats) or cue_logits(feats)
+    model.training_step(batch, 0).backward()
+    assert "train/cue_loss" in logged and logged["train/cue_loss"] > 0
+    assert len(read) == 1 and read[0].abs().sum() > 0 and batch.features.abs().sum() == 0
+    grads = [p.grad for n, p in model.backbone.network.named_parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)

@@ -104,12 +104,12 @@ class TrajDataModule(L.LightningDataModule):
         key = (split, inputs)
         if key not in self._data:
             ds = self.train_set if split == "train" else self.val_set
+            labels = None
+            if inputs == "xmem" and split == "train" and self.cfg.cue_loss > 0 and self.cues is not None:
+                labels = self._inputs(ds, "cues")  # what the auxiliary loss asks to read
             if inputs == "xmem" and self.online:
-                self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"))
+                self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"), cues=labels)
             else:
-                labels = None
-                if inputs == "xmem" and split == "train" and self.cfg.cue_loss > 0 and self.cues is not None:
-                    labels = self._inputs(ds, "cues")  # what the auxiliary loss asks to read
                 self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs), cues=labels)
         return self._data[key]
 

@@ -54,16 +54,23 @@ class TrajectoryPredictor(L.LightningModule):
     def uses_features(self) -> bool:
         return METHODS[self.hparams.method].inputs != "none"
 
-    def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
-        feats, valid = batch.features, batch.feature_valid
+    def frame_inputs(self, batch: TrajBatch) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """→ the head's per-frame inputs (B, T, C) (None for history-only) and their validity
+        (B, T): the cached ones, or XMem run on the batch's frames when it is fine-tuned."""
         if not self.uses_features:
-            feats = None
-        elif self.backbone is not None:
-            feats, valid = self.backbone(
-                batch.frames, list(batch.init_masks[:, None]), [[f] for f in batch.init_frame.tolist()],
-                list(batch.frame_masks[:, None]))
-            feats, valid = feats[:, 0], valid[:, 0]
+            return None, batch.feature_valid
+        if self.backbone is None:
+            return batch.features, batch.feature_valid
+        feats, valid = self.backbone(
+            batch.frames, list(batch.init_masks[:, None]), [[f] for f in batch.init_frame.tolist()],
+            list(batch.frame_masks[:, None]))
+        return feats[:, 0], valid[:, 0]
+
+    def forward(self, batch: TrajBatch, frame_inputs: tuple[torch.Tensor | None, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K). `frame_inputs`:
+        what `self.frame_inputs(batch)` returned, if the caller already has it."""
+        feats, valid = frame_inputs if frame_inputs is not None else self.frame_inputs(batch)
         return self.head(feats, valid, batch.past, batch.past_valid)
 
     def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,14 +79,15 @@ class TrajectoryPredictor(L.LightningModule):
         return local_to_global(traj, batch.translation, batch.rotation), logits.softmax(-1)
 
     def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
-        traj, logits = self(batch)
+        feats, valid = self.frame_inputs(batch)  # once: online, XMem runs here
+        traj, logits = self(batch, (feats, valid))
         ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
         n = batch.traj.shape[0]
-        if self.hparams.cue_loss > 0 and batch.cues is not None:
+        if self.hparams.cue_loss > 0 and batch.cues is not None and feats is not None:
             # The frame branch learns to read the seen cues (and visible faces) off XMem.
-            frames = batch.feature_valid & batch.cue_valid
+            frames = valid & batch.cue_valid
             if frames.any():
-                read = self.head.cue_logits(batch.features)[frames]
+                read = self.head.cue_logits(feats)[frames]
                 aux = F.binary_cross_entropy_with_logits(read, batch.cues[frames][:, :CUE_LABELS])
                 self.log("train/cue_loss", aux, batch_size=n)
                 loss = loss + self.hparams.cue_loss * aux

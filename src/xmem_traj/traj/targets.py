@@ -32,10 +32,13 @@ class CachedTargets(Dataset):
         return len(self.traj)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"features": self.features[i], "feature_valid": self.valid[i], "past": self.past[i],
+        item = {"features": self.features[i], "feature_valid": self.valid[i], "past": self.past[i],
                 "past_valid": self.past_valid[i], "traj": self.traj[i],
                 "future_valid": self.future_valid[i], "translation": self.translation[i],
                 "rotation": self.rotation[i], "index": torch.tensor(i)}
+        if self.cues is not None:
+            item["cues"], item["cue_valid"] = self.cues[0][i], self.cues[1][i]
+        return item
 
     def __getitems__(self, indices: Sequence[int]) -> TrajBatch:
         """Targets `indices` as one TrajBatch, by indexing the stacked tensors (no per-item
@@ -53,9 +56,10 @@ class OnlineTargets(CachedTargets):
 
     __getitems__ = None  # items one by one: each reads its frames
 
-    def __init__(self, ds: NuScenesAgentDataset, feature_dim: int):
+    def __init__(self, ds: NuScenesAgentDataset, feature_dim: int,
+                 cues: tuple[np.ndarray, np.ndarray] | None = None):
         super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
-                         np.zeros((len(ds), ds.window_len), bool))
+                         np.zeros((len(ds), ds.window_len), bool), cues)
         self.ds = ds
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
