@@ -208,38 +208,35 @@ class _SceneWriter:
     parallel), images written as rendered, records returned for the dataset to merge."""
 
     def __init__(self, dataset: _DatasetWriter, si: int):
-        self.d, self.si, self.seed = dataset, si, dataset.seed
-        self.out, self.sweeps, self.rigs = dataset.out, dataset.sweeps, dataset.rigs
-        self.width, self.height, self.target_stride = dataset.width, dataset.height, dataset.target_stride
-        self.cat_tok, self.attr_tok, self.sensor_tok = dataset.cat_tok, dataset.attr_tok, dataset.sensor_tok
+        self.d, self.si = dataset, si  # the dataset's settings are read through self.d
         self.tables = _Tables(np.random.default_rng([dataset.seed, si, 999]))
         self.prediction: dict[str, list[str]] = {}
         self.side = {"frames": {}, "agents": {}}
         self.n_images = 0
 
     def _write(self, rel: str, data: bytes) -> None:
-        path = self.out / rel
+        path = self.d.out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
 
     def write(self, name: str) -> dict:
         """Simulate the scene; write its images → its records, targets, cues and drivable area."""
         si, tables = self.si, self.tables
-        rng = np.random.default_rng([self.seed, si])
+        rng = np.random.default_rng([self.d.seed, si])
         scene = make_scene(rng, MAP_EXTENTS[LOCATION])
         log_rec = tables.add("log", logfile=f"n015-2018-07-{11 + si % 18:02d}-11-54-40+0800",
                              vehicle="n015", date_captured=f"2018-07-{11 + si % 18:02d}",
                              location=LOCATION)
         base = 1531281439_000_000 + si * 86_400_000_000 + int(rng.integers(0, 10**6))
-        cs = {ch: tables.add("calibrated_sensor", sensor_token=self.sensor_tok[ch],
+        cs = {ch: tables.add("calibrated_sensor", sensor_token=self.d.sensor_tok[ch],
                              translation=[float(v) for v in cam.translation],
                              rotation=cam.quaternion,
                              camera_intrinsic=[[float(v) for v in row] for row in cam.K])
-              for ch, cam in self.rigs.items()}
+              for ch, cam in self.d.rigs.items()}
         sample_ts = [base + k * 500_000 + int(rng.integers(-2000, 2000)) for k in range(SAMPLES_PER_SCENE)]
         scene_rec = tables.add("scene", log_token=log_rec["token"], nbr_samples=SAMPLES_PER_SCENE,
                                first_sample_token="", last_sample_token="", name=name,
-                               description=f"synthetic xmem-traj scene {si} (seed {self.seed})")
+                               description=f"synthetic xmem-traj scene {si} (seed {self.d.seed})")
         samples = [tables.add("sample", timestamp=ts, prev="", next="", scene_token=scene_rec["token"])
                    for ts in sample_ts]
         _link(samples)
@@ -256,17 +253,17 @@ class _SceneWriter:
         {(k, channel): (ego pose record, agent-id buffer)} of the key frames, and per camera
         frame the cue rows of the agents it shows (agent index first)."""
         tables = self.tables
-        cam_offset = {ch: int(rng.integers(-20_000, 40_000)) for ch in self.rigs}
+        cam_offset = {ch: int(rng.integers(-20_000, 40_000)) for ch in self.d.rigs}
         key_views, frame_cues = {}, {}
-        for ch, cam in self.rigs.items():
+        for ch, cam in self.d.rigs.items():
             chain = []
             for k, ts_sample in enumerate(sample_ts):
                 ts_key = ts_sample + cam_offset[ch]
                 frames = [(ts_key, True)]
-                if self.sweeps and k == 0:  # the cameras run before the scene's first sample
+                if self.d.sweeps and k == 0:  # the cameras run before the scene's first sample
                     frames = [(ts_key - j * SWEEP_US + int(rng.integers(-3000, 3000)), False)
                               for j in range(3, 0, -1)] + frames
-                if self.sweeps and k + 1 < len(sample_ts):
+                if self.d.sweeps and k + 1 < len(sample_ts):
                     nxt = sample_ts[k + 1] + cam_offset[ch]
                     frames += [(ts_key + j * SWEEP_US + int(rng.integers(-3000, 3000)), False)
                                for j in range(1, 6) if ts_key + j * SWEEP_US < nxt - 40_000
@@ -276,7 +273,7 @@ class _SceneWriter:
                     ex, ey, eyaw = scene.ego_at(t)
                     pose = tables.add("ego_pose", timestamp=ts, rotation=list(Quaternion(axis=[0, 0, 1], angle=eyaw).elements),
                                       translation=[float(ex), float(ey), 0.0])
-                    rgb, ids, faces = draw_world(scene, cam, t, np.random.default_rng([self.seed, si, ts]))
+                    rgb, ids, faces = draw_world(scene, cam, t, np.random.default_rng([self.d.seed, si, ts]))
                     folder = "samples" if is_key else "sweeps"
                     filename = f"{folder}/{ch}/{log_rec['logfile']}__{ch}__{ts}.jpg"
                     self._write(filename, _jpeg(rgb))
@@ -286,7 +283,7 @@ class _SceneWriter:
                     sd = tables.add(
                         "sample_data", sample_token=owner["token"], ego_pose_token=pose["token"],
                         calibrated_sensor_token=cs[ch]["token"], timestamp=ts, fileformat="jpg",
-                        is_key_frame=is_key, height=self.height, width=self.width, filename=filename,
+                        is_key_frame=is_key, height=self.d.height, width=self.d.width, filename=filename,
                         prev="", next="")
                     chain.append(sd)
                     frame_cues[sd["token"]] = self._cue_rows(scene, t, ids, faces, pose, cs[ch], cam)
@@ -304,7 +301,7 @@ class _SceneWriter:
                 continue
             tr = scene.tracks[i]
             st = tr.at(t)
-            hull = projected_hull(box_to_camera(_box(st, tr.size), pose, cs), cam.K, self.width, self.height)
+            hull = projected_hull(box_to_camera(_box(st, tr.size), pose, cs), cam.K, self.d.width, self.d.height)
             share = min(1.0, counts[i + 1] / hull.area) if hull is not None and hull.area > 0 else 0.0
             rows.append([i, int(st["brake"]), int(st["left"]), int(st["right"]), int(st["left_active"]),
                          int(st["right_active"]), int(shown["back"]), int(shown["front"]),
@@ -323,7 +320,7 @@ class _SceneWriter:
             if not any(near):
                 continue
             first, last = near.index(True), len(near) - 1 - near[::-1].index(True)
-            inst = tables.add("instance", category_token=self.cat_tok[tr.category],
+            inst = tables.add("instance", category_token=self.d.cat_tok[tr.category],
                               nbr_annotations=last - first + 1, first_annotation_token="",
                               last_annotation_token="")
             instances[ti] = inst["token"]
@@ -335,7 +332,7 @@ class _SceneWriter:
                 dist = float(np.hypot(st["x"] - egos[k][0], st["y"] - egos[k][1]))
                 anns.append(tables.add(
                     "sample_annotation", sample_token=samples[k]["token"], instance_token=inst["token"],
-                    visibility_token=vis, attribute_tokens=[self.attr_tok[_attribute(tr, st)]],
+                    visibility_token=vis, attribute_tokens=[self.d.attr_tok[_attribute(tr, st)]],
                     translation=[float(v) for v in box.center], size=list(tr.size),
                     rotation=[float(v) for v in box.orientation.elements], prev="", next="",
                     num_lidar_pts=int(4000 * max(frac, 0.05) / (1 + dist / 4) ** 2),
@@ -348,16 +345,16 @@ class _SceneWriter:
                     # TARGET_RANGE of the ego, visibility >= 2), every target_stride-th sample.
                     near_enough = np.hypot(states[k]["x"] - egos[k][0], states[k]["y"] - egos[k][1]) < TARGET_RANGE
                     seen = anns[k - first]["visibility_token"] >= "2"
-                    if k + FUTURE_SAMPLES <= last and k % self.target_stride == 0 and near_enough and seen:
+                    if k + FUTURE_SAMPLES <= last and k % self.d.target_stride == 0 and near_enough and seen:
                         self.prediction.setdefault(name, []).append(f"{inst['token']}_{samples[k]['token']}")
         return instances
 
     def _visible_fraction(self, box, ti, k, cs, key_views) -> float:
         """Largest unoccluded share of the agent's projected box over the key frame's cameras."""
         frac = 0.0
-        for ch, cam in self.rigs.items():
+        for ch, cam in self.d.rigs.items():
             pose, ids = key_views[(k, ch)]
-            hull = projected_hull(box_to_camera(box, pose, cs[ch]), cam.K, self.width, self.height)
+            hull = projected_hull(box_to_camera(box, pose, cs[ch]), cam.K, self.d.width, self.d.height)
             if hull is not None:
                 frac = max(frac, visibility_fraction(ids, ti + 1, hull.area))
         return frac
