@@ -4,15 +4,21 @@
   video, the previous pipeline) and after (each camera frame decoded and key-encoded once,
   see traj/extraction.py): frames decoded / key-encoded and items/s;
 - cached head training items/s, before (a per-item DataLoader with collation) and after
-  (whole batches indexed out of the stacked tensors);
+  (whole batches indexed out of the stacked tensors), with the cue labels the default run's
+  auxiliary loss trains on, the FLOPs a target costs (torch's FlopCounterMode over one training
+  step) and the arithmetic rate that makes;
+- with --finetune PREFIXES: seconds per training step when those XMem modules are fine-tuned
+  through the trajectory loss (features computed in every step), and what the default
+  schedule would take at that rate;
 - with --default-run: the stage times of the default `xmem-traj train` (data, XMem features,
   heads, eval) in a fresh temporary cache.
 
-    python bench/train_bench.py [--dataroot DIR] [--items 0] [--default-run]
+    python bench/train_bench.py [--dataroot DIR] [--items 0] [--default-run | --finetune decoder]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import tempfile
 import time
@@ -21,6 +27,7 @@ import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.videos import FrameSource, group_video, group_windows
@@ -69,11 +76,22 @@ class _PerItem(Dataset):
         return self.data[i]
 
 
+def _step_flops(model: TrajectoryPredictor, batch) -> float:
+    """FLOPs of one training step (forward, losses, backward) of `model` on `batch`."""
+    model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)
+    with FlopCounterMode(display=False) as counter:
+        model.training_step(batch, 0).backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
 def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
     ds = dm.train_set
     dim = dm.feature_dim("xmem") or 647
+    # Random features of the real width; the cue labels the default run's auxiliary loss reads.
+    cues = dm._inputs(ds, "cues") if cfg.cue_loss > 0 and dm.cues is not None else None
     data = CachedTargets(ds, np.random.default_rng(0).normal(size=(len(ds), ds.window_len, dim)).astype(np.float32),
-                         np.ones((len(ds), ds.window_len), bool))
+                         np.ones((len(ds), ds.window_len), bool), cues=cues)
     loaders = {
         "per-item DataLoader + collate (before)": DataLoader(
             _PerItem(data), batch_size=cfg.batch_size, sampler=EpochShuffleSampler(len(data), 0),
@@ -82,18 +100,57 @@ def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
             data, batch_sampler=EpochBatchSampler(EpochShuffleSampler(len(data), 0), cfg.batch_size,
                                                   drop_last=False), collate_fn=lambda b: b),
     }
+    make = lambda: TrajectoryPredictor.from_config(  # noqa: E731
+        cfg, "xmem", feature_dim=dim, past_steps=ds.targets.past_steps,
+        future_steps=ds.targets.future_steps, seed=cfg.seed)
+    batch = data.__getitems__(list(range(cfg.batch_size)))
+    per_item = _step_flops(make(), batch) / cfg.batch_size
     print(f"\ncached head training: {epochs} epochs of {len(data)} targets, batch {cfg.batch_size}, "
-          f"head {cfg.head} {cfg.hidden}, {dim} features")
-    print("| loader | items/s |\n|---|---|")
+          f"head {cfg.head} {cfg.hidden}, {dim} features, cue loss {cfg.cue_loss if cues else 0}, "
+          f"precision {cfg.resolved_precision}; {per_item / 1e6:.2f} MFLOP per target and step")
+    print("| loader | items/s | GFLOP/s |\n|---|---|---|")
     for name, loader in loaders.items():
-        model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=dim,
-                                                past_steps=ds.targets.past_steps,
-                                                future_steps=ds.targets.future_steps, seed=cfg.seed)
+        model = make()
         trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False)
+                            enable_progress_bar=False, enable_model_summary=False,
+                            precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true")
         t0 = time.time()
         trainer.fit(model, loader)
-        print(f"| {name} | {epochs * len(data) / (time.time() - t0):.0f} |")
+        rate = epochs * len(data) / (time.time() - t0)
+        print(f"| {name} | {rate:.0f} | {rate * per_item / 1e9:.1f} |")
+    print(f"(50 000 items/s would need {50_000 * per_item / 1e9:.0f} GFLOP/s)")
+
+
+def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
+    """Seconds per training step with cfg.finetune_xmem's modules trained through the loss."""
+    dm = TrajDataModule.from_config(cfg)
+    dm.setup("fit")
+    targets = dm.train_set.targets
+    model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
+                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
+                                            seed=cfg.seed, backbone=dm.backbone)
+    model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)
+    opt = model.configure_optimizers()["optimizer"]
+    loader = iter(dm._loader(dm.targets("train", "xmem"), cfg.batch_size, seed=cfg.seed))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.resolved_precision == "bf16")
+    trainable = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
+    times = []
+    for i in range(steps + 1):  # the first step warms up
+        batch = next(loader)
+        t0 = time.time()
+        with autocast:
+            loss = model.training_step(batch, i)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.time() - t0)
+    per_step = sum(times[1:]) / steps
+    rate = cfg.batch_size / per_step
+    n = len(dm.train_set)
+    print(f"\nfine-tuning XMem's {cfg.finetune_xmem} ({trainable / 1e6:.1f} M parameters) through the "
+          f"trajectory loss, batch {cfg.batch_size}, precision {cfg.resolved_precision}: "
+          f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({cfg.epochs} epochs × "
+          f"{cfg.seeds} seeds of {n} targets) would take {cfg.epochs * cfg.seeds * n / rate / 3600:.0f} h")
 
 
 def default_run() -> None:
@@ -112,12 +169,16 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5, help="epochs of cached head training")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--default-run", action="store_true", help="time the default main job's stages instead")
+    p.add_argument("--finetune", default="", metavar="PREFIXES",
+                   help="time training steps with these XMem modules fine-tuned instead (e.g. decoder)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     if args.default_run:
         return default_run()
     cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
+    if args.finetune:
+        return finetune_steps(dataclasses.replace(cfg, finetune_xmem=args.finetune).validate())
     dm = TrajDataModule.from_config(cfg)
     items = list(range(min(args.items or len(dm.train_set), len(dm.train_set))))
     extraction(cfg, dm, items)
