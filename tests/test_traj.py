@@ -253,3 +253,28 @@ def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_pat
     assert len(read) == 1 and read[0].abs().sum() > 0 and batch.features.abs().sum() == 0
     grads = [p.grad for n, p in model.backbone.network.named_parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
+
+
+def test_feature_drop_hides_whole_targets_in_training_only():
+    """--feature-drop: in training a drawn share of targets is predicted exactly as if it had no
+    valid feature frame; in eval every target keeps its features."""
+    from xmem_traj.traj.head import TrajectoryHead
+    torch.manual_seed(0)
+    head = TrajectoryHead(6, kind="gru", hidden=8, num_modes=2, past_steps=4, future_steps=3,
+                          dropout=0.0, feature_drop=0.5)
+    feats, valid = torch.randn(64, 5, 6), torch.ones(64, 5, dtype=torch.bool)
+    past, past_valid = torch.randn(64, 4, 2), torch.ones(64, 4, dtype=torch.bool)
+    blind = head(feats, torch.zeros_like(valid), past, past_valid)[0]
+    torch.manual_seed(1)
+    keep = torch.rand(64, 1) >= 0.5                  # the draw the head makes after this seed
+    torch.manual_seed(1)
+    trained = head(feats, valid, past, past_valid)[0]
+    dropped = ~keep[:, 0]
+    assert 0 < dropped.sum() < 64
+    assert torch.equal(trained[dropped], blind[dropped])
+    assert not torch.allclose(trained[~dropped], blind[~dropped])
+    head.eval()
+    seen = head(feats, valid, past, past_valid)[0]
+    head.feature_drop = 0.0
+    assert torch.equal(seen, head(feats, valid, past, past_valid)[0])
+    assert not torch.allclose(seen, blind)

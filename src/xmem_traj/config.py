@@ -82,6 +82,10 @@ class TrainConfig:
     rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
                              "(--no-rollout: raw positions)")
     dropout: float = _f(0.1, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
+    feature_drop: float = _f(0.0, "probability that the head is trained on a target without its "
+                                  "XMem features (all frames hidden: modality dropout), so that it "
+                                  "predicts from the past alone and vision can only add to that; "
+                                  "0: off", min=0.0, max=0.95)
     cue_loss: float = _f(1.0, "weight of an auxiliary loss that asks the XMem model's feature "
                               "branch to read the cues seen in each frame (labels from the "
                               "synthetic world's side file, training only; off on data "

@@ -52,11 +52,12 @@ class TrajectoryHead(nn.Module):
 
     def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
                  past_steps: int, future_steps: int, dropout: float, rollout: bool = True,
-                 n_cues: int = 0):
+                 n_cues: int = 0, feature_drop: float = 0.0):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
+        self.feature_drop = feature_drop  # training only: a target's features all hidden
         self.future_steps, self.rollout = future_steps, rollout
         self.past = nn.Sequential(nn.Linear(past_steps * 3 + KINEMATICS, hidden), nn.ReLU(),
                                   nn.Linear(hidden, hidden), nn.ReLU())
@@ -92,6 +93,9 @@ class TrajectoryHead(nn.Module):
                                   kin / torch.tensor([10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device,
                                                      dtype=kin.dtype)], -1))]
         if self.feature_dim > 0:
+            if self.training and self.feature_drop > 0:
+                keep = torch.rand(features.shape[0], 1, device=features.device) >= self.feature_drop
+                feature_valid = feature_valid & keep
             fv = feature_valid.to(features.dtype)[..., None]
             x = self.frame(features) * fv
             if self.kind == "gru":

@@ -28,14 +28,15 @@ class TrajectoryPredictor(L.LightningModule):
     def __init__(self, *, method: str, feature_dim: int, head: str, hidden: int, modes: int,
                  past_steps: int, future_steps: int, dropout: float, rollout: bool, lr: float,
                  weight_decay: float, epochs: int, seed: int, cue_loss: float = 0.0,
-                 backbone: XMemBackbone | None = None):
+                 feature_drop: float = 0.0, backbone: XMemBackbone | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
         self.head = TrajectoryHead(feature_dim if self.uses_features else 0, kind=head,
                                    hidden=hidden, num_modes=modes, past_steps=past_steps,
                                    future_steps=future_steps, dropout=dropout, rollout=rollout,
-                                   n_cues=CUE_LABELS if cue_loss > 0 and self.uses_features else 0)
+                                   n_cues=CUE_LABELS if cue_loss > 0 and self.uses_features else 0,
+                                   feature_drop=feature_drop)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self._rng_restored = False
@@ -47,6 +48,7 @@ class TrajectoryPredictor(L.LightningModule):
         return cls(method=method, feature_dim=feature_dim, head=cfg.head, hidden=cfg.hidden,
                    modes=cfg.modes, past_steps=past_steps, future_steps=future_steps,
                    dropout=cfg.dropout, rollout=cfg.rollout, cue_loss=cfg.cue_loss if method == "xmem" else 0.0,
+                   feature_drop=cfg.feature_drop if method == "xmem" else 0.0,
                    lr=cfg.lr, weight_decay=cfg.weight_decay,
                    epochs=cfg.epochs, seed=seed, backbone=backbone)
 
