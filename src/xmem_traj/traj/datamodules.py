@@ -43,6 +43,7 @@ class TrajDataModule(L.LightningDataModule):
         self.train_set, self.val_set = train_set, val_set
         self.backbone, self.cues, self.methods = backbone, cues, methods
         self._data: dict[tuple[str, str], CachedTargets] = {}
+        self._cue_states: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, report: Callable[[str], None] = log.info) -> "TrajDataModule":
@@ -83,9 +84,12 @@ class TrajDataModule(L.LightningDataModule):
         n, t = len(ds), ds.window_len
         if inputs == "none":
             return np.zeros((n, t, 0), np.float32), np.zeros((n, t), bool)
-        if inputs == "cues":
-            rows = [self.cues.oracle_features(r) for r in ds.records]
-            return np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
+        if inputs == "cues":  # the oracle's inputs and the cue loss's labels: built once a split
+            split = "train" if ds is self.train_set else "val"
+            if split not in self._cue_states:
+                rows = [self.cues.oracle_features(r) for r in ds.records]
+                self._cue_states[split] = np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
+            return self._cue_states[split]
         trainer, cfg = self.trainer, self.cfg
         parts = [load_or_extract(
             ds, self.backbone, weights_fingerprint(cfg.xmem_weights or None, cfg.seed),
