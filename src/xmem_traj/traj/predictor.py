@@ -68,12 +68,9 @@ class TrajectoryPredictor(L.LightningModule):
             list(batch.frame_masks[:, None]))
         return feats[:, 0], valid[:, 0]
 
-    def forward(self, batch: TrajBatch, frame_inputs: tuple[torch.Tensor | None, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K). `frame_inputs`:
-        what `self.frame_inputs(batch)` returned, if the caller already has it."""
-        feats, valid = frame_inputs if frame_inputs is not None else self.frame_inputs(batch)
-        return self.head(feats, valid, batch.past, batch.past_valid)
+    def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
+        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid)
 
     def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the global frame, probabilities (B, K)."""
@@ -81,8 +78,8 @@ class TrajectoryPredictor(L.LightningModule):
         return local_to_global(traj, batch.translation, batch.rotation), logits.softmax(-1)
 
     def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
-        feats, valid = self.frame_inputs(batch)  # once: online, XMem runs here
-        traj, logits = self(batch, (feats, valid))
+        feats, valid = self.frame_inputs(batch)  # once: the cue loss reads them too
+        traj, logits = self.head(feats, valid, batch.past, batch.past_valid)
         ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
         n = batch.traj.shape[0]
         if self.hparams.cue_loss > 0 and batch.cues is not None and feats is not None:
