@@ -24,9 +24,9 @@ from xmem_traj.eval.offroad import drivable_masks, off_road_rate
 from xmem_traj.synth import generate
 from xmem_traj.synth.cues import SIDE_FILE, FrameCue
 from xmem_traj.synth.draw import REAR_LAMPS
-from xmem_traj.synth.mapexp import LOCATION, MAP_EXTENTS
 from xmem_traj.synth.render import box_corners, face_patch, make_camera, rotz
 from xmem_traj.synth.scene import make_scene
+from xmem_traj.synth.writer import dataset_city
 
 BIN = Path(sys.executable).parent
 
@@ -83,50 +83,51 @@ def test_side_file_matches_the_rendered_lamps(challenge_root):
     from the agent's simulated pose at the frame's own time)."""
     nusc = NuScenes("v1.0-trainval", str(challenge_root), verbose=False)
     side = json.loads((challenge_root / "v1.0-trainval" / SIDE_FILE).read_text())
-    rng = np.random.default_rng([11, 0])  # the writer's draws for scene 0: scene, then base time
-    scene = make_scene(rng, MAP_EXTENTS[LOCATION])
-    base = 1531281439_000_000 + int(rng.integers(0, 10**6))
-    first = nusc.get("sample", nusc.scene[0]["first_sample_token"])
     checked = {True: 0, False: 0}
-    for channel, sd_token in first["data"].items():
-        sd = nusc.get("sample_data", sd_token)
-        while sd is not None:
-            t = (sd["timestamp"] - base) / 1e6
-            cam = make_camera(channel, sd["width"], sd["height"])
-            ex, ey, eyaw = scene.ego_at(t)
-            cam_pos = rotz(eyaw) @ cam.translation + [ex, ey, 0]
-            image = None
-            for row in side["frames"].get(sd["token"], []):
-                cue, agent = FrameCue.of(row), side["agents"][row[0]]
-                track = scene.tracks[agent["track"]]
-                state = track.at(t)
-                assert bool(state["brake"]) == cue.brake  # the side file is the simulated state
-                if (not cue.back or cue.visible < 0.95 or not agent["category"].startswith("vehicle.")
-                        or agent["category"] == "vehicle.bicycle"):  # lamps: cars, trucks, buses
-                    continue
-                w, l, h = track.size
-                corners = box_corners(state["x"], state["y"], h / 2, state["yaw"], w, l, h)
-                centres = [face_patch(corners, "back", *patch).mean(0) for patch in REAR_LAMPS]
-                pix = []
-                for p in centres:
-                    c = (rotz(eyaw).T @ (p - [ex, ey, 0]) - cam.translation) @ cam.rotation
-                    if c[2] > 1:
-                        u, v, z = cam.K @ c
-                        pix.append((u / z, v / z))
-                inside = len(pix) == 2 and all(2 <= u < sd["width"] - 3 and 2 <= v < sd["height"] - 3
-                                               for u, v in pix)
-                lamp_px = abs(pix[0][0] - pix[1][0]) if inside else 0
-                if not inside or lamp_px < 12:  # too small to read a 3×3 patch
-                    continue
-                if image is None:
-                    image = np.asarray(Image.open(challenge_root / sd["filename"]).convert("RGB"), int)
-                red = [image[int(v) - 1:int(v) + 2, int(u) - 1:int(u) + 2].reshape(-1, 3).mean(0)
-                       for u, v in pix]
-                lit = [r[0] > 160 and r[1] < 110 for r in red]   # lit (255, 35, 25), off (100, 22, 22)
-                assert all(r[0] > 160 or r[0] < 140 for r in red), red  # plainly one or the other
-                assert all(lit) == cue.brake and any(lit) == cue.brake, (sd["token"], row, red)
-                checked[cue.brake] += 1
-            sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
+    for si, scene_rec in enumerate(nusc.scene):  # the writer's draws for scene si: scene, then base time
+        rng = np.random.default_rng([11, si])
+        scene = make_scene(rng, dataset_city(11))
+        base = 1531281439_000_000 + si * 86_400_000_000 + int(rng.integers(0, 10**6))
+        first = nusc.get("sample", scene_rec["first_sample_token"])
+        for channel, sd_token in first["data"].items():
+            sd = nusc.get("sample_data", sd_token)
+            while sd is not None:
+                t = (sd["timestamp"] - base) / 1e6
+                cam = make_camera(channel, sd["width"], sd["height"])
+                ex, ey, eyaw = scene.ego_at(t)
+                cam_pos = rotz(eyaw) @ cam.translation + [ex, ey, 0]
+                image = None
+                for row in side["frames"].get(sd["token"], []):
+                    cue, agent = FrameCue.of(row), side["agents"][row[0]]
+                    track = scene.tracks[agent["track"]]
+                    state = track.at(t)
+                    assert bool(state["brake"]) == cue.brake  # the side file is the simulated state
+                    if (not cue.back or cue.visible < 0.95 or not agent["category"].startswith("vehicle.")
+                            or agent["category"] == "vehicle.bicycle"):  # lamps: cars, trucks, buses
+                        continue
+                    w, l, h = track.size
+                    corners = box_corners(state["x"], state["y"], h / 2, state["yaw"], w, l, h)
+                    centres = [face_patch(corners, "back", *patch).mean(0) for patch in REAR_LAMPS]
+                    pix = []
+                    for p in centres:
+                        c = (rotz(eyaw).T @ (p - [ex, ey, 0]) - cam.translation) @ cam.rotation
+                        if c[2] > 1:
+                            u, v, z = cam.K @ c
+                            pix.append((u / z, v / z))
+                    inside = len(pix) == 2 and all(2 <= u < sd["width"] - 3 and 2 <= v < sd["height"] - 3
+                                                   for u, v in pix)
+                    lamp_px = abs(pix[0][0] - pix[1][0]) if inside else 0
+                    if not inside or lamp_px < 12:  # too small to read a 3×3 patch
+                        continue
+                    if image is None:
+                        image = np.asarray(Image.open(challenge_root / sd["filename"]).convert("RGB"), int)
+                    red = [image[int(v) - 1:int(v) + 2, int(u) - 1:int(u) + 2].reshape(-1, 3).mean(0)
+                           for u, v in pix]
+                    lit = [r[0] > 160 and r[1] < 110 for r in red]   # lit (255, 35, 25), off (100, 22, 22)
+                    assert all(r[0] > 160 or r[0] < 140 for r in red), red  # plainly one or the other
+                    assert all(lit) == cue.brake and any(lit) == cue.brake, (sd["token"], row, red)
+                    checked[cue.brake] += 1
+                sd = nusc.get("sample_data", sd["next"]) if sd["next"] else None
     assert checked[True] >= 2 and checked[False] >= 5, checked
 
 

@@ -5,6 +5,6 @@ from .writer import challenge_scene_names, generate, scene_names, version_of
 
 #: Bumped whenever the world or its files change: cached datasets of another version are
 #: regenerated.
-WORLD_VERSION = 4
+WORLD_VERSION = 5
 
 __all__ = ["CAMERAS", "WORLD_VERSION", "challenge_scene_names", "generate", "scene_names", "version_of"]

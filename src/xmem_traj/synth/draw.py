@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from .render import Canvas, Camera, add_box, box_corners, face_patch, rotz
-from .world import KERB, ROAD_HALF, Track
+from .roads import KERB, ROAD_HALF
+from .world import Track
 
 BRAKE_LIT, BRAKE_OFF = (255, 35, 25), (100, 22, 22)
 AMBER_LIT, AMBER_OFF = (255, 170, 0), (95, 75, 40)

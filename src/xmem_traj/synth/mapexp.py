@@ -18,7 +18,7 @@ import numpy as np
 from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.ops import unary_union
 
-from .world import KERB
+from .roads import KERB
 
 #: Canvas (width, height) in metres per location, as NuScenesMap.get_map_mask hard-codes it.
 MAP_EXTENTS = {

@@ -1,4 +1,4 @@
-"""One synthetic scene: a road placed on the map, the ego and the agents around it."""
+"""One synthetic scene: a stretch of the city's roads, the ego and the agents around it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .vehicles import simulate_vehicle
-from .world import (DT, FORWARD_LANES, ONCOMING_LANES, Road, Track, overlaps_ego, simulate_ego,
-                    simulate_parked, simulate_pedestrian)
+from .roads import FORWARD_LANES, ONCOMING_LANES, City, Road
+from .world import DT, Track, overlaps_ego, simulate_ego, simulate_parked, simulate_pedestrian
 
 SCENE_SECONDS = 19.5     # 40 key frames at 2 Hz, as nuScenes scenes
 PRE_ROLL = 4.0           # simulated before the scene starts (past of the first samples)
@@ -28,8 +28,8 @@ class Scene:
 
     @property
     def streets(self) -> list[np.ndarray]:
-        """Paths (k, 2) of the side streets that vehicles turn into."""
-        return [tr.street for tr in self.tracks if tr.street is not None]
+        """Centrelines (k, 2) of the road's side streets (its junctions)."""
+        return self.road.streets()
 
     def ego_at(self, t: float) -> tuple[float, float, float]:
         i = float(np.clip((t - self.times[0]) / DT, 0, len(self.times) - 1.001))
@@ -43,11 +43,11 @@ class Scene:
         return float(np.interp(t, self.times, self.ego_s))
 
 
-def make_scene(rng: np.random.Generator, extent: tuple[float, float]) -> Scene:
-    """A scene whose road lies inside the map canvas `extent` (metres)."""
+def make_scene(rng: np.random.Generator, city: City) -> Scene:
+    """A scene on a stretch of one of the city's avenues."""
     times = np.arange(-PRE_ROLL, SCENE_SECONDS + 1.0 + DT / 2, DT)
     v_ego = rng.uniform(4.0, 9.0)
-    road = Road.random(rng, length=PRE_ROLL * 15 + 400 + 2 * 150).placed(rng, extent, margin=140.0)
+    road = city.stretch(rng, length=PRE_ROLL * 15 + 400 + 2 * 150)
     s0 = 150.0 + rng.uniform(0, 20)
     span = (s0 - 40, s0 + v_ego * (SCENE_SECONDS + PRE_ROLL) + 100)
     tracks: list[Track] = []
@@ -76,9 +76,11 @@ def make_scene(rng: np.random.Generator, extent: tuple[float, float]) -> Scene:
         tr.colour = _PALETTE[rng.integers(len(_PALETTE))]
         tracks.append(tr)
     for _ in range(rng.integers(3, 7)):
-        tr = simulate_parked(rng, road, times, rng.uniform(*span), rng.choice([-1.0, 1.0]))
+        s_park, side = rng.uniform(*span), rng.choice([-1.0, 1.0])
+        tr = simulate_parked(rng, road, times, s_park, side)
         tr.colour = _PALETTE[rng.integers(len(_PALETTE))]
-        tracks.append(tr)
+        if not any(abs(j.s - s_park) < 9.0 and side in j.sides for j in road.junctions):
+            tracks.append(tr)  # (none parks across a side street's mouth)
     for _ in range(rng.integers(4, 9)):
         tr = simulate_pedestrian(rng, road, times, rng.uniform(span[0] + 20, span[1] - 40),
                                  rng.choice([-1.0, 1.0]))

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .world import DT, FORWARD_LANES, ONCOMING_LANES, Road, Track, smoothstep
+from .roads import FORWARD_LANES, ONCOMING_LANES, Road
+from .world import DT, Track, smoothstep
 
 MANOEUVRE_GAP_S = 2.5          # mean cruise time between manoeuvres (assumed, urban traffic)
 MANOEUVRES = {"lane_change": 0.2, "turn": 0.45, "stop": 0.15, "slow_down": 0.1, "speed_up": 0.1}
@@ -66,59 +67,107 @@ class Manoeuvre:
     t_motion: float           # when the motion starts to change (s, scene clock)
     t_end: float
     speed: float              # speed at t_end (turns: the turning speed, reached at t_arc)
-    t_arc: float | None = None  # turns: when the 90° arc begins
+    t_arc: float | None = None  # turns: when the arc into the side street begins
+    radius: float = 0.0         # turns: the arc's radius (m)
+    street: tuple[float, int] | None = None  # turns: the junction's s and the street's side
     # The cues it gave: (kind, on, off) with kind "indicator", "hand", "brake" or
     # "brake_release" (the lamps going off before moving off; on == off).
     cues: list = field(default_factory=list)
 
 
-def _plan(rng, times: np.ndarray, lane: float, v0: float, bike: bool) -> list[Manoeuvre]:
-    """The manoeuvres of one vehicle, in time order (motion only; cues come after)."""
+def _plan(rng, times: np.ndarray, road: Road, s0: float, lane: float, v0: float,
+          bike: bool) -> list[Manoeuvre]:
+    """The manoeuvres of one vehicle, in time order (motion only; cues come after). Turns are
+    into the road's side streets: the vehicle cruises on to the next junction with a street on
+    the side it turns to, slows (or stops and waits) and turns there."""
     table = BIKE_MANOEUVRES if bike else MANOEUVRES
     kinds, weights = list(table), np.array(list(table.values()))
     plan: list[Manoeuvre] = []
     t, t_stop = times[0] + rng.exponential(MANOEUVRE_GAP_S), times[-1] - 0.5
     inner = abs(lane) < 3.5
     v = v0
+    # Where the vehicle is: u_ref metres along its way from s0 at t_ref, cruising at v since.
+    # (Speed ramps are smoothsteps, so a ramp's distance is its duration × the mean speed.)
+    t_ref, u_ref = float(times[0]), 0.0
     while t < t_stop:
         kind = str(rng.choice(kinds, p=weights / weights.sum()))
+        u_now = u_ref + v * (t - t_ref)
         # Ramps are smoothsteps: peak (de)celeration 1.5× the mean drawn here.
         if kind == "lane_change" and v > 3.0:
             dur = float(np.clip(rng.normal(6.28, 2.0), 3.5, 9.0))
             plan.append(Manoeuvre(kind, "right" if inner else "left", t, t + dur, v))
             inner = not inner
         elif kind == "turn" and v > 3.0:
-            v_turn = float(min(v, rng.uniform(3.5, 6.0)))
-            side = "left" if inner and not bike else "right"
-            if rng.random() < (WAIT_BEFORE_LEFT_TURN if side == "left" else WAIT_BEFORE_RIGHT_TURN):
-                # Stop at the junction, wait for a gap (oncoming traffic, pedestrians), turn.
-                t_still = t + v / rng.uniform(1.5, 3.4)
-                plan.append(Manoeuvre("stop", "", t, t_still, 0.0))
-                t = t_still + rng.uniform(2.0, 10.0)
-                t_arc = t + 1.0
-            else:
-                t_arc = t + max(1.0, min(3.0, (v - v_turn) / rng.uniform(1.0, 2.5)))
-            plan.append(Manoeuvre(kind, side, t, t_arc + 4.0, v_turn, t_arc=t_arc))
+            turn = _turn_at_junction(rng, road, s0, lane, inner, bike, v, t, u_now)
+            if turn is None:  # no junction ahead on that side: it drives on
+                t += 1.0
+                continue
+            plan += turn
             break  # the vehicle leaves the road
         elif kind == "stop" and v > 2.0:
             t_still = t + v / rng.uniform(1.5, 3.4)
             plan.append(Manoeuvre("stop", "", t, t_still, 0.0))
             t_go = t_still + rng.uniform(2.0, 8.0)
-            plan.append(Manoeuvre("go", "", t_go, t_go + v0 / rng.uniform(1.0, 2.0), v0))
+            t_moving = t_go + v0 / rng.uniform(1.0, 2.0)
+            plan.append(Manoeuvre("go", "", t_go, t_moving, v0))
+            t_ref, u_ref = t_moving, u_now + v * (t_still - t) / 2 + v0 * (t_moving - t_go) / 2
             v = v0
         elif kind == "slow_down" and v > 4.0:
             v_new = v * rng.uniform(0.4, 0.7)
-            plan.append(Manoeuvre(kind, "", t, t + (v - v_new) / rng.uniform(0.6, 2.5), v_new))
-            v = v_new
+            dur = (v - v_new) / rng.uniform(0.6, 2.5)
+            plan.append(Manoeuvre(kind, "", t, t + dur, v_new))
+            t_ref, u_ref, v = t + dur, u_now + (v + v_new) / 2 * dur, v_new
         elif kind == "speed_up" and v < 13.0:
             v_new = min(14.0, v + rng.uniform(2.0, 5.0))
-            plan.append(Manoeuvre(kind, "", t, t + (v_new - v) / rng.uniform(0.8, 1.8), v_new))
-            v = v_new
+            dur = (v_new - v) / rng.uniform(0.8, 1.8)
+            plan.append(Manoeuvre(kind, "", t, t + dur, v_new))
+            t_ref, u_ref, v = t + dur, u_now + (v + v_new) / 2 * dur, v_new
         else:
             t += 1.0
             continue
         t = plan[-1].t_end + rng.exponential(MANOEUVRE_GAP_S)
     return plan
+
+
+def _turn_at_junction(rng, road: Road, s0: float, lane: float, inner: bool, bike: bool, v: float,
+                      t: float, u_now: float) -> list[Manoeuvre] | None:
+    """A turn planned at time t (the vehicle u_now metres along, cruising at v): into the first
+    side street ahead on its side — left from the inner lane, right from the outer one — that
+    leaves room to slow down or stop before it. → [turn] or [stop, turn] (waiting for a gap);
+    None where no junction ahead has a street there."""
+    direction = 1.0 if lane < 0 else -1.0
+    v_turn = float(min(v, rng.uniform(3.5, 6.0)))
+    side = "left" if inner and not bike else "right"
+    own = -1 if lane < 0 else 1
+    street_side = own if side == "right" else -own
+    radius = rng.uniform(6.0, 10.0) if side == "right" else rng.uniform(10.0, 15.0)
+    wait = rng.random() < (WAIT_BEFORE_LEFT_TURN if side == "left" else WAIT_BEFORE_RIGHT_TURN)
+    if wait:  # stop just before the arc, then pull into it (0 → v_turn in 1 s)
+        t_brake = v / rng.uniform(1.5, 3.4)
+        approach = v * t_brake / 2 + v_turn / 2
+    else:
+        t_slow = max(1.0, min(3.0, (v - v_turn) / rng.uniform(1.0, 2.5)))
+        approach = (v + v_turn) / 2 * t_slow
+    keep = 1.5 if side == "left" else -1.5  # the street's lane on the driver's right
+    for junction in (road.junctions if direction > 0 else road.junctions[::-1]):
+        if street_side not in junction.sides:
+            continue
+        u_arc = direction * (junction.s + direction * keep - s0) - radius
+        cruise = u_arc - u_now - approach
+        if cruise < v * 0.5:  # behind, or too close to slow down for
+            continue
+        t_motion = t + cruise / v
+        street = (junction.s, street_side)
+        if wait:
+            t_still = t_motion + t_brake
+            t_go = t_still + rng.uniform(2.0, 10.0)
+            return [Manoeuvre("stop", "", t_motion, t_still, 0.0),
+                    Manoeuvre("turn", side, t_go, t_go + 5.0, v_turn, t_arc=t_go + 1.0,
+                              radius=radius, street=street)]
+        t_arc = t_motion + t_slow
+        return [Manoeuvre("turn", side, t_motion, t_arc + 4.0, v_turn, t_arc=t_arc, radius=radius,
+                          street=street)]
+    return None
 
 
 def _speed(times: np.ndarray, v0: float, plan: list[Manoeuvre]) -> np.ndarray:
@@ -230,35 +279,34 @@ def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: floa
     """A lane-following vehicle with its plan of manoeuvres and their cues."""
     bike = category == "vehicle.bicycle"
     direction = 1.0 if lane < 0 else -1.0
-    plan = _plan(rng, times, lane, v0, bike)
+    plan = _plan(rng, times, road, s0, lane, v0, bike)
     v = _speed(times, v0, plan)
     d = _lateral(times, lane, plan)
     s = s0 + direction * np.concatenate([[0.0], np.cumsum(v[:-1] * DT)])
     x, y, h = road.pose(s, d)
     dd = np.gradient(d, DT)
     yaw = h + (0.0 if direction > 0 else np.pi) + np.arctan2(direction * dd, np.maximum(v, 0.5))
-    street = None
     turn = plan[-1] if plan and plan[-1].kind == "turn" else None
     if turn is not None and turn.t_arc < times[-2]:
         i_arc = int(np.searchsorted(times, turn.t_arc))
-        radius = rng.uniform(6.0, 10.0) if turn.side == "right" else rng.uniform(10.0, 15.0)
-        x, y, yaw = _arc_from(x, y, np.unwrap(yaw), v, i_arc, radius, -1.0 if turn.side == "right" else 1.0)
-        street = np.stack([x[i_arc:], y[i_arc:]], 1)
-        ext = street[-1] + np.array([np.cos(yaw[-1]), np.sin(yaw[-1])]) * 80.0
-        street = np.concatenate([street[::10], ext[None]])
+        junction = next(j for j in road.junctions if j.s == turn.street[0])
+        x, y, yaw = _arc_into(x, y, np.unwrap(yaw), v, i_arc, turn.radius,
+                              -1.0 if turn.side == "right" else 1.0,
+                              road.street_heading(junction, turn.street[1]))
     cues = _cues(rng, times, v, plan, bike)
     return Track(category, float(times[0]), x, y, yaw, v, cues["brake"], cues["left"], cues["right"],
-                 manoeuvres=plan, misleading=cues["misleading"], street=street)
+                 manoeuvres=plan, misleading=cues["misleading"])
 
 
-def _arc_from(x, y, yaw, v, i0, radius, sign):
-    """From step i0 on: a 90° circular arc of the given radius, then straight."""
+def _arc_into(x, y, yaw, v, i0, radius, sign, heading):
+    """From step i0 on: a circular arc of the given radius until the vehicle heads along
+    `heading` (the side street's direction, about 90° from the road's), then straight."""
     x, y, yaw = x.copy(), y.copy(), yaw.copy()
-    turned = 0.0
+    left = sign * (((heading - yaw[i0]) + np.pi) % (2 * np.pi) - np.pi)  # angle still to turn
     for i in range(i0 + 1, len(x)):
-        rate = v[i - 1] / radius if turned < np.pi / 2 else 0.0
-        turned += rate * DT
-        yaw[i] = yaw[i - 1] + sign * rate * DT
+        step = min(v[i - 1] / radius * DT, max(left, 0.0))
+        left -= step
+        yaw[i] = yaw[i - 1] + sign * step
         x[i] = x[i - 1] + np.cos(yaw[i - 1]) * v[i - 1] * DT
         y[i] = y[i - 1] + np.sin(yaw[i - 1]) * v[i - 1] * DT
     return x, y, yaw

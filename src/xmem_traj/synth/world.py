@@ -1,12 +1,8 @@
-"""A driving world for the synthetic nuScenes: a curved multi-lane road, an ego car, and agents
-whose behaviour is partly foretold by what a camera sees.
+"""A driving world for the synthetic nuScenes: on a stretch of the city's roads (roads.py), an
+ego car and agents whose behaviour is partly foretold by what a camera sees.
 
-Cues and their honesty (what makes vision worth having without making anything trivial):
-- brake lights come on 0.4–1.5 s before a planned slow-down, and stay on while decelerating;
-  now and then they flash with no slow-down, and some brakes come with no lead;
-- indicators blink 1–2 s before a lane change or a turn; some manoeuvres come unsignalled and
-  some signals lead to nothing;
-- a pedestrian stops and faces the road before crossing; some face it and walk on.
+Vehicles and their cues are in vehicles.py; pedestrians (who stop and face the road before
+crossing, or face it and walk on), parked cars and the ego are here.
 
 Coordinates: global metres, x east, y north, yaw counter-clockwise from +x. Ground is z = 0.
 Traffic keeps right: forward lanes have d < 0 (right of the centreline), oncoming d > 0.
@@ -17,16 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .roads import FORWARD_LANES, PARKING_D, SIDEWALK_D, Road
+
 DT = 0.05            # simulation step (s)
 BLINK_PERIOD = 1 / 1.5   # indicators flash at 1.5 Hz (90 a minute) ...
 BLINK_DUTY = 0.5         # ... half of each period lit
-LANE_W = 3.5
-FORWARD_LANES = (-1.75, -5.25)
-ONCOMING_LANES = (1.75, 5.25)
-PARKING_D = 7.6
-SIDEWALK_D = 9.6
-ROAD_HALF = 7.0      # edge of the driving lanes
-KERB = 8.5           # edge of the parking strip / start of the sidewalk
 
 SIZES = {  # nuScenes size order: width, length, height
     "vehicle.car": (1.9, 4.6, 1.6),
@@ -34,51 +25,6 @@ SIZES = {  # nuScenes size order: width, length, height
     "vehicle.bicycle": (0.7, 1.8, 1.6),
     "human.pedestrian.adult": (0.65, 0.6, 1.75),
 }
-
-
-@dataclass
-class Road:
-    """Centreline sampled every `step` metres: arc length s, position and heading."""
-
-    s: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    heading: np.ndarray
-
-    def placed(self, rng: np.random.Generator, extent: tuple[float, float], margin: float) -> "Road":
-        """The same road moved to a random place whose bounding box (plus margin) lies inside
-        [0, extent[0]] × [0, extent[1]] (the map's canvas, global metres)."""
-        lo = np.array([self.x.min(), self.y.min()]) - margin
-        hi = np.array([self.x.max(), self.y.max()]) + margin
-        room = np.array(extent) - (hi - lo)
-        if (room < 0).any():
-            raise ValueError(f"a road of extent {hi - lo} does not fit the map {extent}")
-        shift = rng.uniform(0, room) - lo
-        return Road(self.s, self.x + shift[0], self.y + shift[1], self.heading)
-
-    @classmethod
-    def random(cls, rng: np.random.Generator, length: float, step: float = 0.5) -> "Road":
-        n = int(length / step) + 1
-        kappa = np.zeros(n)
-        i = 0
-        while i < n:
-            seg = int(rng.uniform(40, 140) / step)
-            if rng.random() < 0.45:
-                kappa[i:i + seg] = rng.choice([-1, 1]) / rng.uniform(60, 200)
-            i += seg
-        kernel = np.hanning(int(30 / step))
-        kappa = np.convolve(kappa, kernel / kernel.sum(), mode="same")
-        heading = rng.uniform(-np.pi, np.pi) + np.cumsum(kappa) * step
-        x = np.cumsum(np.cos(heading)) * step + rng.uniform(-300, 300)
-        y = np.cumsum(np.sin(heading)) * step + rng.uniform(-300, 300)
-        return cls(np.arange(n) * step, x, y, heading)
-
-    def pose(self, s, d):
-        """Point at arc length s, lateral offset d (left positive) → x, y, road heading."""
-        x = np.interp(s, self.s, self.x)
-        y = np.interp(s, self.s, self.y)
-        h = np.interp(s, self.s, self.heading)  # integrated, hence already continuous
-        return x - d * np.sin(h), y + d * np.cos(h), h
 
 
 @dataclass
@@ -99,7 +45,6 @@ class Track:
     colour: tuple[int, int, int] = (128, 128, 128)
     manoeuvres: list = field(default_factory=list)   # vehicles: their planned Manoeuvres
     misleading: list = field(default_factory=list)   # cues with no manoeuvre: (kind, on, off)
-    street: np.ndarray | None = None                 # (k, 2) path into a side street (turns)
     facing_road: np.ndarray | None = None            # pedestrians: turned to the road
 
     def __post_init__(self):

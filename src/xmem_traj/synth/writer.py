@@ -28,6 +28,7 @@ from .cues import FORMAT, FRAME_FIELDS, SIDE_FILE
 from .draw import draw_world, visibility_fraction
 from .mapexp import LOCATION, MAP_EXTENTS, drivable_area, write_expansion
 from .render import CAMERAS, make_camera
+from .roads import City
 from .scene import make_scene
 from .vehicles import CUE_SOURCES
 
@@ -98,6 +99,11 @@ def _link(records: list[dict]) -> None:
         a["next"], b["prev"] = b["token"], a["token"]
 
 
+def dataset_city(seed: int) -> City:
+    """The city every scene of the dataset with this seed drives in (its map expansion)."""
+    return City.random(np.random.default_rng([seed, 777]), MAP_EXTENTS[LOCATION])
+
+
 def _jpeg(rgb: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, format="JPEG", quality=90)
@@ -166,8 +172,8 @@ class _DatasetWriter:
         self.sensor_tok = {ch: tables.add("sensor", channel=ch, modality="camera")["token"]
                            for ch in cameras}
         self.rigs = {ch: make_camera(ch, width, height) for ch in cameras}
+        self.city = dataset_city(seed)
         self.prediction: dict[str, list[str]] = {}
-        self.drivable: list = []                        # one drivable area per scene
         self.side = {"frames": {}, "agents": {}}        # the side file (synth/cues.py)
         self.n_images = 0
 
@@ -175,7 +181,6 @@ class _DatasetWriter:
         for table, records in part["tables"].items():
             self.tables.t[table].extend(records)
         self.prediction.update(part["prediction"])
-        self.drivable.append(part["drivable"])
         self.side["frames"].update(part["frames"])
         self.side["agents"].update(part["agents"])
         self.n_images += part["images"]
@@ -191,7 +196,7 @@ class _DatasetWriter:
         (out / map_name).write_bytes(map_png.getvalue())
         tables.add("map", log_tokens=[r["token"] for r in tables.t["log"]], category="semantic_prior",
                    filename=map_name)
-        write_expansion(out, self.drivable)
+        write_expansion(out, [drivable_area(np.stack([a.x, a.y], 1), a.streets()) for a in self.city.avenues])
         (out / version).mkdir(parents=True, exist_ok=True)
         for table, records in tables.t.items():
             (out / version / f"{table}.json").write_text(json.dumps(records, indent=0))
@@ -220,10 +225,10 @@ class _SceneWriter:
         path.write_bytes(data)
 
     def write(self, name: str) -> dict:
-        """Simulate the scene; write its images → its records, targets, cues and drivable area."""
+        """Simulate the scene; write its images → its records, targets and cues."""
         si, tables = self.si, self.tables
         rng = np.random.default_rng([self.d.seed, si])
-        scene = make_scene(rng, MAP_EXTENTS[LOCATION])
+        scene = make_scene(rng, self.d.city)
         log_rec = tables.add("log", logfile=f"n015-2018-07-{11 + si % 18:02d}-11-54-40+0800",
                              vehicle="n015", date_captured=f"2018-07-{11 + si % 18:02d}",
                              location=LOCATION)
@@ -245,8 +250,7 @@ class _SceneWriter:
         instances = self._annotate(rng, name, scene, base, cs, sample_ts, samples, key_views)
         self._side_file(scene, base, instances, frame_cues)
         return {"tables": tables.t, "prediction": self.prediction, "frames": self.side["frames"],
-                "agents": self.side["agents"], "images": self.n_images,
-                "drivable": drivable_area(np.stack([scene.road.x, scene.road.y], 1), scene.streets)}
+                "agents": self.side["agents"], "images": self.n_images}
 
     def _render_cameras(self, rng, si, scene, base, log_rec, cs, sample_ts, samples):
         """Every camera's chain of key frames (and sweeps): ego poses, JPEGs, sample_data →
