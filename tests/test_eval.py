@@ -20,7 +20,8 @@ from PIL import Image
 from xmem_traj.errors import RunError
 from xmem_traj.eval.bootstrap import ClusterBootstrap
 from xmem_traj.eval.compare import COMPARED, RunScores, compare_runs
-from xmem_traj.eval.offroad import drivable_masks, off_road_rate
+from xmem_traj.data.maps import DrivableMaps
+from xmem_traj.eval.offroad import off_road_rate
 from xmem_traj.synth import generate
 from xmem_traj.synth.cues import SIDE_FILE, FrameCue
 from xmem_traj.synth.draw import REAR_LAMPS
@@ -146,7 +147,7 @@ def test_offroad_rate_equals_the_devkits(challenge_root):
     devkit = OffRoadRate(helper, [RowMean()])
     expected = np.array([devkit(None, p)[0] for p in jsons])
     locations = [helper.get_map_name_from_sample_token(t.split("_")[1]) for t in tokens]
-    ours = off_road_rate(np.stack(preds), locations, drivable_masks(challenge_root, locations))
+    ours = off_road_rate(np.stack(preds), locations, DrivableMaps.load(challenge_root, locations).masks)
     np.testing.assert_allclose(ours, expected)
     assert 0 < expected.mean() < 1  # both on-road and off-road modes were tried
 

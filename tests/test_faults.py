@@ -250,6 +250,11 @@ def test_bad_files_are_named(synth_root, tmp_path, capsys):
     empty.mkdir()
     code, _, err = run_cli(base[:1] + ["--dataroot", str(empty), *base[3:], "--methods", "history_only"], capsys)
     assert code == 2 and "no nuScenes tables" in err and "Traceback" not in err
+    mapless = tmp_path / "mapless"
+    shutil.copytree(synth_root, mapless)
+    shutil.rmtree(mapless / "maps" / "expansion")
+    code, _, err = run_cli(base[:1] + ["--dataroot", str(mapless), *base[3:], "--methods", "history_only"], capsys)
+    assert code == 2 and "no map expansion" in err and "--no-map" in err and len(err.strip().splitlines()) == 1
     assert not list((tmp_path / "runs").iterdir())  # no empty run directories left behind
 
 

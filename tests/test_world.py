@@ -1,10 +1,13 @@
-"""The synthetic city: scenes share one road network, vehicles turn only into its side streets."""
+"""The synthetic city and the map the head reads: scenes share one road network, vehicles turn
+only into its side streets, and the agent-frame raster is the devkit's drivable area seen from
+the agent (heading along +y, x to its right)."""
 from __future__ import annotations
 
 import numpy as np
 from shapely.geometry import Point
 from shapely.ops import unary_union
 
+from xmem_traj.data.maps import MAP_CELL, MAP_SHAPE, MAP_X, MAP_Y, PIXELS_PER_METER, DrivableMaps
 from xmem_traj.synth.mapexp import drivable_area
 from xmem_traj.synth.roads import City
 from xmem_traj.synth.scene import make_scene
@@ -54,3 +57,21 @@ def test_city_fits_its_canvas():
     city = City.random(np.random.default_rng(0), extent)
     pts = np.concatenate([np.concatenate([np.stack([a.x, a.y], 1)] + a.streets()) for a in city.avenues])
     assert len(city.avenues) >= 3 and (pts > 0).all() and (pts < extent).all()
+
+
+def test_map_raster_is_the_drivable_area_in_the_agent_frame():
+    # A mask with one north-south street 10 m wide, x in [100, 110] m, from y = 0 to 300 m.
+    mask = np.zeros((int(400 * PIXELS_PER_METER), int(300 * PIXELS_PER_METER)), np.uint8)
+    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER:110 * PIXELS_PER_METER] = 1
+    maps = DrivableMaps({"town": mask})
+    north, east = maps.rasters(["town", "town"], np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
+                               np.array([np.pi / 2, 0.0]))
+    cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL       # x across the raster
+    rows = MAP_Y[0] + (np.arange(MAP_SHAPE[0]) + 0.5) * MAP_CELL       # y along it
+    # Heading north along the street: drivable straight ahead, within ±5 m of the agent's x.
+    assert np.allclose(north[:, np.abs(cols) < 4], 1) and np.allclose(north[:, np.abs(cols) > 6], 0)
+    # Heading east across it: the street lies across the raster's rows at y in ±5 m.
+    assert np.allclose(east[np.abs(rows) < 4], 1) and np.allclose(east[np.abs(rows) > 6], 0)
+    # Off the canvas is not drivable.
+    far = maps.rasters(["town"], np.array([[-500.0, -500.0, 0]]), np.array([0.0]))
+    assert far.max() == 0

@@ -77,6 +77,9 @@ class TrainConfig:
                                 "auto: bf16 where native (CPUs with AVX512-BF16/AMX, GPUs with "
                                 "bf16), else 32", choices=("auto", "bf16", "32"))
     # head
+    map: bool = _f(True, "every method's head also sees the map around the agent: the map "
+                         "expansion's drivable area (side streets, junctions, bends) rasterised "
+                         "in its frame; --no-map: the past track (and the method's inputs) only")
     head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
     hidden: int = _f(128, "head width", min=1)
     rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "

@@ -57,6 +57,13 @@ class AgentRecord:
     box_area: float                     # clipped projected area / image area at the target
     visibility: str
 
+    @property
+    def yaw(self) -> float:
+        """Heading of the agent's box at the target (rad, counter-clockwise from +x), as the
+        devkit's quaternion_yaw reads it."""
+        w, x, y, z = self.rotation
+        return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
     def padded_tracks(self, past_steps: int, future_steps: int) -> dict[str, np.ndarray]:
         """The tracks at key-frame rate, padded: past (P, 2) oldest first, right-aligned, with
         past_valid (P,); traj (F, 2) left-aligned, with future_valid (F,). Agent frame."""

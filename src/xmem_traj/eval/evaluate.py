@@ -25,7 +25,7 @@ from ..traj.predictor import TrajectoryPredictor
 from ..traj.targets import CachedTargets
 from .baselines import BASELINES, run_baseline
 from .bootstrap import ClusterBootstrap
-from .offroad import drivable_masks, has_map_expansion, off_road_rate
+from .offroad import off_road_rate
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +86,9 @@ class Scorer:
         data = dm.targets("val", "none")
         self.gt = local_to_global(data.traj, data.translation, data.rotation)
         self.gt_valid = data.future_valid
-        helper = PredictHelper(dm.nusc)
-        self.locations = [helper.get_map_name_from_sample_token(r.sample_token) for r in dm.val_set.records]
-        self.masks = (drivable_masks(dm.source.dataroot, self.locations)
-                      if has_map_expansion(dm.source.dataroot, set(self.locations)) else None)
+        self.locations = dm.locations("val")
+        maps = dm.drivable_maps()
+        self.masks = None if maps is None else maps.masks
         if self.masks is None:
             log.warning("no map expansion (maps/expansion/*.json) in %s: OffRoadRate is not reported",
                         dm.source.dataroot)

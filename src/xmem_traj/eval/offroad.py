@@ -3,36 +3,22 @@ a prediction's modes that leave the drivable area (or the map's canvas) anywhere
 spline through the mode (200 points; modes with at most 3 distinct points are used as they
 are), on the map expansion's drivable-area mask at 10 px/m.
 
-The masks come from the devkit's NuScenesMap exactly as the devkit's metric builds them, but
-only for the locations the targets drive in (the devkit loads all four, ~3 GB).
+The masks are the devkit's (data/maps.py: NuScenesMap exactly as the devkit's metric builds
+them, but only for the locations the targets drive in).
 """
 from __future__ import annotations
 
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 from scipy import interpolate
 
+from ..data.maps import PIXELS_PER_METER
+
 log = logging.getLogger(__name__)
 
-PIXELS_PER_METER = 10
 POINTS = 200
-
-
-def has_map_expansion(dataroot: str | Path, locations) -> bool:
-    return all((Path(dataroot) / "maps" / "expansion" / f"{loc}.json").exists() for loc in locations)
-
-
-def drivable_masks(dataroot: str | Path, locations) -> dict[str, np.ndarray]:
-    """location → the drivable_area mask of the whole map (rows: y, columns: x)."""
-    from nuscenes.map_expansion.map_api import NuScenesMap
-    out = {}
-    for loc in sorted(set(locations)):
-        out[loc] = NuScenesMap(dataroot=str(dataroot), map_name=loc).get_map_mask(
-            patch_box=None, patch_angle=0, layer_names=["drivable_area"], canvas_size=None)[0]
-    return out
 
 
 def _path(mode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,4 +54,4 @@ def off_road_rate(pred: np.ndarray, locations, masks: dict[str, np.ndarray]) -> 
     return out
 
 
-__all__ = ["drivable_masks", "has_map_expansion", "off_road_rate"]
+__all__ = ["off_road_rate"]

@@ -23,6 +23,8 @@ class TrajBatch:
     # which an auxiliary loss asks the feature branch to read off the XMem features.
     cues: torch.Tensor | None = None         # (B, T, n_cues)
     cue_valid: torch.Tensor | None = None    # (B, T)
+    # With the map (--map): the drivable area around the agent in its frame (data/maps.py).
+    map: torch.Tensor | None = None          # (B, H, W) in [0, 1]
     # Only when XMem is fine-tuned (features computed online from the frames):
     frames: torch.Tensor | None = None       # (B, T, 3, H, W) RGB in [0, 1]
     init_masks: torch.Tensor | None = None   # (B, H, W)

@@ -1,6 +1,7 @@
 """The LightningDataModule of a run: its nuScenes splits as agent targets, with each method's
 per-frame inputs — XMem features (extracted once, or read from the feature cache, sharded
-across DDP ranks), the synthetic world's cue states (the cue oracle), or none."""
+across DDP ranks), the synthetic world's cue states (the cue oracle), or none — and, for every
+method, the map around each target (the map expansion's drivable area in its frame)."""
 from __future__ import annotations
 
 import logging
@@ -14,9 +15,10 @@ from torch.utils.data import DataLoader, SequentialSampler
 from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.agent_index import load_nuscenes
+from ..data.maps import DrivableMaps, has_map_expansion
 from ..data.sources import DataSource, resolve_source
 from ..data.world_cues import WorldCues
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..methods import METHODS
 from ..synth.cues import ORACLE_FIELDS
 from .backbone import XMemBackbone
@@ -44,6 +46,8 @@ class TrajDataModule(L.LightningDataModule):
         self.backbone, self.cues, self.methods = backbone, cues, methods
         self._data: dict[tuple[str, str], CachedTargets] = {}
         self._cue_states: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._rasters: dict[str, np.ndarray] = {}
+        self._maps: DrivableMaps | None = None
 
     @classmethod
     def from_config(cls, cfg: TrainConfig, report: Callable[[str], None] = log.info) -> "TrajDataModule":
@@ -56,6 +60,11 @@ class TrajDataModule(L.LightningDataModule):
         nusc = load_nuscenes(source.dataroot, source.version)
         cues = WorldCues.load(source.dataroot, source.version)
         methods = resolve_methods(cfg, cues is not None)
+        locations = sorted({rec["location"] for rec in nusc.log})
+        if cfg.map and not has_map_expansion(source.dataroot, locations):
+            raise DatasetError(f"no map expansion (maps/expansion/{{{','.join(locations)}}}.json) under "
+                               f"{source.dataroot}: install the nuScenes map expansion pack there, "
+                               "or pass --no-map (the head then sees the past track only)")
         if cfg.cue_loss > 0 and cues is None and "xmem" in methods:
             log.warning("cue_loss %g is off: %s has no synthetic-world side file (the cue labels)",
                         cfg.cue_loss, source.dataroot)
@@ -63,6 +72,33 @@ class TrajDataModule(L.LightningDataModule):
             cfg, source.dataroot, source.version, split, nusc=nusc)
         return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone,
                    cues, methods)
+
+    def locations(self, split: str) -> list[str]:
+        """The map (log location) of each of the split's targets ("train" or "val")."""
+        ds = self.train_set if split == "train" else self.val_set
+        scene_location = {s["name"]: self.nusc.get("log", s["log_token"])["location"] for s in self.nusc.scene}
+        return [scene_location[r.scene_name] for r in ds.records]
+
+    def drivable_maps(self) -> DrivableMaps | None:
+        """The drivable-area masks of both splits' locations (loaded once: the head's map
+        input and OffRoadRate share them); None without a map expansion."""
+        if self._maps is None:
+            locations = set(self.locations("train")) | set(self.locations("val"))
+            if has_map_expansion(self.source.dataroot, locations):
+                self._maps = DrivableMaps.load(self.source.dataroot, locations)
+        return self._maps
+
+    def rasters(self, split: str) -> np.ndarray | None:
+        """(N, *MAP_SHAPE) drivable area around each target in its frame (built once a split);
+        None with --no-map."""
+        if not self.cfg.map:
+            return None
+        if split not in self._rasters:
+            ds = self.train_set if split == "train" else self.val_set
+            self._rasters[split] = self.drivable_maps().rasters(
+                self.locations(split), np.array([r.translation for r in ds.records]).reshape(-1, 3),
+                np.array([r.yaw for r in ds.records]))
+        return self._rasters[split]
 
     def feature_dim(self, inputs: str) -> int:
         """Width of the per-frame inputs of a method's head."""
@@ -111,10 +147,11 @@ class TrajDataModule(L.LightningDataModule):
             labels = None
             if inputs == "xmem" and split == "train" and self.cfg.cue_loss > 0 and self.cues is not None:
                 labels = self._inputs(ds, "cues")  # what the auxiliary loss asks to read
+            maps = self.rasters(split)
             if inputs == "xmem" and self.online:
-                self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"), cues=labels)
+                self._data[key] = OnlineTargets(ds, self.feature_dim("xmem"), cues=labels, maps=maps)
             else:
-                self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs), cues=labels)
+                self._data[key] = CachedTargets(ds, *self._inputs(ds, inputs), cues=labels, maps=maps)
         return self._data[key]
 
     def setup(self, stage: str | None = None) -> None:

@@ -1,6 +1,7 @@
 """Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the cue
-oracle's cue states, or none) plus the agent's past track → K future trajectories in the agent
-frame and their mode logits.
+oracle's cue states, or none) plus the agent's past track and, with a map shape, the map around
+it (the drivable area in its frame, data/maps.py) → K future trajectories in the agent frame and
+their mode logits.
 
 The head starts from what physics knows: the kinematics the devkit's physics models use
 (speed, acceleration, yaw rate from the past annotations only) and, with `rollout`, the
@@ -47,12 +48,22 @@ def constant_velocity(kin: torch.Tensor, future_steps: int) -> torch.Tensor:
     return torch.stack([torch.zeros_like(t).expand(kin.shape[0], -1), kin[:, :1] * t], -1)
 
 
+def map_encoder(shape: tuple[int, int], width: int) -> nn.Module:
+    """(B, 1, H, W) raster → (B, width): three stride-2 convolutions, then a projection."""
+    cells = ((shape[0] + 7) // 8) * ((shape[1] + 7) // 8)
+    return nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+                         nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(32 * cells, width), nn.ReLU())
+
+
 class TrajectoryHead(nn.Module):
-    """Past track (P steps) and per-frame inputs (C wide, 0 = none) → K modes of F steps."""
+    """Past track (P steps), per-frame inputs (C wide, 0 = none) and the map raster (map_shape,
+    None = no map) → K modes of F steps."""
 
     def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
                  past_steps: int, future_steps: int, dropout: float, rollout: bool = True,
-                 n_cues: int = 0, feature_drop: float = 0.0):
+                 n_cues: int = 0, feature_drop: float = 0.0,
+                 map_shape: tuple[int, int] | None = None):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
@@ -61,7 +72,8 @@ class TrajectoryHead(nn.Module):
         self.future_steps, self.rollout = future_steps, rollout
         self.past = nn.Sequential(nn.Linear(past_steps * 3 + KINEMATICS, hidden), nn.ReLU(),
                                   nn.Linear(hidden, hidden), nn.ReLU())
-        vision_out = 0
+        self.map = map_encoder(tuple(map_shape), hidden) if map_shape else None
+        vision_out = hidden if map_shape else 0
         if feature_dim > 0:
             # Dropout after the projection: as strong a regulariser, far fewer random draws.
             self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
@@ -72,9 +84,9 @@ class TrajectoryHead(nn.Module):
             self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
             if kind == "gru":
                 self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
-                vision_out = hidden
+                vision_out += hidden
             else:
-                vision_out = 2 * hidden  # masked mean over frames + the newest valid frame
+                vision_out += 2 * hidden  # masked mean over frames + the newest valid frame
         self.out = nn.Sequential(nn.Linear(hidden + vision_out, 2 * hidden), nn.ReLU(),
                                  nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)))
 
@@ -84,9 +96,11 @@ class TrajectoryHead(nn.Module):
         return self.cue_readout(self.frame(features))
 
     def forward(self, features: torch.Tensor | None, feature_valid: torch.Tensor | None,
-                past: torch.Tensor, past_valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                past: torch.Tensor, past_valid: torch.Tensor, map: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
-        frame, past_valid (B, P) → trajectories (B, K, F, 2) agent frame, logits (B, K)."""
+        frame, past_valid (B, P), map (B, H, W) (with map_shape) → trajectories (B, K, F, 2)
+        agent frame, logits (B, K)."""
         pv = past_valid.to(past.dtype)[..., None]
         kin = kinematics(past, past_valid)
         h = [self.past(torch.cat([(torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
@@ -105,6 +119,8 @@ class TrajectoryHead(nn.Module):
                 mean = x.sum(1) / fv.sum(1).clamp_min(1)
                 newest = (feature_valid.long().cumsum(1).argmax(1))
                 h += [mean, x[torch.arange(x.shape[0]), newest]]
+        if self.map is not None:
+            h.append(self.map(map[:, None].to(past.dtype)))
         y = self.out(torch.cat(h, -1)).view(-1, self.num_modes, self.future_steps * 2 + 1)
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
         if self.rollout:

@@ -12,6 +12,7 @@ from torchmetrics import MeanMetric
 
 from ..config import TrainConfig
 from ..data.agent_frame import local_to_global
+from ..data.maps import MAP_SHAPE
 from .metrics import ade_fde_loss, make_metrics
 from ..methods import METHODS
 from .backbone import XMemBackbone
@@ -28,7 +29,8 @@ class TrajectoryPredictor(L.LightningModule):
     def __init__(self, *, method: str, feature_dim: int, head: str, hidden: int, modes: int,
                  past_steps: int, future_steps: int, dropout: float, rollout: bool, lr: float,
                  weight_decay: float, epochs: int, seed: int, cue_loss: float = 0.0,
-                 feature_drop: float = 0.0, backbone: XMemBackbone | None = None):
+                 feature_drop: float = 0.0, map_shape: tuple[int, int] | None = None,
+                 backbone: XMemBackbone | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
@@ -36,7 +38,7 @@ class TrajectoryPredictor(L.LightningModule):
                                    hidden=hidden, num_modes=modes, past_steps=past_steps,
                                    future_steps=future_steps, dropout=dropout, rollout=rollout,
                                    n_cues=CUE_LABELS if cue_loss > 0 and self.uses_features else 0,
-                                   feature_drop=feature_drop)
+                                   feature_drop=feature_drop, map_shape=map_shape)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self._rng_restored = False
@@ -49,7 +51,7 @@ class TrajectoryPredictor(L.LightningModule):
                    modes=cfg.modes, past_steps=past_steps, future_steps=future_steps,
                    dropout=cfg.dropout, rollout=cfg.rollout, cue_loss=cfg.cue_loss if method == "xmem" else 0.0,
                    feature_drop=cfg.feature_drop if method == "xmem" else 0.0,
-                   lr=cfg.lr, weight_decay=cfg.weight_decay,
+                   map_shape=MAP_SHAPE if cfg.map else None, lr=cfg.lr, weight_decay=cfg.weight_decay,
                    epochs=cfg.epochs, seed=seed, backbone=backbone)
 
     @property
@@ -70,7 +72,7 @@ class TrajectoryPredictor(L.LightningModule):
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
-        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid)
+        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid, batch.map)
 
     def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the global frame, probabilities (B, K)."""
@@ -79,7 +81,7 @@ class TrajectoryPredictor(L.LightningModule):
 
     def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
         feats, valid = self.frame_inputs(batch)  # once: the cue loss reads them too
-        traj, logits = self.head(feats, valid, batch.past, batch.past_valid)
+        traj, logits = self.head(feats, valid, batch.past, batch.past_valid, batch.map)
         ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
         n = batch.traj.shape[0]
         if self.hparams.cue_loss > 0 and batch.cues is not None and feats is not None:

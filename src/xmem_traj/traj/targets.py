@@ -17,10 +17,11 @@ class CachedTargets(Dataset):
     """Targets with precomputed per-frame features (history-only models ignore them)."""
 
     def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray,
-                 cues: tuple[np.ndarray, np.ndarray] | None = None):
+                 cues: tuple[np.ndarray, np.ndarray] | None = None, maps: np.ndarray | None = None):
         self.features = torch.from_numpy(features)
         self.valid = torch.from_numpy(valid)
         self.cues = None if cues is None else (torch.from_numpy(cues[0]), torch.from_numpy(cues[1]))
+        self.maps = None if maps is None else torch.from_numpy(maps)
         tracks = [ds.tracks(i) for i in range(len(ds))]
         stack = lambda name: torch.from_numpy(np.stack([t[name] for t in tracks]))  # noqa: E731
         self.past, self.past_valid = stack("past"), stack("past_valid")
@@ -38,6 +39,8 @@ class CachedTargets(Dataset):
                 "rotation": self.rotation[i], "index": torch.tensor(i)}
         if self.cues is not None:
             item["cues"], item["cue_valid"] = self.cues[0][i], self.cues[1][i]
+        if self.maps is not None:
+            item["map"] = self.maps[i]
         return item
 
     def __getitems__(self, indices: Sequence[int]) -> TrajBatch:
@@ -48,7 +51,8 @@ class CachedTargets(Dataset):
         return TrajBatch(features=self.features[idx], feature_valid=self.valid[idx],
                          past=self.past[idx], past_valid=self.past_valid[idx], traj=self.traj[idx],
                          future_valid=self.future_valid[idx], translation=self.translation[idx],
-                         rotation=self.rotation[idx], index=idx, cues=cues, cue_valid=cue_valid)
+                         rotation=self.rotation[idx], index=idx, cues=cues, cue_valid=cue_valid,
+                         map=None if self.maps is None else self.maps[idx])
 
 
 class OnlineTargets(CachedTargets):
@@ -57,9 +61,9 @@ class OnlineTargets(CachedTargets):
     __getitems__ = None  # items one by one: each reads its frames
 
     def __init__(self, ds: NuScenesAgentDataset, feature_dim: int,
-                 cues: tuple[np.ndarray, np.ndarray] | None = None):
+                 cues: tuple[np.ndarray, np.ndarray] | None = None, maps: np.ndarray | None = None):
         super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
-                         np.zeros((len(ds), ds.window_len), bool), cues)
+                         np.zeros((len(ds), ds.window_len), bool), cues, maps)
         self.ds = ds
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
