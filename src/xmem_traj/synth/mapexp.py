@@ -18,7 +18,7 @@ import numpy as np
 from shapely.geometry import LineString, MultiPolygon, Polygon
 from shapely.ops import unary_union
 
-from .roads import KERB
+from .roads import KERB, STREET_HALF_WIDTH
 
 #: Canvas (width, height) in metres per location, as NuScenesMap.get_map_mask hard-codes it.
 MAP_EXTENTS = {
@@ -28,7 +28,6 @@ MAP_EXTENTS = {
     "boston-seaport": (2979.5, 2118.1),
 }
 LOCATION = "boston-seaport"   # every synthetic log drives here
-STREET_HALF_WIDTH = 4.0
 CORNER_RADIUS = 5.0           # intersections' corners are rounded (what turning paths cross)
 LAYERS = ("polygon", "line", "node", "drivable_area", "road_segment", "road_block", "lane",
           "ped_crossing", "walkway", "stop_line", "carpark_area", "road_divider", "lane_divider",

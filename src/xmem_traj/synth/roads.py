@@ -25,6 +25,7 @@ KERB = 8.5           # edge of the parking strip / start of the sidewalk
 JUNCTION_SPACING = (60.0, 140.0)   # metres between junctions (urban blocks)
 JUNCTION_SIDES = {(-1,): 0.3, (1,): 0.3, (-1, 1): 0.4}  # T-junctions right / left, crossroads
 STREET_LENGTH = 160.0              # how far a side street reaches from the road's edge
+STREET_HALF_WIDTH = 4.0
 AVENUE_BEND = (700.0, 1600.0)      # wavelengths of an avenue's bends (m) ...
 AVENUE_MIN_RADIUS = 150.0          # ... never tighter than this
 AVENUE_SWAY = 30.0                 # lateral amplitude of each of its two bends at most (m)

@@ -2,16 +2,17 @@
 and the cues a real vehicle shows for it — at the rates and lead times of real traffic.
 
 Each vehicle cruises and, every so often (MANOEUVRE_GAP_S on average), starts a manoeuvre:
-a lane change, a turn into a side street, a stop (and later a start), a slow-down or a
-speed-up. Its cues (CUE_SOURCES says where each number comes from):
+a lane change, a turn into the next side street on its side, a stop (and later a start), a
+slow-down or a speed-up. Its cues (CUE_SOURCES says where each number comes from):
 
 - indicators blink at 1.5 Hz, 50 % on (FMVSS 108 / UN R48: 60–120 flashes a minute). Lane
   changes: 30 % unsignalled, 35 % signalled only after the lateral motion has begun, 35 %
   signalled 0.5–4.5 s before it (naturalistic freeway data: about 35/35/30 %; other studies
-  7–48 % unsignalled). Turns: 27 % unsignalled (25 % left / 29 % right), signal on 2–8 s
-  before turning (no measured lead time found; the rules ask for 100–300 ft, "at least three
-  seconds"), the vehicle slowing over the last 1–3 s — or, before 80 % of left and 50 % of
-  right turns (assumed), stopping to wait 2–10 s for a gap with the indicator on;
+  7–48 % unsignalled). Turns, into the road's side streets: 27 % unsignalled (25 % left /
+  29 % right), signal on 2–8 s before turning (no measured lead time found; the rules ask for
+  100–300 ft, "at least three seconds"), never before passing the last street on that side,
+  the vehicle slowing over the last 1–3 s — or, before 80 % of left and 50 % of right turns
+  (assumed), stopping at the junction to wait 2–10 s for a gap with the indicator on;
 - brake lamps light with the pedal, 0.2 s before the deceleration builds up (incandescent
   rise ~0.25 s), whenever the deceleration exceeds 1.3 m/s², never below 0.7 m/s² (coasting;
   UN R13-H's thresholds), half the time in between; they stay on while held stopped (90 %,
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .roads import FORWARD_LANES, ONCOMING_LANES, Road
+from .roads import FORWARD_LANES, ONCOMING_LANES, STREET_HALF_WIDTH, Road
 from .world import DT, Track, smoothstep
 
 MANOEUVRE_GAP_S = 2.5          # mean cruise time between manoeuvres (assumed, urban traffic)
@@ -63,13 +64,15 @@ class Manoeuvre:
     """One planned change of motion and the cue the vehicle gave for it."""
 
     kind: str                 # lane_change, turn, stop, go, slow_down, speed_up
-    side: str                 # "left" / "right" for lane changes and turns, else ""
+    side: str                 # "left" / "right" for lane changes, turns and stops to turn, else ""
     t_motion: float           # when the motion starts to change (s, scene clock)
     t_end: float
     speed: float              # speed at t_end (turns: the turning speed, reached at t_arc)
     t_arc: float | None = None  # turns: when the arc into the side street begins
     radius: float = 0.0         # turns: the arc's radius (m)
     street: tuple[float, int] | None = None  # turns: the junction's s and the street's side
+    signal_after: float = -np.inf  # turns: when the vehicle has passed the last street before
+                                   # its own on that side (no one signals for a street it passes)
     # The cues it gave: (kind, on, off) with kind "indicator", "hand", "brake" or
     # "brake_release" (the lamps going off before moving off; on == off).
     cues: list = field(default_factory=list)
@@ -161,7 +164,7 @@ def _turn_at_junction(rng, road: Road, s0: float, lane: float, inner: bool, bike
         if wait:
             t_still = t_motion + t_brake
             t_go = t_still + rng.uniform(2.0, 10.0)
-            return [Manoeuvre("stop", "", t_motion, t_still, 0.0),
+            return [Manoeuvre("stop", side, t_motion, t_still, 0.0),  # (a stop to turn: its side)
                     Manoeuvre("turn", side, t_go, t_go + 5.0, v_turn, t_arc=t_go + 1.0,
                               radius=radius, street=street)]
         t_arc = t_motion + t_slow
@@ -219,14 +222,16 @@ def _cues(rng, times: np.ndarray, v: np.ndarray, plan: list[Manoeuvre], bike: bo
                 if m.kind == "turn":  # 2–8 s before the arc (or before stopping to wait); a
                     # cyclist's hand is back on the bars at the arc
                     waited = k > 0 and plan[k - 1].kind == "stop" and plan[k - 1].t_end <= m.t_motion
-                    on = (plan[k - 1].t_motion - rng.uniform(0.0, 3.0) if waited
-                          else m.t_arc - rng.uniform(2.0, 8.0))
+                    on = max(m.signal_after, plan[k - 1].t_motion - rng.uniform(0.0, 3.0) if waited
+                             else m.t_arc - rng.uniform(2.0, 8.0))
                     off = m.t_arc if bike else m.t_arc + 2.0
                 elif rng.random() < LANE_CHANGE_LATE / (1 - LANE_CHANGE_UNSIGNALLED):
                     on, off = m.t_motion + rng.uniform(0.3, 2.0), m.t_end + rng.uniform(0.0, 0.5)
                 else:
                     on, off = m.t_motion - rng.uniform(0.5, 4.5), m.t_end + rng.uniform(0.0, 0.5)
                 m.cues.append(("hand" if bike else "indicator", on, off))
+                if m.kind == "turn" and waited:  # the same signal foretells the stop before it
+                    plan[k - 1].cues.append(("hand" if bike else "indicator", on, off))
                 (left if m.side == "left" else right)[span(on, off)] = True
         if bike:
             continue
@@ -287,6 +292,8 @@ def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: floa
     dd = np.gradient(d, DT)
     yaw = h + (0.0 if direction > 0 else np.pi) + np.arctan2(direction * dd, np.maximum(v, 0.5))
     turn = plan[-1] if plan and plan[-1].kind == "turn" else None
+    if turn is not None:
+        turn.signal_after = _passed_previous_street(road, times, s, direction, turn)
     if turn is not None and turn.t_arc < times[-2]:
         i_arc = int(np.searchsorted(times, turn.t_arc))
         junction = next(j for j in road.junctions if j.s == turn.street[0])
@@ -296,6 +303,19 @@ def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: floa
     cues = _cues(rng, times, v, plan, bike)
     return Track(category, float(times[0]), x, y, yaw, v, cues["brake"], cues["left"], cues["right"],
                  manoeuvres=plan, misleading=cues["misleading"])
+
+
+def _passed_previous_street(road: Road, times: np.ndarray, s: np.ndarray, direction: float,
+                            turn: Manoeuvre) -> float:
+    """When the vehicle (at s over times) has passed the last side street before the one it
+    turns into, on the same side (-inf where there is none)."""
+    own_s, side = turn.street
+    before = [j.s for j in road.junctions if side in j.sides and direction * (own_s - j.s) > 0]
+    if not before:
+        return -np.inf
+    last = max(before, key=lambda js: direction * js)
+    past = np.nonzero(direction * (s - last) > STREET_HALF_WIDTH)[0]
+    return float(times[past[0]]) if len(past) else float(times[-1])
 
 
 def _arc_into(x, y, yaw, v, i0, radius, sign, heading):
