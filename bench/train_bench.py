@@ -91,7 +91,7 @@ def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
     # Random features of the real width; the cue labels the default run's auxiliary loss reads.
     cues = dm._inputs(ds, "cues") if cfg.cue_loss > 0 and dm.cues is not None else None
     data = CachedTargets(ds, np.random.default_rng(0).normal(size=(len(ds), ds.window_len, dim)).astype(np.float32),
-                         np.ones((len(ds), ds.window_len), bool), cues=cues)
+                         np.ones((len(ds), ds.window_len), bool), cues=cues, maps=dm.rasters("train"))
     loaders = {
         "per-item DataLoader + collate (before)": DataLoader(
             _PerItem(data), batch_size=cfg.batch_size, sampler=EpochShuffleSampler(len(data), 0),
@@ -101,7 +101,7 @@ def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
                                                   drop_last=False), collate_fn=lambda b: b),
     }
     make = lambda: TrajectoryPredictor.from_config(  # noqa: E731
-        cfg, "xmem", feature_dim=dim, past_steps=ds.targets.past_steps,
+        dm.cfg, "xmem", feature_dim=dim, past_steps=ds.targets.past_steps,
         future_steps=ds.targets.future_steps, seed=cfg.seed)
     batch = data.__getitems__(list(range(cfg.batch_size)))
     per_item = _step_flops(make(), batch) / cfg.batch_size
@@ -126,7 +126,7 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
     dm = TrajDataModule.from_config(cfg)
     dm.setup("fit")
     targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
+    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
                                             past_steps=targets.past_steps, future_steps=targets.future_steps,
                                             seed=cfg.seed, backbone=dm.backbone)
     model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)

@@ -117,7 +117,7 @@ def test_stale_temporaries_of_dead_processes_are_removed(synth_root, tmp_path, m
     cfg = tiny(synth_root, tmp_path, dataroot="", synth_train_scenes=1, synth_train_val_scenes=0, synth_val_scenes=1)
     parent = cfg.resolved_cache_dir() / "synthetic"
     from xmem_traj.synth import WORLD_VERSION
-    stale = parent / f"world{WORLD_VERSION}-1-0-1-stride4-seed0.tmp-{dead.pid}-abc"
+    stale = parent / f"world{WORLD_VERSION}-1-0-1-stride{cfg.synth_target_stride}-seed0.tmp-{dead.pid}-abc"
     (stale / "v1.0-trainval").mkdir(parents=True)
     made = []
     def fake_generate(out, **kw):

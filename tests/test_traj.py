@@ -214,7 +214,8 @@ def test_every_command_has_help(command):
 
 def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
     cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
-                      max_steps=2, epochs=1, methods="xmem", batch_size=8, name="ft")
+                      max_steps=2, epochs=1, methods="xmem", batch_size=8, name="ft",
+                      map=False)  # (and a head without the map)
     run = run_training(cfg)
     ckpt = torch.load(RunLayout(run).checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     key = "backbone.network.value_encoder.hidden_reinforce.transform.weight"
@@ -241,7 +242,7 @@ def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_pat
     batch = collate_traj([data[i] for i in range(4)])
     assert batch.cues is not None and batch.cue_valid is not None and batch.frames is not None
     targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
+    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
                                             past_steps=targets.past_steps, future_steps=targets.future_steps,
                                             seed=0, backbone=dm.backbone)
     logged, read = {}, []
@@ -278,3 +279,25 @@ def test_feature_drop_hides_whole_targets_in_training_only():
     head.feature_drop = 0.0
     assert torch.equal(seen, head(feats, valid, past, past_valid)[0])
     assert not torch.allclose(seen, blind)
+
+
+def test_cue_vision_reads_xmem_only_through_the_cue_readout():
+    """--vision cues: the frames reach the trajectory only through the cue readout, so features
+    with the same readout give the same prediction; the map raster is read beside them."""
+    from xmem_traj.traj.head import TrajectoryHead
+    torch.manual_seed(0)
+    kw = dict(kind="gru", hidden=8, num_modes=2, past_steps=4, future_steps=3, dropout=0.0, n_cues=6,
+              map_shape=(32, 24))
+    cues, features = TrajectoryHead(12, vision="cues", **kw).eval(), TrajectoryHead(12, vision="features", **kw).eval()
+    f1, f2 = torch.randn(16, 5, 12), torch.randn(16, 5, 12)
+    valid, past, past_valid = torch.ones(16, 5, dtype=torch.bool), torch.randn(16, 4, 2), torch.ones(16, 4, dtype=torch.bool)
+    maps = torch.rand(16, 32, 24)
+    with torch.no_grad():
+        assert not torch.allclose(cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0])
+        cues.cue_readout.weight.zero_()  # the readout no longer depends on the features
+        assert torch.allclose(cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0])
+        assert not torch.allclose(cues(f1, valid, past, past_valid, maps)[0],
+                                  cues(f1, valid, past, past_valid, torch.rand(16, 32, 24))[0])
+        features.cue_readout.weight.zero_()  # reading the projection itself: still depends on them
+        assert not torch.allclose(features(f1, valid, past, past_valid, maps)[0],
+                                  features(f2, valid, past, past_valid, maps)[0])

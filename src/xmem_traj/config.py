@@ -53,8 +53,8 @@ class TrainConfig:
                                         "(v1.0-trainval names of the challenge's train)", min=0, max=500)
     synth_train_val_scenes: int = _f(6, "… of its train_val split (where choices are made)", min=0, max=200)
     synth_val_scenes: int = _f(16, "… of its val split (what the README reports)", min=0, max=150)
-    synth_target_stride: int = _f(4, "the synthetic world lists a target every n-th key frame "
-                                     "of an agent (4: every 2 s)", min=1)
+    synth_target_stride: int = _f(2, "the synthetic world lists a target every n-th key frame "
+                                     "of an agent (2: every second)", min=1)
     synth_seed: int = _f(0, "seed of the synthetic default dataset")
     cache_dir: str = _f("", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj")
     # XMem
@@ -84,6 +84,12 @@ class TrainConfig:
     hidden: int = _f(128, "head width", min=1)
     rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
                              "(--no-rollout: raw positions)")
+    vision: str = _f("auto", "what the XMem model's head reads of the XMem features: cues (only "
+                             "the cue readout's per-frame probabilities, brake lamps, indicators "
+                             "and the face seen — what the cue oracle is given as truth — trained "
+                             "by the cue loss), features (their 128-wide projection), auto: cues "
+                             "where the data has cue labels (the synthetic world's side file), "
+                             "else features", choices=("auto", "cues", "features"))
     dropout: float = _f(0.1, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
     feature_drop: float = _f(0.0, "probability that the head is trained on a target without its "
                                   "XMem features (all frames hidden: modality dropout), so that it "
@@ -100,7 +106,7 @@ class TrainConfig:
                               + "; auto: xmem, history_only and, where the data has the synthetic "
                                 "world's side file, cue_oracle")
     # optimisation
-    epochs: int = _f(80, "training epochs", min=1)
+    epochs: int = _f(50, "training epochs", min=1)
     batch_size: int = _f(32, "targets per batch", min=1)
     lr: float = _f(2e-3, "AdamW learning rate (cosine decay)", min=0.0)
     weight_decay: float = _f(1e-4, "AdamW weight decay", min=0.0)

@@ -135,7 +135,7 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
         if not resume_dir and process_rank() == 0 and not any(layout.root.iterdir()):
             layout.root.rmdir()  # a bad input leaves no empty run behind
         raise
-    cfg = dataclasses.replace(cfg, methods=",".join(dm.methods))  # "auto" resolved, as run
+    cfg = dataclasses.replace(cfg, methods=",".join(dm.methods), vision=dm.cfg.vision)  # "auto"s resolved
     train_set, val_set = dm.train_set, dm.val_set
     clock.lap("data")
     report(f"targets: {len(train_set)} train, {len(val_set)} val "

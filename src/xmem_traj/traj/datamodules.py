@@ -4,6 +4,7 @@ across DDP ranks), the synthetic world's cue states (the cue oracle), or none â€
 method, the map around each target (the map expansion's drivable area in its frame)."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable
 
@@ -68,10 +69,15 @@ class TrajDataModule(L.LightningDataModule):
         if cfg.cue_loss > 0 and cues is None and "xmem" in methods:
             log.warning("cue_loss %g is off: %s has no synthetic-world side file (the cue labels)",
                         cfg.cue_loss, source.dataroot)
+        labelled = cues is not None and cfg.cue_loss > 0
+        if cfg.vision == "cues" and not labelled and "xmem" in methods:
+            log.warning("vision cues without cue labels: the cue readout is learned from the "
+                        "trajectory loss alone")
         make = lambda split: NuScenesAgentDataset.from_config(  # noqa: E731
             cfg, source.dataroot, source.version, split, nusc=nusc)
-        return cls(cfg, source, nusc, make(source.train_split), make(source.val_split), backbone,
-                   cues, methods)
+        vision = cfg.vision if cfg.vision != "auto" else ("cues" if labelled else "features")
+        return cls(dataclasses.replace(cfg, vision=vision), source, nusc, make(source.train_split),
+                   make(source.val_split), backbone, cues, methods)
 
     def locations(self, split: str) -> list[str]:
         """The map (log location) of each of the split's targets ("train" or "val")."""

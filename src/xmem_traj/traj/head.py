@@ -63,10 +63,13 @@ class TrajectoryHead(nn.Module):
     def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
                  past_steps: int, future_steps: int, dropout: float, rollout: bool = True,
                  n_cues: int = 0, feature_drop: float = 0.0,
-                 map_shape: tuple[int, int] | None = None):
+                 map_shape: tuple[int, int] | None = None, vision: str = "features"):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
+        if vision not in ("features", "cues") or (vision == "cues" and feature_dim and not n_cues):
+            raise ValueError(f"vision must be 'features' or 'cues' (with n_cues > 0), got {vision!r}")
+        self.vision = vision
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
         self.feature_drop = feature_drop  # training only: a target's features all hidden
         self.future_steps, self.rollout = future_steps, rollout
@@ -79,14 +82,16 @@ class TrajectoryHead(nn.Module):
             self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
                                        nn.ReLU(), nn.Dropout(dropout))
             # With n_cues: a linear readout of the cues seen in each frame, trained by the
-            # auxiliary loss so that the projection keeps what the cues look like. (Feeding its
-            # sigmoid on beside the features measured worse on train_val: README, levers.)
+            # auxiliary loss so that the projection keeps what the cues look like. With vision
+            # "cues" the frames reach the rest of the head only through it: its probabilities
+            # (what the cue oracle is given as truth) are the per-frame inputs.
             self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
+            width = n_cues if vision == "cues" else hidden
             if kind == "gru":
-                self.temporal = nn.GRU(hidden + 1, hidden, batch_first=True)
+                self.temporal = nn.GRU(width + 1, hidden, batch_first=True)
                 vision_out += hidden
             else:
-                vision_out += 2 * hidden  # masked mean over frames + the newest valid frame
+                vision_out += 2 * width  # masked mean over frames + the newest valid frame
         self.out = nn.Sequential(nn.Linear(hidden + vision_out, 2 * hidden), nn.ReLU(),
                                  nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)))
 
@@ -111,7 +116,10 @@ class TrajectoryHead(nn.Module):
                 keep = torch.rand(features.shape[0], 1, device=features.device) >= self.feature_drop
                 feature_valid = feature_valid & keep
             fv = feature_valid.to(features.dtype)[..., None]
-            x = self.frame(features) * fv
+            x = self.frame(features)
+            if self.vision == "cues":
+                x = torch.sigmoid(self.cue_readout(x))
+            x = x * fv
             if self.kind == "gru":
                 _, last = self.temporal(torch.cat([x, fv], -1))
                 h.append(last[0])

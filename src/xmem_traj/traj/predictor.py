@@ -30,15 +30,16 @@ class TrajectoryPredictor(L.LightningModule):
                  past_steps: int, future_steps: int, dropout: float, rollout: bool, lr: float,
                  weight_decay: float, epochs: int, seed: int, cue_loss: float = 0.0,
                  feature_drop: float = 0.0, map_shape: tuple[int, int] | None = None,
-                 backbone: XMemBackbone | None = None):
+                 vision: str = "features", backbone: XMemBackbone | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
         self.head = TrajectoryHead(feature_dim if self.uses_features else 0, kind=head,
                                    hidden=hidden, num_modes=modes, past_steps=past_steps,
                                    future_steps=future_steps, dropout=dropout, rollout=rollout,
-                                   n_cues=CUE_LABELS if cue_loss > 0 and self.uses_features else 0,
-                                   feature_drop=feature_drop, map_shape=map_shape)
+                                   n_cues=CUE_LABELS if (cue_loss > 0 or vision == "cues") and self.uses_features else 0,
+                                   feature_drop=feature_drop, map_shape=map_shape,
+                                   vision=vision if method == "xmem" else "features")
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self._rng_restored = False
@@ -47,11 +48,15 @@ class TrajectoryPredictor(L.LightningModule):
     def from_config(cls, cfg: TrainConfig, method: str, *, feature_dim: int, past_steps: int,
                     future_steps: int, seed: int, backbone: XMemBackbone | None = None
                     ) -> "TrajectoryPredictor":
+        """cfg as the data module resolved it (dm.cfg: vision "auto" decided by the data)."""
+        if cfg.vision == "auto":
+            raise ValueError("pass the data module's config (dm.cfg), where vision 'auto' is resolved")
         return cls(method=method, feature_dim=feature_dim, head=cfg.head, hidden=cfg.hidden,
                    modes=cfg.modes, past_steps=past_steps, future_steps=future_steps,
                    dropout=cfg.dropout, rollout=cfg.rollout, cue_loss=cfg.cue_loss if method == "xmem" else 0.0,
                    feature_drop=cfg.feature_drop if method == "xmem" else 0.0,
-                   map_shape=MAP_SHAPE if cfg.map else None, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                   map_shape=MAP_SHAPE if cfg.map else None, lr=cfg.lr,
+                   vision=cfg.vision if method == "xmem" else "features", weight_decay=cfg.weight_decay,
                    epochs=cfg.epochs, seed=seed, backbone=backbone)
 
     @property
