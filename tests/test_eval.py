@@ -154,10 +154,10 @@ def test_offroad_rate_equals_the_devkits(challenge_root):
 
 @pytest.fixture(scope="module")
 def history_run(challenge_root, tmp_path_factory) -> Path:
-    """A tiny trained run (history-only, one seed) on the challenge world."""
+    """A tiny trained run (history-only and the intent oracle, one seed) on the challenge world."""
     tmp = tmp_path_factory.mktemp("history_run")
     common = ["--dataroot", str(challenge_root), "--cache-dir", str(tmp / "c"), "--run-dir",
-              str(tmp / "runs"), "--name", "r", "--methods", "history_only", "--seeds", "1",
+              str(tmp / "runs"), "--name", "r", "--methods", "history_only,intent_oracle", "--seeds", "1",
               "--epochs", "2", "--hidden", "16", "--no-progress", "--modes", "3"]
     out = subprocess.run([str(BIN / "xmem-traj"), "train", *common], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -220,3 +220,24 @@ def test_compare_cli_on_one_run_against_itself(history_run, tmp_path):
     assert block["MinFDEK_1"]["a"] == pytest.approx(ours["MinFDEK_1"][0])
     assert block["MinFDEK_1"]["gain"] == pytest.approx([0.0, 0.0, 0.0])
     assert "gain of A over B" in out.stdout
+
+
+def test_intent_oracle_reads_the_plans_of_the_side_file(challenge_root):
+    from xmem_traj.data.agent_index import index_targets
+    from xmem_traj.data.world_cues import INTENT_KINDS, WorldCues
+    cues = WorldCues.load(challenge_root, "v1.0-trainval")
+    records = index_targets(challenge_root, "v1.0-trainval", "train", frames="keyframes", history_s=2.0,
+                            future_s=6.0).records
+    checked = 0
+    for rec in records:
+        plan = [m for m in cues.agents[rec.instance_token]["manoeuvres"]
+                if m["t_end"] > rec.sample_timestamp - 500_000 and m["t_motion"] <= rec.sample_timestamp + 8_000_000]
+        row = cues.intent_features(rec)
+        if not plan:
+            assert not row.any()
+            continue
+        first, per = plan[0], len(INTENT_KINDS) + 4
+        assert row[INTENT_KINDS.index(first["kind"])] == 1 and row[:len(INTENT_KINDS)].sum() == 1
+        assert row[per - 2] * 6e6 == pytest.approx(first["t_motion"] - rec.sample_timestamp, abs=1)
+        checked += 1
+    assert checked >= 5

@@ -12,13 +12,15 @@ class Method:
     name: str
     label: str    # row label in eval tables
     inputs: str   # "xmem" (XMem features of the camera window), "cues" (the synthetic world's
-                  # cue states as a perfect eye would read them: the ceiling), "none" (history only)
+                  # cue states as a perfect eye would read them: the ceiling), "intent" (its
+                  # planned manoeuvres: what no camera can see, a diagnostic), "none" (history only)
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("xmem", "XMem + history (ours)", "xmem"),
     Method("history_only", "history-only (ablation)", "none"),
     Method("cue_oracle", "history + true cues (ceiling)", "cues"),
+    Method("intent_oracle", "history + true plans (diagnostic)", "intent"),
 )}
 
 __all__ = ["METHODS", "Method"]

@@ -11,8 +11,13 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DatasetError
-from ..synth.cues import CLASSES, FORMAT, ORACLE_FIELDS, SIDE_FILE, FrameCue, classify
+from ..synth.cues import (CLASSES, FORMAT, HORIZON_US, ORACLE_FIELDS, SIDE_FILE, UNDER_WAY_US, FrameCue,
+                          classify)
 from .agent_index import AgentRecord
+
+
+INTENT_KINDS = ("lane_change", "turn", "stop", "go", "slow_down", "speed_up")
+INTENT_WIDTH = 2 * (len(INTENT_KINDS) + 4)
 
 
 class WorldCues:
@@ -45,6 +50,26 @@ class WorldCues:
         if agent is None:
             return "no_change"
         return classify(agent["manoeuvres"], rec.sample_timestamp, self.window(rec), agent["category"])
+
+    def intent_features(self, rec: AgentRecord) -> np.ndarray:
+        """The intent oracle's input (INTENT_WIDTH,): the agent's next two manoeuvres under way
+        or beginning within 8 s of the target, each as its kind (one-hot INTENT_KINDS), side
+        (left, right) and start and end relative to the target (units of 6 s) — the plan no
+        camera sees, to measure how much of the future a perfect reader of intentions gets."""
+        out = np.zeros(INTENT_WIDTH, np.float32)
+        agent = self.agents.get(rec.instance_token)
+        if agent is None:
+            return out
+        t0, per = rec.sample_timestamp, len(INTENT_KINDS) + 4
+        ahead = [m for m in agent["manoeuvres"] if m["t_end"] > t0 - UNDER_WAY_US and m["t_motion"] <= t0 + 8_000_000]
+        for j, m in enumerate(ahead[:2]):
+            if m["kind"] not in INTENT_KINDS:
+                continue
+            row = out[j * per:(j + 1) * per]
+            row[INTENT_KINDS.index(m["kind"])] = 1.0
+            row[len(INTENT_KINDS):] = [m["side"] == "left", m["side"] == "right",
+                                       (m["t_motion"] - t0) / HORIZON_US, (m["t_end"] - t0) / HORIZON_US]
+        return out
 
     def oracle_features(self, rec: AgentRecord) -> tuple[np.ndarray, np.ndarray]:
         """The cue oracle's inputs per window frame: (T, len(ORACLE_FIELDS)) and valid (T,)."""
@@ -82,4 +107,4 @@ def cue_statistics(cues: WorldCues) -> dict:
             for k, v in sorted(stats.items())}
 
 
-__all__ = ["WorldCues", "class_counts", "cue_statistics"]
+__all__ = ["INTENT_WIDTH", "WorldCues", "class_counts", "cue_statistics"]

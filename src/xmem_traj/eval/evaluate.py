@@ -178,7 +178,7 @@ def compare(boot: ClusterBootstrap, per_target: dict, mask: np.ndarray, methods)
     out = {}
     xmem, hist, oracle = label.get("xmem"), label.get("history_only"), label.get("cue_oracle")
     cvh = "ConstantVelocityHeading"
-    for a, b in ((xmem, hist), (xmem, cvh), (hist, cvh), (oracle, hist)):
+    for a, b in ((xmem, hist), (xmem, cvh), (hist, cvh), (oracle, hist), (label.get("intent_oracle"), hist)):
         if a is None or b is None:
             continue
         out[f"{a} vs {b}"] = {k: boot.relative_gain(per_target[a][k], per_target[b][k], mask).as_list()

@@ -18,7 +18,7 @@ from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.agent_index import load_nuscenes
 from ..data.maps import DrivableMaps, has_map_expansion
 from ..data.sources import DataSource, resolve_source
-from ..data.world_cues import WorldCues
+from ..data.world_cues import INTENT_WIDTH, WorldCues
 from ..errors import ConfigError, DatasetError
 from ..methods import METHODS
 from ..synth.cues import ORACLE_FIELDS
@@ -110,7 +110,7 @@ class TrajDataModule(L.LightningDataModule):
         """Width of the per-frame inputs of a method's head."""
         views = 2 if self.cfg.view == "both" else 1
         return {"xmem": views * self.backbone.feature_dim if self.backbone is not None else 0,
-                "cues": len(ORACLE_FIELDS), "none": 0}[inputs]
+                "cues": len(ORACLE_FIELDS), "intent": INTENT_WIDTH, "none": 0}[inputs]
 
     @property
     def online(self) -> bool:
@@ -132,6 +132,9 @@ class TrajDataModule(L.LightningDataModule):
                 rows = [self.cues.oracle_features(r) for r in ds.records]
                 self._cue_states[split] = np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
             return self._cue_states[split]
+        if inputs == "intent":  # the same plan at every frame
+            plans = np.stack([self.cues.intent_features(r) for r in ds.records])
+            return np.repeat(plans[:, None], t, 1), np.ones((n, t), bool)
         trainer, cfg = self.trainer, self.cfg
         parts = [load_or_extract(
             ds, self.backbone, weights_fingerprint(cfg.xmem_weights or None, cfg.seed),
@@ -196,9 +199,10 @@ def resolve_methods(cfg: TrainConfig, has_cues: bool) -> tuple[str, ...]:
     holds the synthetic world's side file."""
     if cfg.methods == "auto":
         return ("xmem", "history_only") + (("cue_oracle",) if has_cues else ())
-    if "cue_oracle" in cfg.method_list and not has_cues:
-        raise ConfigError("methods: cue_oracle needs the synthetic world's side file, which this "
-                          "dataroot does not have; leave it out of --methods")
+    oracles = [m for m in ("cue_oracle", "intent_oracle") if m in cfg.method_list]
+    if oracles and not has_cues:
+        raise ConfigError(f"methods: {', '.join(oracles)} needs the synthetic world's side file, which "
+                          "this dataroot does not have; leave it out of --methods")
     return cfg.method_list
 
 
