@@ -1,5 +1,5 @@
-"""Pictures of a run: a bird's-eye view of past, true future and predicted modes, beside the
-camera window with XMem's predicted masks drawn over it."""
+"""Pictures of a run: a bird's-eye view of past, true future and predicted modes over the map's
+drivable area, beside the camera window with XMem's predicted masks drawn over it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from ..data.agent_dataset import NuScenesAgentDataset  # noqa: E402
 from ..data.agent_frame import local_to_global  # noqa: E402
 from ..data.frames import frame_masks, init_mask, load_frames, output_size  # noqa: E402
+from ..data.maps import PIXELS_PER_METER  # noqa: E402
 from ..methods import METHODS  # noqa: E402
 from ..traj.datamodules import TrajDataModule  # noqa: E402
 from .evaluate import load_predictor, predict  # noqa: E402
@@ -35,6 +36,17 @@ def xmem_masks(backbone, ds: NuScenesAgentDataset, index: int) -> list:
     return out
 
 
+def _draw_map(ax, mask: np.ndarray, centre: np.ndarray, radius: float = 60.0) -> None:
+    """The drivable area (grey) within `radius` metres of `centre`, in global metres."""
+    lo = np.maximum(((centre - radius) * PIXELS_PER_METER).astype(int), 0)
+    hi = ((centre + radius) * PIXELS_PER_METER).astype(int)
+    patch = mask[lo[1]:hi[1], lo[0]:hi[0]]
+    if patch.size:
+        ax.imshow(patch, extent=(lo[0] / PIXELS_PER_METER, lo[0] / PIXELS_PER_METER + patch.shape[1] / PIXELS_PER_METER,
+                                 lo[1] / PIXELS_PER_METER, lo[1] / PIXELS_PER_METER + patch.shape[0] / PIXELS_PER_METER),
+                  origin="lower", cmap="Greys", vmin=0, vmax=4, alpha=0.6, zorder=0)
+
+
 def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count: int,
                     out_dir: Path) -> list[Path]:
     """PNGs of `count` val targets: BEV of past, true future and the checkpoint's modes,
@@ -44,6 +56,7 @@ def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count:
     pred, probs, gt, _ = predict(model, data)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = dm.val_set
+    maps, locations = dm.drivable_maps(), dm.locations("val")
     picks = np.linspace(0, len(ds) - 1, min(count, len(ds))).astype(int)
     paths = []
     for i in picks:
@@ -51,6 +64,8 @@ def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count:
         t_len = item["frames"].shape[0]
         fig = plt.figure(figsize=(3 * t_len + 4, 4))
         ax = fig.add_subplot(1, t_len + 1, 1)
+        if maps is not None:
+            _draw_map(ax, maps.masks[locations[i]], data.translation[i, :2].numpy())
         past = local_to_global(data.past[i:i + 1], data.translation[i:i + 1], data.rotation[i:i + 1])[0]
         pv = data.past_valid[i]
         ax.plot(*past[pv].T, "o-", color="0.4", label="past")
