@@ -200,7 +200,7 @@ def make_parser() -> argparse.ArgumentParser:
                        description="Paired comparison of a method of RUN against a method of "
                                    "AGAINST on the val targets both evaluate (e.g. a lever: "
                                    "--frames sweeps vs key frames): each side's mean over its "
-                                   "seeds and the relative gain (B − A) / B with a 95 %% interval "
+                                   "seeds and the relative gain (B − A) / B with a 95 % interval "
                                    "(cluster bootstrap over agents), per subset.")
     c.add_argument("--run", required=True, help="run directory A")
     c.add_argument("--against", required=True, help="run directory B")
