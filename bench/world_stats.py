@@ -16,6 +16,7 @@ from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
 from xmem_traj.data.agent_index import load_nuscenes
 from xmem_traj.data.sources import resolve_source
+from xmem_traj.errors import DatasetError
 from xmem_traj.data.world_cues import WorldCues, class_counts, cue_statistics
 from xmem_traj.synth.cues import CLASSES
 from xmem_traj.synth.vehicles import CUE_SOURCES
@@ -36,7 +37,11 @@ def main() -> None:
     print(f"{source.dataroot}\n\n| split | targets | agents | with a past | "
           + " | ".join(CLASSES) + " |\n|---|---|---|---|" + "---|" * len(CLASSES))
     for split in ("train", "train_val", "val"):
-        ds = NuScenesAgentDataset.from_config(cfg, source.dataroot, source.version, split, nusc=nusc)
+        try:
+            ds = NuScenesAgentDataset.from_config(cfg, source.dataroot, source.version, split, nusc=nusc)
+        except DatasetError:        # a split the world has no scenes (or targets) for
+            print(f"| {split} | 0 | 0 | 0 |" + " — |" * len(CLASSES))
+            continue
         with_past = [r for r in ds.records if len(r.past)]
         counts = class_counts(cues, with_past)
         agents = len({r.instance_token for r in ds.records})
