@@ -99,6 +99,9 @@ class TrainConfig:
                               "branch to read the cues seen in each frame (labels from the "
                               "synthetic world's side file, training only; off on data "
                               "without one; 0: off)", min=0.0)
+    offroad_loss: float = _f(0.0, "weight of a loss on the share of every mode's predicted points "
+                                  "that fall off the drivable area of the map raster (all methods; "
+                                  "needs --map; 0: off)", min=0.0)
     modes: int = _f(5, "predicted modes K (at most 25, the challenge's limit); >1 trains "
                        "best-of-K with mode probabilities", min=1, max=25)
     methods: str = _f("auto", "comma list of methods to train, the first is the run's main model "
@@ -185,6 +188,8 @@ class TrainConfig:
                 f"a {math.ceil(self.image_height / 16)}×{math.ceil(self.image_width / 16)} key grid "
                 f"({cells} cells), fewer than its top_k = {top_k} memory matches; use at least "
                 "e.g. 96×96 or 80×128")
+        if self.offroad_loss > 0 and not self.map:
+            raise ConfigError("offroad_loss: needs the map raster; drop --no-map or set it to 0")
         if self.max_steps == 0:
             raise ConfigError("max_steps: 0 trains nothing; use -1 (epochs decide) or >= 1")
         if self.xmem_weights and not Path(self.xmem_weights).is_file():

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
 
+from ..data.maps import MAP_X, MAP_Y
+
 
 def displacement(pred: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | None = None):
     """pred (B, M, T, 2), gt (B, T, 2), gt_valid (B, T) → ade, fde, max distance, each (B, M).
@@ -116,3 +118,26 @@ def ade_fde_loss(pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor,
     if pred.shape[1] > 1:
         loss = loss + F.cross_entropy(logits, best)
     return ade_b.mean(), fde_b.mean(), loss
+
+
+def offroad_loss(pred: torch.Tensor, raster: torch.Tensor,
+                 gt_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """The share of predicted points off the drivable area, every mode alike (what OffRoadRate
+    counts) → a scalar; differentiable through bilinear sampling of the raster.
+
+    pred (B, M, T, 2) in the agent frame (x right, y along the heading), raster (B, H, W) the
+    drivable share of each cell (data/maps.py: rows along y from MAP_Y[0], columns along x from
+    MAP_X[0]), gt_valid (B, T). Points outside the raster count for nothing: there the map is
+    not known to the head."""
+    u = (pred[..., 0] - MAP_X[0]) / (MAP_X[1] - MAP_X[0]) * 2 - 1   # column, -1..1 over the edges
+    v = (pred[..., 1] - MAP_Y[0]) / (MAP_Y[1] - MAP_Y[0]) * 2 - 1   # row
+    b, m, t = u.shape
+    grid = torch.stack([u, v], -1).reshape(b, m * t, 1, 2).to(raster.dtype)
+    drivable = F.grid_sample(raster[:, None], grid, mode="bilinear", padding_mode="border",
+                             align_corners=False)
+    off = 1.0 - drivable.reshape(b, m, t).to(pred.dtype)
+    inside = (u.abs() <= 1) & (v.abs() <= 1)
+    if gt_valid is not None:
+        inside = inside & gt_valid[:, None]
+    weight = inside.to(pred.dtype)
+    return (off * weight).sum() / weight.sum().clamp_min(1)

@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 from ..config import TrainConfig
 from ..data.agent_frame import local_to_global
 from ..data.maps import MAP_SHAPE
-from .metrics import ade_fde_loss, make_metrics
+from .metrics import ade_fde_loss, make_metrics, offroad_loss
 from ..methods import METHODS
 from .backbone import XMemBackbone
 from .batch import TrajBatch
@@ -30,7 +30,7 @@ class TrajectoryPredictor(L.LightningModule):
                  past_steps: int, future_steps: int, dropout: float, rollout: bool, lr: float,
                  weight_decay: float, epochs: int, seed: int, cue_loss: float = 0.0,
                  feature_drop: float = 0.0, map_shape: tuple[int, int] | None = None,
-                 vision: str = "features", backbone: XMemBackbone | None = None):
+                 vision: str = "features", offroad_loss: float = 0.0, backbone: XMemBackbone | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone  # an XMemBackbone with trainable parts, or None (cached features)
@@ -57,6 +57,7 @@ class TrajectoryPredictor(L.LightningModule):
                    feature_drop=cfg.feature_drop if method == "xmem" else 0.0,
                    map_shape=MAP_SHAPE if cfg.map else None, lr=cfg.lr,
                    vision=cfg.vision if method == "xmem" else "features", weight_decay=cfg.weight_decay,
+                   offroad_loss=cfg.offroad_loss,
                    epochs=cfg.epochs, seed=seed, backbone=backbone)
 
     @property
@@ -97,6 +98,10 @@ class TrajectoryPredictor(L.LightningModule):
                 aux = F.binary_cross_entropy_with_logits(read, batch.cues[frames][:, :CUE_LABELS])
                 self.log("train/cue_loss", aux, batch_size=n)
                 loss = loss + self.hparams.cue_loss * aux
+        if self.hparams.offroad_loss > 0 and batch.map is not None:
+            off = offroad_loss(traj, batch.map, batch.future_valid)
+            self.log("train/offroad_loss", off, batch_size=n)
+            loss = loss + self.hparams.offroad_loss * off
         self.train_ade.update(ade, weight=n)
         self.train_fde.update(fde, weight=n)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
