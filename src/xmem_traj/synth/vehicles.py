@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .roads import FORWARD_LANES, ONCOMING_LANES, STREET_HALF_WIDTH, Road
+from .roads import FORWARD_LANES, ONCOMING_LANES, STREET_HALF_WIDTH, Junction, Road
 from .world import DT, Track, smoothstep
 
 MANOEUVRE_GAP_S = 2.5          # mean cruise time between manoeuvres (assumed, urban traffic)
@@ -70,7 +70,7 @@ class Manoeuvre:
     speed: float              # speed at t_end (turns: the turning speed, reached at t_arc)
     t_arc: float | None = None  # turns: when the arc into the side street begins
     radius: float = 0.0         # turns: the arc's radius (m)
-    street: tuple[float, int] | None = None  # turns: the junction's s and the street's side
+    street: tuple[Junction, int] | None = None  # turns: the junction and the street's side
     signal_after: float = -np.inf  # turns: when the vehicle has passed the last street before
                                    # its own on that side (no one signals for a street it passes)
     # The cues it gave: (kind, on, off) with kind "indicator", "hand", "brake" or
@@ -160,7 +160,7 @@ def _turn_at_junction(rng, road: Road, s0: float, lane: float, inner: bool, bike
         if cruise < v * 0.5:  # behind, or too close to slow down for
             continue
         t_motion = t + cruise / v
-        street = (junction.s, street_side)
+        street = (junction, street_side)
         if wait:
             t_still = t_motion + t_brake
             t_go = t_still + rng.uniform(2.0, 10.0)
@@ -296,10 +296,8 @@ def simulate_vehicle(rng, road: Road, times: np.ndarray, category: str, s0: floa
         turn.signal_after = _passed_previous_street(road, times, s, direction, turn)
     if turn is not None and turn.t_arc < times[-2]:
         i_arc = int(np.searchsorted(times, turn.t_arc))
-        junction = next(j for j in road.junctions if j.s == turn.street[0])
         x, y, yaw = _arc_into(x, y, np.unwrap(yaw), v, i_arc, turn.radius,
-                              -1.0 if turn.side == "right" else 1.0,
-                              road.street_heading(junction, turn.street[1]))
+                              -1.0 if turn.side == "right" else 1.0, road.street_heading(*turn.street))
     cues = _cues(rng, times, v, plan, bike)
     return Track(category, float(times[0]), x, y, yaw, v, cues["brake"], cues["left"], cues["right"],
                  manoeuvres=plan, misleading=cues["misleading"])
@@ -309,7 +307,8 @@ def _passed_previous_street(road: Road, times: np.ndarray, s: np.ndarray, direct
                             turn: Manoeuvre) -> float:
     """When the vehicle (at s over times) has passed the last side street before the one it
     turns into, on the same side (-inf where there is none)."""
-    own_s, side = turn.street
+    junction, side = turn.street
+    own_s = junction.s
     before = [j.s for j in road.junctions if side in j.sides and direction * (own_s - j.s) > 0]
     if not before:
         return -np.inf
