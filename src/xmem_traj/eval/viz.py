@@ -42,8 +42,8 @@ def _draw_map(ax, mask: np.ndarray, centre: np.ndarray, radius: float = 60.0) ->
     hi = ((centre + radius) * PIXELS_PER_METER).astype(int)
     patch = mask[lo[1]:hi[1], lo[0]:hi[0]]
     if patch.size:
-        ax.imshow(patch, extent=(lo[0] / PIXELS_PER_METER, lo[0] / PIXELS_PER_METER + patch.shape[1] / PIXELS_PER_METER,
-                                 lo[1] / PIXELS_PER_METER, lo[1] / PIXELS_PER_METER + patch.shape[0] / PIXELS_PER_METER),
+        (x0, y0), (h, w) = lo / PIXELS_PER_METER, patch.shape
+        ax.imshow(patch, extent=(x0, x0 + w / PIXELS_PER_METER, y0, y0 + h / PIXELS_PER_METER),
                   origin="lower", cmap="Greys", vmin=0, vmax=4, alpha=0.6, zorder=0)
 
 
