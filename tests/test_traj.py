@@ -19,7 +19,6 @@ from nuscenes.prediction import PredictHelper
 from nuscenes.prediction.models.physics import ConstantVelocityHeading, PhysicsOracle
 
 from xmem_traj.config import TrainConfig
-from xmem_traj.errors import ConfigError
 from xmem_traj.data.agent_frame import global_to_local, local_to_global
 from xmem_traj.data.videos import group_video, group_windows
 from xmem_traj.eval.baselines import run_baseline
@@ -303,28 +302,3 @@ def test_cue_vision_reads_xmem_only_through_the_cue_readout():
         assert not torch.allclose(features(f1, valid, past, past_valid, maps)[0],
                                   features(f2, valid, past, past_valid, maps)[0])
 
-
-def test_offroad_loss_reads_the_raster_in_the_agent_frame():
-    """--offroad-loss: on a real raster (an agent heading east across a north-south street 10 m
-    wide) a mode driving straight on leaves the road, modes turning into the street do not; the
-    gradient pulls an off-road point back; points beyond the raster count for nothing."""
-    from xmem_traj.data.maps import PIXELS_PER_METER, DrivableMaps
-    from xmem_traj.traj.metrics import offroad_loss
-    mask = np.zeros((400 * PIXELS_PER_METER, 300 * PIXELS_PER_METER), np.uint8)
-    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER:110 * PIXELS_PER_METER] = 1
-    raster = torch.from_numpy(DrivableMaps({"town": mask}).rasters(
-        ["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0])))          # heading east
-    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0                   # 2 … 24 m
-    zero = torch.zeros(12)
-    straight = torch.stack([zero, steps], -1)
-    left, right = torch.stack([-steps, zero], -1), torch.stack([steps, zero], -1)
-    loss = lambda *modes: offroad_loss(torch.stack(modes)[None], raster).item()  # noqa: E731
-    assert loss(left) < 0.01 and loss(right) < 0.01
-    assert loss(straight) > 0.7                                               # 2 of 12 points on it
-    beyond = torch.stack([zero, steps + 60.0], -1)                            # ahead of the raster
-    assert loss(left, beyond) == pytest.approx(loss(left))
-    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)                # just past the kerb
-    offroad_loss(point, raster).backward()
-    assert point.grad[..., 1].item() > 0                                      # descent: back onto it
-    with pytest.raises(ConfigError, match="offroad_loss"):
-        TrainConfig(offroad_loss=1.0, map=False).validate()

@@ -1,17 +1,22 @@
 """The synthetic city and the map the head reads: scenes share one road network, vehicles turn
 only into its side streets, and the agent-frame raster is the devkit's drivable area seen from
-the agent (heading along +y, x to its right)."""
+the agent (heading along +y, x to its right), as the off-road loss reads it."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from shapely.geometry import Point
 from shapely.ops import unary_union
 
+from xmem_traj.config import TrainConfig
 from xmem_traj.data.maps import MAP_CELL, MAP_SHAPE, MAP_X, MAP_Y, PIXELS_PER_METER, DrivableMaps
+from xmem_traj.errors import ConfigError
 from xmem_traj.synth.mapexp import drivable_area
 from xmem_traj.synth.roads import City
 from xmem_traj.synth.scene import make_scene
 from xmem_traj.synth.writer import dataset_city
+from xmem_traj.traj.metrics import offroad_loss
 
 
 def test_vehicles_stay_on_the_map_and_turn_into_its_side_streets():
@@ -27,8 +32,9 @@ def test_vehicles_stay_on_the_map_and_turn_into_its_side_streets():
             turn = tr.manoeuvres[-1] if tr.manoeuvres and tr.manoeuvres[-1].kind == "turn" else None
             if turn is None or turn.t_arc > scene.times[-1] - 8.0:  # (the arc takes up to ~6 s)
                 continue
-            junction = next(j for j in scene.road.junctions if j.s == turn.street[0])
-            heading = scene.road.street_heading(junction, turn.street[1])
+            junction, side = turn.street
+            assert junction in scene.road.junctions and side in junction.sides
+            heading = scene.road.street_heading(junction, side)
             assert abs((tr.yaw[-1] - heading + np.pi) % (2 * np.pi) - np.pi) < 1e-6  # along its street
             turns += 1
     assert turns >= 10
@@ -59,11 +65,15 @@ def test_city_fits_its_canvas():
     assert len(city.avenues) >= 3 and (pts > 0).all() and (pts < extent).all()
 
 
-def test_map_raster_is_the_drivable_area_in_the_agent_frame():
-    # A mask with one north-south street 10 m wide, x in [100, 110] m, from y = 0 to 300 m.
+def _one_street() -> DrivableMaps:
+    """A map ("town") with one north-south street 10 m wide, x in [100, 110] m, y in [0, 300] m."""
     mask = np.zeros((int(400 * PIXELS_PER_METER), int(300 * PIXELS_PER_METER)), np.uint8)
     mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER:110 * PIXELS_PER_METER] = 1
-    maps = DrivableMaps({"town": mask})
+    return DrivableMaps({"town": mask})
+
+
+def test_map_raster_is_the_drivable_area_in_the_agent_frame():
+    maps = _one_street()
     north, east = maps.rasters(["town", "town"], np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
                                np.array([np.pi / 2, 0.0]))
     cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL       # x across the raster
@@ -75,3 +85,25 @@ def test_map_raster_is_the_drivable_area_in_the_agent_frame():
     # Off the canvas is not drivable.
     far = maps.rasters(["town"], np.array([[-500.0, -500.0, 0]]), np.array([0.0]))
     assert far.max() == 0
+
+
+def test_offroad_loss_reads_the_raster_in_the_agent_frame():
+    """--offroad-loss: on a real raster (an agent heading east across a north-south street 10 m
+    wide) a mode driving straight on leaves the road, modes turning into the street do not; the
+    gradient pulls an off-road point back; points beyond the raster count for nothing."""
+    raster = torch.from_numpy(_one_street().rasters(
+        ["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0])))          # heading east
+    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0                   # 2 … 24 m
+    zero = torch.zeros(12)
+    straight = torch.stack([zero, steps], -1)
+    left, right = torch.stack([-steps, zero], -1), torch.stack([steps, zero], -1)
+    loss = lambda *modes: offroad_loss(torch.stack(modes)[None], raster).item()  # noqa: E731
+    assert loss(left) < 0.01 and loss(right) < 0.01
+    assert loss(straight) > 0.7                                               # 2 of 12 points on it
+    beyond = torch.stack([zero, steps + 60.0], -1)                            # ahead of the raster
+    assert loss(left, beyond) == pytest.approx(loss(left))
+    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)                # just past the kerb
+    offroad_loss(point, raster).backward()
+    assert point.grad[..., 1].item() > 0                                      # descent: back onto it
+    with pytest.raises(ConfigError, match="offroad_loss"):
+        TrainConfig(offroad_loss=1.0, map=False).validate()
