@@ -11,7 +11,8 @@ import time
 
 from torch.utils.data import DataLoader
 
-from xmem_traj.synth import generate, version_of
+from xmem_traj.data.tables import version_of
+from xmem_traj.synth import generate
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset, collate_agents
 
 

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import tempfile
 import time
@@ -31,17 +30,22 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.videos import FrameSource, group_video, group_windows
+from xmem_traj.inputs.world import cue_states
+from xmem_traj.inputs.extraction import ExtractionStats, extract_groups, plan_extraction
+from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.traj.batch import collate_traj
-from xmem_traj.traj.datamodules import TrajDataModule
-from xmem_traj.traj.extraction import ExtractionStats, extract_groups, plan_extraction
+from xmem_traj.traj.datamodules import TrajDataModule, method_slots
 from xmem_traj.traj.predictor import TrajectoryPredictor
-from xmem_traj.traj.targets import CachedTargets, EpochBatchSampler, EpochShuffleSampler
+from xmem_traj.traj.prepare import PreparedData, prepare
+from xmem_traj.traj.targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors
+from xmem_traj.train import model_spec
 
 
-def extraction(cfg: TrainConfig, dm: TrajDataModule, items: list[int]) -> None:
-    ds, backbone = dm.train_set, dm.backbone
+def extraction(cfg: TrainConfig, data: PreparedData, items: list[int]) -> None:
+    ds, backbone = data.train.dataset, make_backbone(cfg)
     groups = group_windows(ds.records, items)
-    plan = plan_extraction(ds, groups, cfg.videos_per_step, FrameSource(ds.records, ds.image_size, cfg.crop_size))
+    xm = cfg.xmem
+    plan = plan_extraction(ds, groups, xm.videos_per_step, FrameSource(ds.records, ds.image_size, xm.crop_size))
     t0 = time.time()
     with torch.no_grad():  # before: each chunk's videos decode and key-encode all their frames
         for chunk in plan.chunks:
@@ -51,11 +55,11 @@ def extraction(cfg: TrainConfig, dm: TrajDataModule, items: list[int]) -> None:
     before = time.time() - t0
     stats = ExtractionStats()
     t0 = time.time()
-    extract_groups(backbone, ds, groups, videos_per_step=cfg.videos_per_step,
-                   num_workers=cfg.num_workers, progress=False, stats=stats)
+    extract_groups(backbone, ds, groups, videos_per_step=xm.videos_per_step,
+                   num_workers=cfg.run.num_workers, progress=False, stats=stats)
     after = time.time() - t0
-    print(f"\nXMem features: {len(items)} targets in {len(groups)} windows, {cfg.videos_per_step} in "
-          f"lockstep, precision {backbone.precision}, {cfg.image_height}×{cfg.image_width}")
+    print(f"\nXMem features: {len(items)} targets in {len(groups)} windows, {xm.videos_per_step} in "
+          f"lockstep, precision {backbone.precision}, {xm.image_height}×{xm.image_width}")
     print("| pipeline | frames decoded | frames key-encoded | items/s |\n|---|---|---|---|")
     print(f"| every window's own frames (before) | {stats.video_frames} | {stats.video_frames} | "
           f"{len(items) / before:.2f} |")
@@ -64,9 +68,9 @@ def extraction(cfg: TrainConfig, dm: TrajDataModule, items: list[int]) -> None:
 
 
 class _PerItem(Dataset):
-    """The cached targets served item by item (the previous loader)."""
+    """The targets served item by item (the previous loader)."""
 
-    def __init__(self, data: CachedTargets):
+    def __init__(self, data: TargetTensors):
         self.data = data
 
     def __len__(self) -> int:
@@ -85,55 +89,65 @@ def _step_flops(model: TrajectoryPredictor, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
-    ds = dm.train_set
-    dim = dm.feature_dim("xmem") or 647
-    # Random features of the real width; the cue labels the default run's auxiliary loss reads.
-    cues = dm._inputs(ds, "cues") if cfg.cue_loss > 0 and dm.cues is not None else None
-    data = CachedTargets(ds, np.random.default_rng(0).normal(size=(len(ds), ds.window_len, dim)).astype(np.float32),
-                         np.ones((len(ds), ds.window_len), bool), cues=cues, maps=dm.rasters("train"))
+def head_training(cfg: TrainConfig, data: PreparedData, epochs: int) -> None:
+    """The XMem model's head on random features of the real width, with the map and the cue
+    labels the default run's auxiliary loss reads."""
+    train = data.train
+    dim = make_backbone(cfg).feature_dim
+    n, t = len(train), train.dataset.window_len
+    train.arrays["xmem"] = np.random.default_rng(0).normal(size=(n, t, dim)).astype(np.float32)
+    train.arrays["xmem_valid"] = np.ones((n, t), bool)
+    train.shapes.update({"xmem": (t, dim), "xmem_valid": (t,)})
+    if data.context.world is not None:  # the cue labels, as the world provider builds them
+        labels, valid = cue_states(data.context, train.targets)
+        train.arrays.update(cue_labels=labels, cue_labels_valid=valid)
+        train.shapes.update(cue_labels=labels.shape[1:], cue_labels_valid=valid.shape[1:])
+    tensors = TargetTensors(train, method_slots(data, "xmem", "train"))
+    optim = cfg.optim
     loaders = {
         "per-item DataLoader + collate (before)": DataLoader(
-            _PerItem(data), batch_size=cfg.batch_size, sampler=EpochShuffleSampler(len(data), 0),
+            _PerItem(tensors), batch_size=optim.batch_size, sampler=EpochShuffleSampler(n, 0),
             collate_fn=collate_traj),
         "batches indexed from stacked tensors (after)": DataLoader(
-            data, batch_sampler=EpochBatchSampler(EpochShuffleSampler(len(data), 0), cfg.batch_size,
-                                                  drop_last=False), collate_fn=lambda b: b),
+            tensors, batch_sampler=EpochBatchSampler(EpochShuffleSampler(n, 0), optim.batch_size,
+                                                     drop_last=False), collate_fn=lambda b: b),
     }
-    make = lambda: TrajectoryPredictor.from_config(  # noqa: E731
-        dm.cfg, "xmem", feature_dim=dim, past_steps=ds.targets.past_steps,
-        future_steps=ds.targets.future_steps, seed=cfg.seed)
-    batch = data.__getitems__(list(range(cfg.batch_size)))
-    per_item = _step_flops(make(), batch) / cfg.batch_size
-    print(f"\ncached head training: {epochs} epochs of {len(data)} targets, batch {cfg.batch_size}, "
-          f"head {cfg.head} {cfg.hidden}, {dim} features, cue loss {cfg.cue_loss if cues else 0}, "
-          f"precision {cfg.resolved_precision}; {per_item / 1e6:.2f} MFLOP per target and step")
+    spec = model_spec(data, "xmem").to_dict()
+    make = lambda: TrajectoryPredictor(spec=spec, lr=optim.lr, weight_decay=optim.weight_decay,  # noqa: E731
+                                       epochs=epochs, seed=optim.seed)
+    batch = tensors.batch(list(range(optim.batch_size)))
+    per_item = _step_flops(make(), batch) / optim.batch_size
+    labels = "cue_labels" in tensors.slots
+    print(f"\ncached head training: {epochs} epochs of {n} targets, batch {optim.batch_size}, "
+          f"head {cfg.experimental.head} {cfg.model.hidden}, {dim} features, cue loss "
+          f"{cfg.model.cue_loss if labels else 0}, precision {cfg.xmem.precision}; "
+          f"{per_item / 1e6:.2f} MFLOP per target and step")
     print("| loader | items/s | GFLOP/s |\n|---|---|---|")
     for name, loader in loaders.items():
         model = make()
         trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_progress_bar=False, enable_model_summary=False,
-                            precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true")
+                            precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true")
         t0 = time.time()
         trainer.fit(model, loader)
-        rate = epochs * len(data) / (time.time() - t0)
+        rate = epochs * n / (time.time() - t0)
         print(f"| {name} | {rate:.0f} | {rate * per_item / 1e9:.1f} |")
     print(f"(50 000 items/s would need {50_000 * per_item / 1e9:.0f} GFLOP/s)")
 
 
 def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
-    """Seconds per training step with cfg.finetune_xmem's modules trained through the loss."""
-    dm = TrajDataModule.from_config(cfg)
-    dm.setup("fit")
-    targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
-                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
-                                            seed=cfg.seed, backbone=dm.backbone)
+    """Seconds per training step with cfg's fine-tuned XMem modules trained through the loss."""
+    data = prepare(cfg.with_options(methods="xmem"), roles=("train",))
+    cfg, optim = data.cfg, data.cfg.optim
+    spec = model_spec(data, "xmem")
+    model = TrajectoryPredictor(spec=spec.to_dict(), lr=optim.lr, weight_decay=optim.weight_decay,
+                                epochs=optim.epochs, seed=optim.seed, backbone=spec.backbone)
     model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)
     opt = model.configure_optimizers()["optimizer"]
-    loader = iter(dm._loader(dm.targets("train", "xmem"), cfg.batch_size, seed=cfg.seed))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.resolved_precision == "bf16")
-    trainable = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
+    dm = TrajDataModule(data, optim, cfg.run)
+    loader = iter(dm._loader(dm.tensors("xmem", "train"), optim.batch_size, seed=optim.seed))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.xmem.precision == "bf16")
+    trainable = sum(p.numel() for p in spec.backbone.parameters() if p.requires_grad)
     times = []
     for i in range(steps + 1):  # the first step warms up
         batch = next(loader)
@@ -145,18 +159,19 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
         opt.step()
         times.append(time.time() - t0)
     per_step = sum(times[1:]) / steps
-    rate = cfg.batch_size / per_step
-    n = len(dm.train_set)
-    print(f"\nfine-tuning XMem's {cfg.finetune_xmem} ({trainable / 1e6:.1f} M parameters) through the "
-          f"trajectory loss, batch {cfg.batch_size}, precision {cfg.resolved_precision}: "
-          f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({cfg.epochs} epochs × "
-          f"{cfg.seeds} seeds of {n} targets) would take {cfg.epochs * cfg.seeds * n / rate / 3600:.0f} h")
+    rate = optim.batch_size / per_step
+    n = len(data.train)
+    print(f"\nfine-tuning XMem's {cfg.xmem.finetune_xmem} ({trainable / 1e6:.1f} M parameters) "
+          f"through the trajectory loss, batch {optim.batch_size}, precision {cfg.xmem.precision}: "
+          f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({optim.epochs} "
+          f"epochs × {optim.seeds} seeds of {n} targets) would take "
+          f"{optim.epochs * optim.seeds * n / rate / 3600:.0f} h")
 
 
 def default_run() -> None:
     from xmem_traj.train import run_training
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(cache_dir=tmp + "/cache", run_dir=tmp + "/runs", progress=False).validate()
+        cfg = TrainConfig.of(cache_dir=tmp + "/cache", run_dir=tmp + "/runs", progress=False)
         t0 = time.time()
         run_training(cfg, report=print)
         print(f"\ndefault run: {time.time() - t0:.0f} s in all (fresh cache)")
@@ -176,13 +191,14 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     if args.default_run:
         return default_run()
-    cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
+    cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
     if args.finetune:
-        return finetune_steps(dataclasses.replace(cfg, finetune_xmem=args.finetune).validate())
-    dm = TrajDataModule.from_config(cfg)
-    items = list(range(min(args.items or len(dm.train_set), len(dm.train_set))))
-    extraction(cfg, dm, items)
-    head_training(cfg, dm, args.epochs)
+        return finetune_steps(cfg.with_options(finetune_xmem=args.finetune))
+    data = prepare(cfg.with_options(methods="history_only"), roles=("train",))
+    cfg = data.cfg.with_options(methods="xmem")  # (resolved; what the head bench trains)
+    n = len(data.train)
+    extraction(cfg, data, list(range(min(args.items or n, n))))
+    head_training(cfg, data, args.epochs)
 
 
 if __name__ == "__main__":

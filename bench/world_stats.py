@@ -14,11 +14,10 @@ import numpy as np
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
-from xmem_traj.data.agent_index import load_nuscenes
+from xmem_traj.data.tables import load_nuscenes
 from xmem_traj.data.sources import resolve_source
 from xmem_traj.errors import DatasetError
-from xmem_traj.data.world_cues import WorldCues, class_counts, cue_statistics
-from xmem_traj.synth.cues import CLASSES
+from xmem_traj.data.world_cues import CLASSES, WorldCues, class_counts, cue_statistics
 from xmem_traj.synth.vehicles import CUE_SOURCES
 
 
@@ -27,8 +26,8 @@ def main() -> None:
     p.add_argument("--dataroot", default="", help="a synthetic dataroot (default: the default one)")
     p.add_argument("--json", help="also write the numbers here")
     args = p.parse_args()
-    cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
-    source = resolve_source(cfg, print)
+    cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
+    source = resolve_source(cfg.data, cfg.world, progress=False, report=print)
     cues = WorldCues.load(source.dataroot, source.version)
     if cues is None:
         raise SystemExit(f"{source.dataroot} has no side file: not a synthetic world")
@@ -38,7 +37,8 @@ def main() -> None:
           + " | ".join(CLASSES) + " |\n|---|---|---|---|" + "---|" * len(CLASSES))
     for split in ("train", "train_val", "val"):
         try:
-            ds = NuScenesAgentDataset.from_config(cfg, source.dataroot, source.version, split, nusc=nusc)
+            ds = NuScenesAgentDataset.from_config(cfg.data, source.dataroot, source.version, split,
+                                                  image_size=None, nusc=nusc)
         except DatasetError:        # a split the world has no scenes (or targets) for
             print(f"| {split} | 0 | 0 | 0 |" + " — |" * len(CLASSES))
             continue

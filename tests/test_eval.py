@@ -23,7 +23,7 @@ from xmem_traj.eval.compare import COMPARED, RunScores, compare_runs
 from xmem_traj.data.maps import DrivableMaps
 from xmem_traj.eval.offroad import off_road_rate
 from xmem_traj.synth import generate
-from xmem_traj.synth.cues import SIDE_FILE, FrameCue
+from xmem_traj.data.world_cues import SIDE_FILE, FrameCue
 from xmem_traj.synth.draw import REAR_LAMPS
 from xmem_traj.synth.render import box_corners, face_patch, make_camera, rotz
 from xmem_traj.synth.scene import make_scene
@@ -189,7 +189,8 @@ def _scores(label: str, targets: list[tuple[str, str]], fde: np.ndarray) -> RunS
     n = len(targets)
     return RunScores(label=label, split="val", targets=targets, seeds=1,
                      per_target={k: fde if k == "MinFDEK_1" else np.ones(n) for k in COMPARED},
-                     subsets={"all": np.ones(n, bool), "with_past": np.arange(n) % 2 == 0})
+                     subsets={"all": (np.ones(n, bool), "all targets"),
+                              "with_past": (np.arange(n) % 2 == 0, "targets with a past")})
 
 
 def test_compare_runs_pairs_common_targets():

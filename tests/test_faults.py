@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,15 @@ import pytest
 import torch
 
 from xmem_traj import cli
-from xmem_traj.config import TrainConfig, build_config
+from xmem_traj.config import TrainConfig
+from xmem_traj.options import build_config
 from xmem_traj.data import sources
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
 from xmem_traj.errors import ConfigError, RunError
 from xmem_traj.runs import RunLayout, new_run
-from xmem_traj.traj import feature_cache
-from xmem_traj.traj.backbone import XMemBackbone
+from xmem_traj import cache as array_cache
+from xmem_traj.inputs import feature_cache
+from xmem_traj.inputs.backbone import XMemBackbone
 from xmem_traj.xmem import load_xmem
 
 BIN = Path(sys.executable).parent
@@ -35,7 +36,7 @@ def tiny(synth_root, tmp_path, **kw) -> TrainConfig:
                 image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
                 batch_size=16, hidden=16, progress=False, seeds=1, methods="history_only")
     base.update(kw)
-    return TrainConfig(**base).validate()
+    return TrainConfig.of(**base)
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
@@ -76,13 +77,13 @@ def test_cache_rebuilds_entries_it_cannot_trust(cache_case, caplog):
     assert len(calls) == 1 and first["features"].shape[0] == len(ds)
     damages = {
         "no manifest, zeroed features": lambda: ((entry / "manifest.json").unlink(),
-                                                 np.savez(entry / "features.npz", features=np.zeros_like(first["features"]),
+                                                 np.savez(entry / "arrays.npz", features=np.zeros_like(first["features"]),
                                                           valid=first["valid"])),
-        "truncated features.npz": lambda: (entry / "features.npz").write_bytes(
-            (entry / "features.npz").read_bytes()[:200]),
+        "truncated arrays.npz": lambda: (entry / "arrays.npz").write_bytes(
+            (entry / "arrays.npz").read_bytes()[:200]),
         "edited manifest": lambda: (entry / "manifest.json").write_text(
             (entry / "manifest.json").read_text().replace('"mini_val"', '"mini_train"')),
-        "another split's rows, manifest to match": lambda: feature_cache._save_arrays(
+        "another split's rows, manifest to match": lambda: array_cache.save_entry(
             entry, {k: v for k, v in json.loads((entry / "manifest.json").read_text()).items()
                     if k not in ("arrays", "sha256")},
             {"features": first["features"][:3], "valid": first["valid"][:3]}),
@@ -115,9 +116,10 @@ def test_stale_temporaries_of_dead_processes_are_removed(synth_root, tmp_path, m
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     cfg = tiny(synth_root, tmp_path, dataroot="", synth_train_scenes=1, synth_train_val_scenes=0, synth_val_scenes=1)
-    parent = cfg.resolved_cache_dir() / "synthetic"
-    from xmem_traj.synth import WORLD_VERSION
-    stale = parent / f"world{WORLD_VERSION}-1-0-1-stride{cfg.synth_target_stride}-seed0.tmp-{dead.pid}-abc"
+    cache = cfg.data.resolved_cache_dir()
+    parent = cache / "synthetic"
+    from xmem_traj import synth
+    stale = parent / f"world{synth.WORLD_VERSION}-1-0-1-stride{cfg.world.synth_target_stride}-seed0.tmp-{dead.pid}-abc"
     (stale / "v1.0-trainval").mkdir(parents=True)
     made = []
     def fake_generate(out, **kw):
@@ -125,10 +127,11 @@ def test_stale_temporaries_of_dead_processes_are_removed(synth_root, tmp_path, m
         time.sleep(0.3)
         (Path(out) / "maps" / "prediction").mkdir(parents=True)
         (Path(out) / "maps" / "prediction" / "prediction_scenes.json").write_text("{}")
-    monkeypatch.setattr(sources, "generate", fake_generate)
-    root = sources.synthetic_dataroot(cfg)
+    monkeypatch.setattr(synth, "generate", fake_generate)
+    root = sources.synthetic_dataroot(cfg.world, cache)
     assert not stale.exists() and root.exists() and len(made) == 1
-    threads = [threading.Thread(target=sources.synthetic_dataroot, args=(replace(cfg, synth_seed=1),))
+    other = cfg.with_options(synth_seed=1).world
+    threads = [threading.Thread(target=sources.synthetic_dataroot, args=(other, cache))
                for _ in range(2)]
     for t in threads:
         t.start()
@@ -194,18 +197,18 @@ def test_commands_never_destroy_results(synth_root, tmp_path, capsys):
 
 
 def test_run_directories_are_unique(tmp_path):
-    cfg = TrainConfig(run_dir=str(tmp_path)).validate()
+    cfg = TrainConfig.of(run_dir=str(tmp_path))
     names = {new_run(cfg).root for _ in range(5)}
     assert len(names) == 5
     with pytest.raises(RunError, match="already exists"):
-        new_run(replace(cfg, name=next(iter(names)).name))
+        new_run(cfg.with_options(name=next(iter(names)).name))
 
 
 # ------------------------------------------------------------------ bad input, up front
 def test_config_values_are_typed(tmp_path):
     cases = {'challenge = "false"\n': "challenge: expected bool", 'epochs = "2"\n': "epochs: expected int",
              "epochs = 0\n": "epochs: 0 is below", "modes = 26\n": "modes: 26 is above",
-             'methods = "xmem,unknown"\n': "methods", "colour = 1\n": "unknown config keys",
+             'methods = "xmem,unknown"\n': "methods", "colour = 1\n": "unknown config key",
              "epochs = \n": "cannot be parsed"}
     for text, message in cases.items():
         path = tmp_path / "c.toml"
@@ -215,7 +218,7 @@ def test_config_values_are_typed(tmp_path):
         if "parsed" in message or "unknown" in message:
             assert str(path) in str(err.value)
     (tmp_path / "c.json").write_text('{"epochs": 3, "lr": 1}')
-    assert build_config({"config": str(tmp_path / "c.json")}).lr == 1.0
+    assert build_config({"config": str(tmp_path / "c.json")}).optim.lr == 1.0
     (tmp_path / "c.yaml").write_text("epochs: 3\n")
     with pytest.raises(ConfigError, match="unknown extension"):
         build_config({"config": str(tmp_path / "c.yaml")})

@@ -5,7 +5,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +21,14 @@ from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_frame import global_to_local, local_to_global
 from xmem_traj.data.videos import group_video, group_windows
 from xmem_traj.eval.baselines import run_baseline
-from xmem_traj.eval.evaluate import (evaluate_run, format_report, load_predictor, predict, prediction_json,
-                                     score)
+from xmem_traj.data.agent_dataset import NuScenesAgentDataset
+from xmem_traj.eval.report import format_report
+from xmem_traj.eval.scoring import (evaluate_run, load_predictor, predict, prediction_json, score,
+                                    val_tensors)
+from xmem_traj.inputs import feature_cache
+from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.runs import RunLayout
-from xmem_traj.traj import feature_cache
-from xmem_traj.traj.backbone import XMemBackbone
-from xmem_traj.traj.datamodules import TrajDataModule
+from xmem_traj.traj.prepare import prepare
 from xmem_traj.train import run_training
 
 BIN = Path(sys.executable).parent
@@ -38,12 +39,22 @@ def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
                 image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
                 batch_size=16, hidden=32, progress=False, name="t", seeds=1)
     base.update(kw)
-    return TrainConfig(**base).validate()
+    return TrainConfig.of(**base)
+
+
+def train_split(cfg: TrainConfig) -> NuScenesAgentDataset:
+    """The config's train targets (indexed, no input built)."""
+    root = cfg.data.dataroot
+    return NuScenesAgentDataset.from_config(cfg.data, root, "v1.0-mini", "mini_train",
+                                            image_size=cfg.xmem.image_size)
+
+
+def backbone_of(cfg: TrainConfig):
+    return make_backbone(cfg.resolved(world_file=True))
 
 
 @pytest.fixture(scope="module")
 def val_targets(synth_root, nusc):
-    from xmem_traj.data.agent_dataset import NuScenesAgentDataset
     return NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_val", nusc=nusc,
                                               image_size=(64, 128))
 
@@ -113,30 +124,30 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
                 "checkpoints/history_only/seed1/last.ckpt", "logs/xmem-seed0/metrics.csv",
                 "logs/xmem-seed1/metrics.csv", "eval.json"):
         assert (run / rel).exists(), rel
-    dm = TrajDataModule.from_config(cfg)
-    summary = evaluate_run(layout, dm, dm.methods)
+    data = prepare(cfg, roles=("val",))
+    summary = evaluate_run(layout, data)
     assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2,
                                 "history + true cues (ceiling)": 2}
     xmem = summary["metrics"]["all"]["XMem + history (ours)"]
     assert xmem["MinFDEK_1"][1] <= xmem["MinFDEK_1"][0] <= xmem["MinFDEK_1"][2]
     assert "[95 % interval" in format_report(summary)
     # predict's devkit JSON goes through compute_metrics to what our eval gives that seed.
-    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem"),
-                            dm.val_set.records)
-    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(dm.nusc), devkit_config())
-    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem")))
+    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem"),
+                            data.val.records)
+    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(data.context.nusc), devkit_config())
+    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem")))
     assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(ours["MinFDEK_1"], abs=1e-4)
     ckpt = torch.load(layout.checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
     full = load_predictor(layout.checkpoint("xmem", 0)).state_dict()
 
     # The same run interrupted after its first epoch (max_steps), then resumed: same weights.
-    steps_per_epoch = -(-len(dm.train_set) // cfg.batch_size)
-    part = run_training(replace(cfg, name="part", methods="xmem", max_steps=steps_per_epoch),
+    steps_per_epoch = -(-len(train_split(cfg)) // cfg.optim.batch_size)
+    part = run_training(cfg.with_options(name="part", methods="xmem", max_steps=steps_per_epoch),
                         evaluate=False)
     part_ckpt = RunLayout(part).checkpoint("xmem", 0)
     assert torch.load(part_ckpt, weights_only=True)["global_step"] == steps_per_epoch
-    resumed = run_training(replace(cfg, name="part", methods="xmem"), resume_dir=str(part),
+    resumed = run_training(cfg.with_options(name="part", methods="xmem"), resume_dir=str(part),
                            evaluate=False)
     assert (resumed / "logs" / "xmem-seed0" / "metrics.csv").exists()  # the first attempt's log is kept
     assert list((resumed / "logs").glob("xmem-seed0-resumed*/metrics.csv"))
@@ -147,9 +158,8 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
 
 def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     cfg = tiny_config(synth_root, tmp_path)
-    dm = TrajDataModule.from_config(cfg)
-    train_set, backbone = dm.train_set, dm.backbone
-    weights = feature_cache.weights_fingerprint(None, cfg.seed)
+    train_set, backbone = train_split(cfg), backbone_of(cfg)
+    weights = feature_cache.weights_fingerprint(None, cfg.optim.seed)
     cache = tmp_path / "fc"
     first = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert first["features"].shape[:2] == (len(train_set), 5)
@@ -164,7 +174,7 @@ def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     again = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert not calls and np.array_equal(again["features"], first["features"])  # cache hit
 
-    other_features = XMemBackbone.from_config(replace(cfg, features="hidden_mean"))
+    other_features = backbone_of(cfg.with_options(features="hidden_mean"))
     feature_cache.load_or_extract(train_set, other_features, weights, cache, progress=False)
     ckpt = tmp_path / "XMem.pth"
     torch.save(backbone.network.state_dict(), ckpt)
@@ -176,7 +186,8 @@ def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
 def test_backbone_gradients_reach_finetuned_parts(synth_root, tmp_path):
     from xmem_traj.xmem import load_xmem
     cfg = tiny_config(synth_root, tmp_path)
-    train_set = TrajDataModule.from_config(cfg).train_set
+    train_set = train_split(cfg)
+    from xmem_traj.inputs.backbone import XMemBackbone
     bb = XMemBackbone(load_xmem(None), features=("hidden_mean",), masks="first",
                       trainable=["value_encoder.hidden_reinforce"])
     group = next(g for g in group_windows(train_set.records) if min(g.init_frames) <= 2)
@@ -218,41 +229,42 @@ def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
                       map=False)  # (and a head without the map)
     run = run_training(cfg)
     ckpt = torch.load(RunLayout(run).checkpoint("xmem", 0), map_location="cpu", weights_only=True)
-    key = "backbone.network.value_encoder.hidden_reinforce.transform.weight"
+    key = "model.backbone.network.value_encoder.hidden_reinforce.transform.weight"
     from xmem_traj.xmem import load_xmem
     start = load_xmem(None).state_dict()["value_encoder.hidden_reinforce.transform.weight"]
     assert not torch.equal(ckpt["state_dict"][key], start)          # fine-tuned
-    frozen = "backbone.network.key_encoder.conv1.weight"
+    frozen = "model.backbone.network.key_encoder.conv1.weight"
     assert torch.equal(ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"])
-    dm = TrajDataModule.from_config(cfg)
-    dm.setup("validate")
-    model = load_predictor(RunLayout(run).checkpoint("xmem", 0), dm.backbone)
-    assert model.backbone is not None
+    data = prepare(cfg, roles=("val",))
+    model = load_predictor(RunLayout(run).checkpoint("xmem", 0), data.context.backbone)
+    assert model.model.backbone is not None
 
 
 def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_path):
     """Online (fine-tuned) targets carry the cue labels, and the auxiliary loss reads the cues
-    off the features XMem computes in the step (not the zero placeholders of the batch)."""
-    from xmem_traj.traj.batch import collate_traj
+    off the features XMem computes in the step (the batch carries no cached features)."""
+    from xmem_traj.traj.datamodules import method_slots
     from xmem_traj.traj.predictor import TrajectoryPredictor
+    from xmem_traj.traj.targets import TargetTensors
+    from xmem_traj.train import model_spec
     cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
                       methods="xmem", cue_loss=1.0)
-    dm = TrajDataModule.from_config(cfg)
-    data = dm.targets("train", "xmem")
-    batch = collate_traj([data[i] for i in range(4)])
-    assert batch.cues is not None and batch.cue_valid is not None and batch.frames is not None
-    targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
-                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
-                                            seed=0, backbone=dm.backbone)
+    data = prepare(cfg, roles=("train",))
+    batch = TargetTensors(data.train, method_slots(data, "xmem", "train")).batch(range(4))
+    assert {"cue_labels", "cue_labels_valid", "frames", "init_masks"} <= set(batch.extras)
+    assert "xmem" not in batch.extras
+    spec = model_spec(data, "xmem")
+    model = TrajectoryPredictor(spec=spec.to_dict(), lr=1e-3, weight_decay=0.0, epochs=1, seed=0,
+                                backbone=spec.backbone)
     logged, read = {}, []
     model.log = lambda name, value, **kw: logged.__setitem__(name, float(value.detach()))
-    cue_logits = model.head.cue_logits
-    model.head.cue_logits = lambda feats: read.append(feats) or cue_logits(feats)
+    head = model.model.head
+    cue_logits = head.cue_logits
+    head.cue_logits = lambda feats: read.append(feats) or cue_logits(feats)
     model.training_step(batch, 0).backward()
     assert "train/cue_loss" in logged and logged["train/cue_loss"] > 0
-    assert len(read) == 1 and read[0].abs().sum() > 0 and batch.features.abs().sum() == 0
-    grads = [p.grad for n, p in model.backbone.network.named_parameters() if p.requires_grad]
+    assert len(read) == 1 and read[0].abs().sum() > 0
+    grads = [p.grad for n, p in model.model.backbone.network.named_parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
 
 

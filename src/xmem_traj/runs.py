@@ -2,7 +2,7 @@
 run keeps its config, checkpoints, logs and tables.
 
     runs/<name>/
-      config.json  versions.json          the resolved TrainConfig and package versions
+      config.json  versions.json          the resolved TrainConfig (nested) and package versions
       checkpoints/<method>/seed<k>/       last.ckpt (saved every epoch) per method and seed
       logs/<method>-seed<k>[-resumed<n>]/ CSV logs; tensorboard/ the same for TensorBoard
       eval.json                           the table of the training's evaluation
@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import TrainConfig, build_config
+from .config import TrainConfig
+from .options import build_config
 from .errors import RunError
 
 RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
@@ -71,14 +72,15 @@ def new_run(cfg: TrainConfig) -> RunLayout:
     """A new run directory, created exclusively by rank 0: cfg.name, or a timestamp with a
     random suffix (torchrun: its run id). Other DDP ranks join it by name: Lightning's launcher
     starts them with RUN_NAME_ENV, which rank 0 sets for multi-device runs."""
-    parent = Path(cfg.run_dir)
+    run = cfg.run
+    parent = Path(run.run_dir)
     torchrun = os.environ.get("TORCHELASTIC_RUN_ID")
     if process_rank() != 0:
-        name = cfg.name or os.environ.get(RUN_NAME_ENV) or (torchrun and f"torchrun-{torchrun}")
+        name = run.name or os.environ.get(RUN_NAME_ENV) or (torchrun and f"torchrun-{torchrun}")
         if not name:
             raise RunError("a DDP rank > 0 cannot tell which run to join; pass --name")
         return RunLayout(parent / name)
-    name = cfg.name or (f"torchrun-{torchrun}" if torchrun else
+    name = run.name or (f"torchrun-{torchrun}" if torchrun else
                         f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
     root = parent / name
     parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,7 @@ def new_run(cfg: TrainConfig) -> RunLayout:
     except FileExistsError:
         raise RunError(f"run directory {root} already exists; pass another --name, or "
                        f"--resume {root} to continue it") from None
-    if cfg.devices * cfg.num_nodes > 1:
+    if run.devices * run.num_nodes > 1:
         os.environ[RUN_NAME_ENV] = name
     return RunLayout(root)
 

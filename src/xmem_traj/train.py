@@ -1,8 +1,8 @@
-"""`xmem-traj train`: the main job. Extract (or reuse) XMem features, train each method of the
-config (one predictor per seed), then evaluate against the devkit baselines on the val split."""
+"""`xmem-traj train`: the main job. Prepare the data and inputs (traj/prepare.py), train each
+method of the config (one predictor per seed), then evaluate against the devkit baselines on
+the val split."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import platform
@@ -19,12 +19,15 @@ from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from .config import TrainConfig
-from .eval.evaluate import evaluate_run, format_report
 from .errors import RunError
+from .eval.report import format_report
+from .eval.scoring import evaluate_run
 from .methods import METHODS
 from .runs import RunLayout, new_run, process_rank
-from .traj.datamodules import TrajDataModule
+from .traj.datamodules import TrajDataModule, method_slots
+from .traj.models import ModelSpec
 from .traj.predictor import TrajectoryPredictor
+from .traj.prepare import PreparedData, StageClock, prepare
 
 log = logging.getLogger(__name__)
 
@@ -70,38 +73,50 @@ class EpochPrinter(L.Callback):
         (bar.print if bar is not None and self.report is print else self.report)(line)
 
 
-def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, seed_index: int, *,
-        resume: bool, report: Callable[[str], None] = log.info) -> TrajectoryPredictor:
-    """Train one predictor of `method` with seed cfg.seed + seed_index into the run."""
-    seed = cfg.seed + seed_index
+def model_spec(data: PreparedData, method: str) -> ModelSpec:
+    """What the method's model is built from on this run's prepared data."""
+    cfg, train = data.cfg, data.split("train")
+    online = data.context.backbone is not None and data.context.backbone.trainable
+    shapes = {slot: train.shapes[slot] for slot in method_slots(data, method, "train")}
+    return ModelSpec.of(method, METHODS[method].inputs, cfg.model, cfg.experimental,
+                        past_steps=train.dataset.targets.past_steps,
+                        future_steps=train.dataset.targets.future_steps, shapes=shapes,
+                        backbone=data.context.backbone if online and "xmem" in shapes else None)
+
+
+def fit(data: PreparedData, dm: TrajDataModule, layout: RunLayout, method: str,
+        seed_index: int, *, resume: bool, report: Callable[[str], None] = log.info
+        ) -> TrajectoryPredictor:
+    """Train one model of `method` with seed optim.seed + seed_index into the run."""
+    cfg = data.cfg
+    optim, run = cfg.optim, cfg.run
+    seed = optim.seed + seed_index
     label = method.replace("_", "-") + (f" seed {seed}" if seed_index else "")
-    ckpt_dir = layout.checkpoint_dir(method, seed_index)
     last = layout.checkpoint(method, seed_index)
     L.seed_everything(seed, workers=True, verbose=False)
-    targets = dm.train_set.targets
-    inputs = METHODS[method].inputs
-    model = TrajectoryPredictor.from_config(
-        cfg, method, feature_dim=dm.feature_dim(inputs), past_steps=targets.past_steps,
-        future_steps=targets.future_steps, seed=seed,
-        backbone=dm.backbone if dm.online and inputs == "xmem" else None)
+    spec = model_spec(data, method)
+    model = TrajectoryPredictor(spec=spec.to_dict(), lr=optim.lr, weight_decay=optim.weight_decay,
+                                epochs=optim.epochs, seed=seed,
+                                offroad_loss=cfg.experimental.offroad_loss, backbone=spec.backbone)
     sub = layout.log_name(method, seed_index)
     # last.ckpt after every epoch (Lightning writes it atomically): a kill -9 loses one epoch.
-    callbacks = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
-                                 every_n_epochs=1, save_on_train_epoch_end=True,
-                                 enable_version_counter=False),
+    callbacks = [ModelCheckpoint(dirpath=layout.checkpoint_dir(method, seed_index),
+                                 filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                                 save_on_train_epoch_end=True, enable_version_counter=False),
                  EpochPrinter(label, report, every_epoch=seed_index == 0)]
-    if cfg.progress:
+    if run.progress:
         callbacks.append(TQDMProgressBar(leave=False))
     loggers = [CSVLogger(layout.root, name="logs", version=sub)]
     try:
         loggers.append(TensorBoardLogger(layout.root, name="tensorboard", version=sub))
     except ModuleNotFoundError:
         log.warning("tensorboard is not installed; CSV logs only")
-    trainer = L.Trainer(max_epochs=cfg.epochs, max_steps=cfg.max_steps, accelerator=cfg.accelerator,
-                        devices=cfg.devices, num_nodes=cfg.num_nodes, strategy=cfg.strategy,
-                        callbacks=callbacks, logger=loggers, deterministic=True,
-                        enable_progress_bar=cfg.progress, enable_model_summary=False,
-                        precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true",
+    trainer = L.Trainer(max_epochs=optim.epochs, max_steps=optim.max_steps,
+                        accelerator=run.accelerator, devices=run.devices,
+                        num_nodes=run.num_nodes, strategy=run.strategy, callbacks=callbacks,
+                        logger=loggers, deterministic=True, enable_progress_bar=run.progress,
+                        enable_model_summary=False,
+                        precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
                         log_every_n_steps=10, num_sanity_val_steps=0)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return model
@@ -109,12 +124,13 @@ def fit(cfg: TrainConfig, dm: TrajDataModule, layout: RunLayout, method: str, se
 
 def check_resumable(layout: RunLayout, cfg: TrainConfig) -> None:
     """Every checkpoint a resume would continue from must load; checked before any work."""
-    for method in cfg.method_list:
+    for method in cfg.model.method_list:
         for path in layout.checkpoints(method):
             try:
                 torch.load(path, map_location="cpu", weights_only=True)
             except Exception as err:  # noqa: BLE001  (truncated files fail in many ways)
-                raise RunError(f"cannot resume from {path}: it does not load ({type(err).__name__}: "
+                raise RunError(f"cannot resume from {path}: it does not load "
+                               f"({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''}); delete it to "
                                "retrain that model from scratch") from None
 
@@ -122,37 +138,36 @@ def check_resumable(layout: RunLayout, cfg: TrainConfig) -> None:
 def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
                  report: Callable[[str], None] = log.info, evaluate: bool = True) -> Path:
     """The whole main job; returns the run directory. `report` receives the progress lines
-    (the CLI passes print). With `evaluate`, rank 0 then scores the run against the devkit
-    baselines with the data already loaded, writes eval.json and reports the table."""
+    (the CLI passes print). Prepare (data, inputs), train every method's seeds, then with
+    `evaluate` rank 0 scores the run against the devkit baselines on the prepared val split,
+    writes eval.json and reports the table."""
     layout = RunLayout(Path(resume_dir)) if resume_dir else new_run(cfg)
     if resume_dir:
         check_resumable(layout, cfg)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.optim.seed)
     clock = StageClock()
     try:
-        dm = TrajDataModule.from_config(cfg, report)
+        data = prepare(cfg, clock=clock, report=report)
     except BaseException:
         if not resume_dir and process_rank() == 0 and not any(layout.root.iterdir()):
             layout.root.rmdir()  # a bad input leaves no empty run behind
         raise
-    cfg = dataclasses.replace(cfg, methods=",".join(dm.methods), vision=dm.cfg.vision)  # "auto"s resolved
-    train_set, val_set = dm.train_set, dm.val_set
-    clock.lap("data")
+    cfg = data.cfg  # resolved: "auto" values decided
+    train_set, val_set = data.train.dataset, data.val.dataset
     report(f"targets: {len(train_set)} train, {len(val_set)} val "
            f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
            f"{'challenge split' if train_set.targets.challenge else 'all agents'})")
     if process_rank() == 0:
         layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
         layout.versions.write_text(json.dumps(versions(), indent=1))
-    if cfg.devices * cfg.num_nodes == 1:  # (DDP shards extraction inside the trainer)
-        dm.setup("fit")
-        clock.lap("XMem features" if dm.backbone is not None else "targets")
-    for method in dm.methods:
-        for seed_index in range(cfg.seeds):
-            fit(cfg, dm, layout, method, seed_index, resume=resume_dir is not None, report=report)
+    dm = TrajDataModule(data, cfg.optim, cfg.run)
+    for method in data.methods:
+        for seed_index in range(cfg.optim.seeds):
+            fit(data, dm, layout, method, seed_index, resume=resume_dir is not None,
+                report=report)
     clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
-        summary = evaluate_run(layout, dm, dm.methods)
+        summary = evaluate_run(layout, data)
         clock.lap("eval")
         summary["stage_seconds"] = clock.laps
         layout.eval.write_text(json.dumps(summary, indent=1))
@@ -161,17 +176,4 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
     return layout.root
 
 
-class StageClock:
-    """Wall time of the main job's stages, in order."""
-
-    def __init__(self):
-        self.laps: dict[str, float] = {}
-        self._t = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = self.laps.get(name, 0.0) + now - self._t
-        self._t = now
-
-
-__all__ = ["EpochPrinter", "fit", "run_training", "versions"]
+__all__ = ["EpochPrinter", "fit", "model_spec", "run_training", "versions"]

@@ -6,6 +6,7 @@ itself only reads image files.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, Sequence
 
@@ -14,7 +15,7 @@ import torch
 from nuscenes.nuscenes import NuScenes
 from torch.utils.data import Dataset
 
-from ..config import TrainConfig
+from ..config import DataConfig
 from .agent_index import AgentTargets, index_targets
 from .frames import init_mask, load_frames, output_size
 
@@ -39,13 +40,14 @@ class NuScenesAgentDataset(Dataset):
                                  future_s=future_s, nusc=nusc, **filters), image_size=image_size)
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig, dataroot: str, version: str, split: str, *,
-                    nusc: NuScenes | None = None) -> "NuScenesAgentDataset":
-        """The split's targets as a run of this config sees them."""
-        return cls(index_targets(dataroot, version, split, frames=cfg.frames,
-                                 history_s=cfg.history_s, future_s=cfg.future_s,
-                                 challenge=cfg.challenge, categories=cfg.category_list, nusc=nusc),
-                   image_size=cfg.image_size)
+    def from_config(cls, data: DataConfig, dataroot: str, version: str, split: str, *,
+                    image_size: tuple[int, int] | None, nusc: NuScenes | None = None
+                    ) -> "NuScenesAgentDataset":
+        """The split's targets as a run with this data group sees them."""
+        return cls(index_targets(dataroot, version, split, frames=data.frames,
+                                 history_s=data.history_s, future_s=data.future_s,
+                                 challenge=data.challenge, categories=data.category_list,
+                                 nusc=nusc), image_size=image_size)
 
     @property
     def split(self) -> str:
@@ -57,6 +59,19 @@ class NuScenesAgentDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def fingerprint(self) -> dict:
+        """What identifies these targets' inputs in a cache key: the dataroot, version, split,
+        frames, image size and every target with its camera window."""
+        h = hashlib.sha256()
+        for r in self.records:
+            h.update("|".join([r.instance_token, r.sample_token, r.camera, str(r.init_frame),
+                               *r.frame_tokens]).encode())
+        t = self.targets
+        return {"dataroot": os.path.abspath(t.dataroot), "version": t.version, "split": t.split,
+                "frames": t.frames, "image_size": list(self.image_size or []),
+                "history_s": t.history_s, "targets": len(self.records),
+                "targets_sha256": h.hexdigest()}
 
     def tracks(self, index: int) -> dict[str, np.ndarray]:
         """Past and future of a target, padded to the split's horizons (AgentRecord.padded_tracks)."""

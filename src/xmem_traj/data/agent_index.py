@@ -25,11 +25,10 @@ from pyquaternion import Quaternion
 
 from ..errors import DatasetError
 from ..projection import box_to_camera, projected_hull
+from .tables import check_dataroot, load_nuscenes
 
 log = logging.getLogger(__name__)
 
-TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
-          "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")
 CHALLENGE_SPLITS = ("mini_train", "mini_val", "train", "train_val", "val")
 KEYFRAME_HZ = 2
 CAMERA_HZ = 12
@@ -83,42 +82,6 @@ class AgentRecord:
 def steps(seconds: float) -> int:
     """Key-frame steps in `seconds` (2 Hz): 2 s of history → 4, a 6 s horizon → 12."""
     return int(round(seconds * KEYFRAME_HZ))
-
-
-def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
-    root = Path(dataroot)
-    if not str(dataroot) or not root.is_dir():
-        raise DatasetError(f"nuScenes dataroot {str(dataroot)!r} does not exist (pass --dataroot, "
-                           "the folder that holds v1.0-*/, samples/, sweeps/ and maps/)")
-    if not version:
-        raise DatasetError("no nuScenes version given (e.g. v1.0-mini or v1.0-trainval)")
-    table_dir = root / version
-    if not table_dir.is_dir():
-        found = sorted(p.name for p in root.glob("v1.0-*"))
-        raise DatasetError(f"{table_dir} does not exist; versions found under {root}: {found or 'none'}")
-    for table in TABLES:
-        if not (table_dir / f"{table}.json").exists():
-            raise DatasetError(f"missing nuScenes table {table_dir / (table + '.json')}")
-    return root
-
-
-def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
-    """The devkit's NuScenes of a checked dataroot; a table that does not parse or does not fit
-    the schema is named in a DatasetError."""
-    root = check_dataroot(dataroot, version)
-    try:
-        return NuScenes(version=version, dataroot=str(root), verbose=False)
-    except (ValueError, KeyError, IndexError, TypeError, AssertionError) as err:
-        for table in TABLES:
-            path = root / version / f"{table}.json"
-            try:
-                records = json.loads(path.read_text())
-            except (ValueError, UnicodeDecodeError) as bad:
-                raise DatasetError(f"nuScenes table {path} is not valid JSON: {bad}") from None
-            if not isinstance(records, list):
-                raise DatasetError(f"nuScenes table {path} must hold a list of records") from None
-        raise DatasetError(f"the nuScenes tables in {root / version} do not fit the devkit's schema "
-                           f"({type(err).__name__}: {err})") from None
 
 
 def prediction_scenes_path(dataroot: str | os.PathLike) -> Path:

@@ -12,11 +12,10 @@ import numpy as np
 
 from ..errors import RunError
 from ..runs import RunLayout
-from ..traj.datamodules import TrajDataModule
+from ..traj.prepare import PreparedData
 from .bootstrap import ClusterBootstrap
-from .evaluate import SUBSET_TITLES, Scorer, score_method, subset_masks
-
-COMPARED = ("MinADEK_1", "MinFDEK_1", "MissRateTopK_2_1", "MinADEK_5", "MinFDEK_5", "MissRateTopK_2_5")
+from .report import COMPARED
+from .scoring import Scorer, score_method
 
 
 @dataclass
@@ -26,18 +25,18 @@ class RunScores:
     split: str
     targets: list[tuple[str, str]]            # (instance_token, sample_token), in val order
     per_target: dict[str, np.ndarray]         # metric → (N,)
-    subsets: dict[str, np.ndarray]            # subset → (N,) bool
+    subsets: dict[str, tuple[np.ndarray, str]]  # subset → ((N,) bool, title)
     seeds: int
 
 
-def score_run(layout: RunLayout, dm: TrajDataModule, method: str) -> RunScores:
-    """Score `method` of the run (every seed's head) on dm.val_set."""
-    runs = score_method(layout, dm, Scorer(dm), method)
-    records = dm.val_set.records
-    return RunScores(label=f"{layout.root.name}:{method}", split=dm.val_set.split,
+def score_run(layout: RunLayout, data: PreparedData, method: str) -> RunScores:
+    """Score `method` of the run (every seed's model) on its prepared val split."""
+    runs = score_method(layout, data, Scorer(data), method)
+    records = data.val.records
+    return RunScores(label=f"{layout.root.name}:{method}", split=data.val.split,
                      targets=[(r.instance_token, r.sample_token) for r in records],
                      per_target={k: np.mean([run[k] for run in runs], 0) for k in COMPARED},
-                     subsets=subset_masks(dm), seeds=len(runs))
+                     subsets=data.subsets(), seeds=len(runs))
 
 
 def compare_runs(a: RunScores, b: RunScores) -> dict:
@@ -54,11 +53,11 @@ def compare_runs(a: RunScores, b: RunScores) -> dict:
     out = {"a": a.label, "b": b.label, "split": a.split, "seeds": [a.seeds, b.seeds],
            "targets": len(ia), "only_a": len(a.targets) - len(ia), "only_b": len(b.targets) - len(ib),
            "subsets": {}}
-    for subset, mask in a.subsets.items():
+    for subset, (mask, title) in a.subsets.items():
         mask = mask[ia]
         if not mask.any():
             continue
-        block = out["subsets"][subset] = {"targets": int(mask.sum()),
+        block = out["subsets"][subset] = {"targets": int(mask.sum()), "title": title,
                                           "agents": len({agents[i] for i in np.flatnonzero(mask)})}
         for k in COMPARED:
             va, vb = a.per_target[k][ia], b.per_target[k][ib]
@@ -75,7 +74,7 @@ def format_comparison(result: dict) -> str:
                 if result["only_a"] or result["only_b"] else "")
              + "; gain = (B − A) / B, paired, [95 % interval, cluster bootstrap over agents]"]
     for subset, block in result["subsets"].items():
-        lines += ["", f"**{SUBSET_TITLES.get(subset, subset)}**: {block['targets']} targets, "
+        lines += ["", f"**{block.get('title', subset)}**: {block['targets']} targets, "
                       f"{block['agents']} agents", "",
                   "| metric | A | B | gain of A over B |", "|---|---|---|---|"]
         for k in COMPARED:

@@ -15,9 +15,8 @@ from ..data.agent_dataset import NuScenesAgentDataset  # noqa: E402
 from ..data.agent_frame import local_to_global  # noqa: E402
 from ..data.frames import frame_masks, init_mask, load_frames, output_size  # noqa: E402
 from ..data.maps import PIXELS_PER_METER  # noqa: E402
-from ..methods import METHODS  # noqa: E402
-from ..traj.datamodules import TrajDataModule  # noqa: E402
-from .evaluate import load_predictor, predict  # noqa: E402
+from ..traj.prepare import PreparedData  # noqa: E402
+from .scoring import load_predictor, predict, val_tensors  # noqa: E402
 
 
 def xmem_masks(backbone, ds: NuScenesAgentDataset, index: int) -> list:
@@ -47,16 +46,19 @@ def _draw_map(ax, mask: np.ndarray, centre: np.ndarray, radius: float = 60.0) ->
                   origin="lower", cmap="Greys", vmin=0, vmax=4, alpha=0.6, zorder=0)
 
 
-def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count: int,
+def render_examples(prepared: PreparedData, method: str, checkpoint: Path, *, count: int,
                     out_dir: Path) -> list[Path]:
     """PNGs of `count` val targets: BEV of past, true future and the checkpoint's modes,
     beside the camera window with XMem's masks (when the run has XMem)."""
-    data = dm.targets("val", METHODS[method].inputs)
-    model = load_predictor(checkpoint, dm.finetuned_backbone)
-    pred, probs, gt, _ = predict(model, data)
+    tensors = val_tensors(prepared, method)
+    backbone = prepared.context.backbone
+    model = load_predictor(checkpoint, backbone)
+    pred, probs, gt, _ = predict(model, tensors)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ds = dm.val_set
-    maps, locations = dm.drivable_maps(), dm.locations("val")
+    ds = prepared.val.dataset
+    locations = prepared.val.targets.locations
+    maps = prepared.context.drivable_maps(locations)
+    data = tensors.tensors
     picks = np.linspace(0, len(ds) - 1, min(count, len(ds))).astype(int)
     paths = []
     for i in picks:
@@ -65,19 +67,20 @@ def render_examples(dm: TrajDataModule, method: str, checkpoint: Path, *, count:
         fig = plt.figure(figsize=(3 * t_len + 4, 4))
         ax = fig.add_subplot(1, t_len + 1, 1)
         if maps is not None:
-            _draw_map(ax, maps.masks[locations[i]], data.translation[i, :2].numpy())
-        past = local_to_global(data.past[i:i + 1], data.translation[i:i + 1], data.rotation[i:i + 1])[0]
-        pv = data.past_valid[i]
+            _draw_map(ax, maps.masks[locations[i]], data["translation"][i, :2].numpy())
+        past = local_to_global(data["past"][i:i + 1], data["translation"][i:i + 1],
+                               data["rotation"][i:i + 1])[0]
+        pv = data["past_valid"][i]
         ax.plot(*past[pv].T, "o-", color="0.4", label="past")
         ax.plot(*gt[i].T, "o-", color="tab:green", label="true future")
         for k in range(pred.shape[1]):
             ax.plot(*pred[i, k].T, "x--", color="tab:red", alpha=float(0.3 + 0.7 * probs[i, k]),
                     label="predicted" if k == 0 else None)
-        ax.plot(*data.translation[i, :2], "k*", markersize=12)
+        ax.plot(*data["translation"][i, :2], "k*", markersize=12)
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"{rec.category}\n{rec.instance_token[:8]} @ {rec.sample_token[:8]}", fontsize=8)
         ax.legend(fontsize=7)
-        masks = xmem_masks(dm.backbone, ds, i) if dm.backbone is not None else [None] * t_len
+        masks = xmem_masks(backbone, ds, i) if backbone is not None else [None] * t_len
         for t in range(t_len):
             a = fig.add_subplot(1, t_len + 1, t + 2)
             a.imshow(item["frames"][t].permute(1, 2, 0).numpy())

@@ -22,9 +22,8 @@ from nuscenes.utils.splits import create_splits_scenes
 from PIL import Image
 from pyquaternion import Quaternion
 
-from ..errors import DatasetError
 from ..projection import box_to_camera, projected_hull
-from .cues import FORMAT, FRAME_FIELDS, SIDE_FILE
+from ..data.world_cues import FORMAT, FRAME_FIELDS, SIDE_FILE
 from .draw import draw_world, visibility_fraction
 from .mapexp import LOCATION, MAP_EXTENTS, drivable_area, write_expansion
 from .render import CAMERAS, make_camera
@@ -388,15 +387,3 @@ def _attribute(tr, state) -> str:
     if tr.parked:
         return "vehicle.parked"
     return "vehicle.moving" if state["speed"] > 0.5 else "vehicle.stopped"
-
-
-def version_of(dataroot: str | Path) -> str:
-    """The one table version a dataroot holds (a v1.0-*/ folder with scene.json)."""
-    found = sorted(p.parent.name for p in Path(dataroot).glob("v1.0-*/scene.json"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise DatasetError(f"no nuScenes tables (v1.0-*/scene.json) under {dataroot}; "
-                           "pass --dataroot the folder that holds v1.0-mini/ or v1.0-trainval/")
-    raise DatasetError(f"{dataroot} holds several table versions {found}; pass --version")
-

@@ -12,24 +12,17 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import TRAJ_XMEM_CONFIG, TrainConfig
-from ..xmem import BatchedInferenceCore, KeyFeatures, XMem, feature_width, load_xmem, object_features
+from ..errors import ConfigError
+
+from ..config import TRAJ_XMEM_CONFIG, XMemConfig
+from ..xmem import (BatchedInferenceCore, KeyFeatures, XMem, feature_width, load_xmem,
+                    object_features, resolve_feature_kinds)
 from ..xmem.inference_core import DEFAULT_PIXEL_BUDGET, budget_chunks
 from ..xmem.masks import pad_divide_by
 from ..xmem.optimize import InferenceSettings, inference_copy
+from ..xmem.preprocess import normalise
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def normalise(frames: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], (…, 3, H, W) → ImageNet-normalised, as XMem's eval.py feeds it."""
-    mean = torch.tensor(IMAGENET_MEAN, device=frames.device, dtype=frames.dtype)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=frames.device, dtype=frames.dtype)[:, None, None]
-    return (frames - mean) / std
-
 
 class XMemBackbone(nn.Module):
     """Frozen by default; `trainable` names XMem submodules (prefixes) to fine-tune.
@@ -69,12 +62,19 @@ class XMemBackbone(nn.Module):
         network.eval()
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig) -> "XMemBackbone":
-        """XMem from cfg.xmem_weights (or the seeded random init) with the config's features,
-        mask scheme and fine-tuned parts."""
-        network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
-        return cls(network, features=cfg.feature_kinds, masks=cfg.masks, trainable=cfg.finetune_list,
-                   precision=cfg.resolved_precision)
+    def from_config(cls, xmem: XMemConfig, *, masks: str, seed: int) -> "XMemBackbone":
+        """XMem from xmem.xmem_weights (or the random init of `seed`) with the group's
+        features, fine-tuned parts and (resolved) precision, and the mask scheme `masks`.
+        A feature set that names no kind is a ConfigError."""
+        try:
+            kinds = resolve_feature_kinds(xmem.features)
+        except ValueError as err:
+            raise ConfigError(f"features: {err}") from None
+        if xmem.precision == "auto":
+            raise ValueError("resolve the config first (TrainConfig.resolved): precision is auto")
+        network = load_xmem(xmem.xmem_weights or None, map_location="cpu", seed=seed)
+        return cls(network, features=kinds, masks=masks, trainable=xmem.finetune_list,
+                   precision=xmem.precision)
 
     @property
     def feature_dim(self) -> int:
@@ -181,4 +181,4 @@ class XMemBackbone(nn.Module):
         return out, valid
 
 
-__all__ = ["XMemBackbone", "normalise"]
+__all__ = ["XMemBackbone"]
