@@ -118,6 +118,8 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
     assert "| XMem + history (ours) (minFDE_1 sd over seeds" in out  # the job reports its eval table
     assert "stage times: data" in out
+    assert "primary comparison (declared before the run)**: XMem + history (ours) vs history-only" in out
+    assert "exploratory, paired" in out
     layout = RunLayout(run)
     for rel in ("config.json", "versions.json", "checkpoints/xmem/seed0/last.ckpt",
                 "checkpoints/xmem/seed1/last.ckpt", "checkpoints/history_only/seed0/last.ckpt",
@@ -130,6 +132,7 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
                                 "history + true cues (ceiling)": 2}
     xmem = summary["metrics"]["all"]["XMem + history (ours)"]
     assert xmem["MinFDEK_1"][1] <= xmem["MinFDEK_1"][0] <= xmem["MinFDEK_1"][2]
+    assert summary["primary"]["comparison"] == "XMem + history (ours) vs history-only (ablation)"
     assert "[95 % interval" in format_report(summary)
     # predict's devkit JSON goes through compute_metrics to what our eval gives that seed.
     preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem"),

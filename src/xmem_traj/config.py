@@ -1,5 +1,5 @@
 """TrainConfig: the single source of truth for a run, nested in groups (data, world, xmem,
-model, optim, run, experimental). Each builder receives only its group.
+model, optim, run, eval, experimental). Each builder receives only its group.
 
 The CLI's options are generated from the fields (options.py: one flag per field,
 `--kebab-case`; names are unique across groups); a TOML or JSON file may set any of them, flat
@@ -163,6 +163,22 @@ class RunConfig:
 
 
 @dataclass
+class EvalConfig:
+    """How a run is scored."""
+    primary: str = _f("xmem,history_only", "the primary comparison, declared before the run: "
+                                            "A,B — the relative gain of method A over method "
+                                            "(or devkit baseline) B on minFDE_1, targets with a "
+                                            "past; every other comparison is exploratory")
+    replicates: int = _f(2000, "bootstrap replicates of the intervals (scenes and training "
+                                "seeds resampled)", min=100)
+
+    @property
+    def primary_pair(self) -> tuple[str, str]:
+        a, b = (split_list(self.primary) + ["", ""])[:2]
+        return a, b
+
+
+@dataclass
 class ExperimentalConfig:
     """Options whose alternatives were measured and not kept (docs/experiments.md says what
     each gave); they stay for reproducing those measurements."""
@@ -186,7 +202,7 @@ class ExperimentalConfig:
 
 GROUPS: dict[str, type] = {"data": DataConfig, "world": WorldConfig, "xmem": XMemConfig,
                            "model": ModelConfig, "optim": OptimConfig, "run": RunConfig,
-                           "experimental": ExperimentalConfig}
+                           "eval": EvalConfig, "experimental": ExperimentalConfig}
 #: field name → its group (field names are unique across groups: they are the CLI flags)
 FIELD_GROUP: dict[str, str] = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
 
@@ -199,6 +215,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
 
     @classmethod
@@ -245,6 +262,8 @@ class TrainConfig:
                 f"its top_k = {top_k} memory matches; use at least e.g. 96×96 or 80×128")
         if exp.offroad_loss > 0 and not model.map:
             raise ConfigError("offroad_loss: needs the map raster; drop --no-map or set it to 0")
+        if len(split_list(self.eval.primary)) != 2:
+            raise ConfigError(f"primary: {self.eval.primary!r} must name two methods, A,B")
         if self.optim.max_steps == 0:
             raise ConfigError("max_steps: 0 trains nothing; use -1 (epochs decide) or >= 1")
         if xmem.xmem_weights and not Path(xmem.xmem_weights).is_file():
@@ -362,6 +381,6 @@ def _checked(f, value):
     return value
 
 
-__all__ = ["DataConfig", "ExperimentalConfig", "FIELD_GROUP", "GROUPS", "ModelConfig",
+__all__ = ["DataConfig", "EvalConfig", "ExperimentalConfig", "FIELD_GROUP", "GROUPS", "ModelConfig",
            "OptimConfig", "RunConfig", "SegmentationConfig", "TRAJ_XMEM_CONFIG", "TYPES",
            "TrainConfig", "WorldConfig", "XMemConfig", "native_bf16", "split_list"]

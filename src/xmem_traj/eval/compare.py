@@ -1,6 +1,6 @@
 """Two runs' models on the same val targets, paired: how much lower one run's errors are than
 another's — e.g. `--frames sweeps` against key frames, or `--precision 32` against bf16 —
-with 95 % intervals from the same cluster bootstrap over agents as `eval`.
+with 95 % intervals from the same bootstrap as `eval` (scenes and training seeds resampled).
 
 Each run is scored with its own config (its features, its frames); only the targets both runs
 evaluate are compared, and the output says how many that is."""
@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import RunError
 from ..runs import RunLayout
 from ..traj.prepare import PreparedData
-from .bootstrap import ClusterBootstrap
+from .bootstrap import SceneBootstrap
 from .report import COMPARED
 from .scoring import Scorer, score_method
 
@@ -24,7 +24,8 @@ class RunScores:
     label: str
     split: str
     targets: list[tuple[str, str]]            # (instance_token, sample_token), in val order
-    per_target: dict[str, np.ndarray]         # metric → (N,)
+    scenes: list[str]                         # each target's scene
+    per_target: dict[str, np.ndarray]         # metric → (S, N) per seed
     subsets: dict[str, tuple[np.ndarray, str]]  # subset → ((N,) bool, title)
     seeds: int
 
@@ -35,7 +36,8 @@ def score_run(layout: RunLayout, data: PreparedData, method: str) -> RunScores:
     records = data.val.records
     return RunScores(label=f"{layout.root.name}:{method}", split=data.val.split,
                      targets=[(r.instance_token, r.sample_token) for r in records],
-                     per_target={k: np.mean([run[k] for run in runs], 0) for k in COMPARED},
+                     scenes=[r.scene_name for r in records],
+                     per_target={k: np.stack([run[k] for run in runs]) for k in COMPARED},
                      subsets=data.subsets(), seeds=len(runs))
 
 
@@ -49,7 +51,7 @@ def compare_runs(a: RunScores, b: RunScores) -> dict:
                        "compare runs evaluated on the same split of the same data")
     ib = np.array([where_b[a.targets[i]] for i in ia], dtype=int)
     agents = [a.targets[i][0] for i in ia]
-    boot = ClusterBootstrap(agents)
+    boot = SceneBootstrap([a.scenes[i] for i in ia])
     out = {"a": a.label, "b": b.label, "split": a.split, "seeds": [a.seeds, b.seeds],
            "targets": len(ia), "only_a": len(a.targets) - len(ia), "only_b": len(b.targets) - len(ib),
            "subsets": {}}
@@ -60,8 +62,8 @@ def compare_runs(a: RunScores, b: RunScores) -> dict:
         block = out["subsets"][subset] = {"targets": int(mask.sum()), "title": title,
                                           "agents": len({agents[i] for i in np.flatnonzero(mask)})}
         for k in COMPARED:
-            va, vb = a.per_target[k][ia], b.per_target[k][ib]
-            block[k] = {"a": float(va[mask].mean()), "b": float(vb[mask].mean()),
+            va, vb = a.per_target[k][:, ia], b.per_target[k][:, ib]
+            block[k] = {"a": float(va[:, mask].mean()), "b": float(vb[:, mask].mean()),
                         "gain": boot.relative_gain(va, vb, mask).as_list()}
     return out
 
@@ -72,7 +74,7 @@ def format_comparison(result: dict) -> str:
              f"({result['seeds'][1]} seeds), {result['split']}: {result['targets']} targets in common"
              + (f" (only in A: {result['only_a']}, only in B: {result['only_b']})"
                 if result["only_a"] or result["only_b"] else "")
-             + "; gain = (B − A) / B, paired, [95 % interval, cluster bootstrap over agents]"]
+             + "; gain = (B − A) / B, paired, [95 % interval: scenes and seeds resampled]"]
     for subset, block in result["subsets"].items():
         lines += ["", f"**{block.get('title', subset)}**: {block['targets']} targets, "
                       f"{block['agents']} agents", "",

@@ -1,12 +1,13 @@
 """The report of a scored run: per subset and method each metric's mean with its 95 %
-interval, the spread over training seeds, and the paired comparisons that the registry's
-roles imply (eval.json and the printed Markdown tables)."""
+interval (scenes and training seeds resampled, eval/bootstrap.py), the spread over training
+seeds, the primary comparison declared in the config, and the exploratory comparisons that
+the registry's roles imply (eval.json and the printed Markdown tables)."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..methods import METHODS
-from .bootstrap import ClusterBootstrap
+from .bootstrap import SceneBootstrap, per_seed
 
 BASELINE = "ConstantVelocityHeading"
 COMPARED = ("MinADEK_1", "MinFDEK_1", "MissRateTopK_2_1", "MinADEK_5", "MinFDEK_5",
@@ -27,43 +28,60 @@ def comparison_pairs(methods) -> list[tuple[str, str]]:
     return pairs
 
 
-def summarize(data, per_target: dict, seed_runs: dict) -> dict:
-    """The JSON summary of a scored run (data: its PreparedData): per subset and method, each
-    metric's mean with its interval over agents (learned methods: per-target values averaged
-    over seeds first), the spread of minFDE_1 over seeds, and the paired comparisons."""
+def summarize(data, per_target: dict, seeds: dict) -> dict:
+    """The JSON summary of a scored run (data: its PreparedData; per_target: label → metric →
+    (S, N) per-seed or (N,) values): per subset and method each metric's mean (seeds averaged)
+    with its interval, the standard deviation over seeds (ddof = 1) of minFDE_1, the primary
+    comparison and the exploratory ones."""
     records = data.val.records
-    boot = ClusterBootstrap([r.instance_token for r in records])
+    boot = SceneBootstrap([r.scene_name for r in records], replicates=data.cfg.eval.replicates)
     subsets = data.subsets()
     agents = np.array([r.instance_token for r in records])
+    scenes = np.array([r.scene_name for r in records])
     summary = {"split": data.val.split, "version": data.val.dataset.targets.version,
                "dataroot": data.source.dataroot, "targets": len(records),
-               "agents": len(set(agents)),
+               "agents": len(set(agents)), "scenes": len(set(scenes)),
+               "interval": "95 %: scenes and training seeds resampled (eval/bootstrap.py)",
                "subsets": {s: {"targets": int(m.sum()), "agents": int(len(set(agents[m]))),
-                               "title": title} for s, (m, title) in subsets.items()},
-               "seeds": {label: len(runs) for label, runs in seed_runs.items()},
-               "metrics": {}, "comparisons": {}}
+                               "scenes": int(len(set(scenes[m]))), "title": title}
+                           for s, (m, title) in subsets.items()},
+               "seeds": dict(seeds), "metrics": {}}
     for subset, (mask, _) in subsets.items():
         if not mask.any():
             continue
         block = summary["metrics"][subset] = {}
         for label, values in per_target.items():
             block[label] = {k: boot.mean(v, mask).as_list() for k, v in values.items()}
-            runs = seed_runs.get(label, [])
+            runs = per_seed(values["MinFDEK_1"])
             if len(runs) > 1:
                 block[label]["MinFDEK_1_seed_sd"] = float(
-                    np.std([r["MinFDEK_1"][mask].mean() for r in runs]))
-    summary["comparisons"] = compare(boot, per_target, subsets["with_past"][0], data.methods)
+                    np.std(runs[:, mask].mean(1), ddof=1))
+    with_past = subsets["with_past"][0]
+    summary["primary"] = primary(boot, per_target, with_past, data.cfg.eval.primary_pair)
+    summary["comparisons"] = compare(boot, per_target, with_past, data.methods)
     return summary
+
+
+def primary(boot: SceneBootstrap, per_target: dict, mask: np.ndarray,
+            pair: tuple[str, str]) -> dict | None:
+    """The comparison declared before the run: A's relative gain over B on minFDE_1, targets
+    with a past, with its interval and half-width; None where the run lacks A or B."""
+    la, lb = _label(pair[0]), _label(pair[1])
+    if la not in per_target or lb not in per_target or not mask.any():
+        return None
+    gain = boot.relative_gain(per_target[la]["MinFDEK_1"], per_target[lb]["MinFDEK_1"], mask)
+    return {"comparison": f"{la} vs {lb}", "metric": "MinFDEK_1", "subset": "with_past",
+            "gain": gain.as_list(), "half_width": gain.half_width}
 
 
 def _label(name: str) -> str:
     return METHODS[name].label if name in METHODS else name
 
 
-def compare(boot: ClusterBootstrap, per_target: dict, mask: np.ndarray, methods) -> dict:
-    """Paired comparisons on the targets with a past (relative gains, lower is better), and
-    the share of each diagnostic's gain over a non-visual method that a visual model
-    captures."""
+def compare(boot: SceneBootstrap, per_target: dict, mask: np.ndarray, methods) -> dict:
+    """Exploratory paired comparisons on the targets with a past (relative gains, lower is
+    better), and the share of each diagnostic's gain over a non-visual method that a visual
+    model captures."""
     out = {}
     pairs = comparison_pairs(methods)
     for a, b in pairs:
@@ -93,8 +111,10 @@ def format_report(summary: dict, names=("MinADEK_1", "MinFDEK_1", "MissRateTopK_
     """Markdown tables: value [95 % interval over agents] per subset, then the comparisons."""
     seeds = summary.get("seeds", {})
     lines = [f"{summary['version']} {summary['split']}: {summary['targets']} targets of "
-             f"{summary['agents']} agents (devkit metric names, global frame, metres; learned "
-             f"models: mean over their seeds; [95 % interval, cluster bootstrap over agents])"]
+             f"{summary['agents']} agents in {summary.get('scenes', '?')} scenes (devkit metric "
+             "names, global frame, metres; learned models: mean over their seeds; [95 % "
+             "interval: scenes and training seeds resampled])"]
+    lines += _primary_lines(summary.get("primary"))
     for subset, block in summary["metrics"].items():
         info = summary["subsets"][subset]
         shown = [n for n in names if n in next(iter(block.values()))]
@@ -110,8 +130,8 @@ def format_report(summary: dict, names=("MinADEK_1", "MinFDEK_1", "MissRateTopK_
                   if "MinFDEK_1_seed_sd" in m else "")
             lines.append(f"| {label}{sd} | {seeds.get(label, '—')} | " + " | ".join(cells) + " |")
     if summary["comparisons"]:
-        lines += ["", "**paired, targets with a past** (relative gain of the first over the "
-                      "second, lower is better; [95 % interval over agents])", ""]
+        lines += ["", "**exploratory, paired, targets with a past** (relative gain of the first "
+                      "over the second; [95 % interval])", ""]
         for name, values in summary["comparisons"].items():
             cells = ", ".join(f"{k} {100 * v[0]:+.1f}% [{100 * v[1]:+.1f}, {100 * v[2]:+.1f}]"
                               for k, v in values.items())
@@ -119,4 +139,15 @@ def format_report(summary: dict, names=("MinADEK_1", "MinFDEK_1", "MissRateTopK_
     return "\n".join(lines)
 
 
-__all__ = ["BASELINE", "COMPARED", "comparison_pairs", "compare", "format_report", "summarize"]
+def _primary_lines(entry: dict | None) -> list[str]:
+    if entry is None:
+        return ["", "**primary comparison**: not in this run (it lacks one of its methods)"]
+    v, lo, hi = entry["gain"]
+    return ["", f"**primary comparison (declared before the run)**: {entry['comparison']}, "
+                f"minFDE_1 on the targets with a past: {100 * v:+.1f} % [{100 * lo:+.1f}, "
+                f"{100 * hi:+.1f}] (half-width {100 * entry['half_width']:.1f} %); every other "
+                "comparison below is exploratory"]
+
+
+__all__ = ["BASELINE", "COMPARED", "compare", "comparison_pairs", "format_report", "primary",
+           "summarize"]

@@ -117,19 +117,19 @@ def evaluate_run(layout: RunLayout, data: PreparedData) -> dict:
     """Every method of the run (mean over its seeds) and the devkit baselines on the val
     split → the summary (eval/report.py). Raises RunError when a method has no checkpoint."""
     scorer = Scorer(data)
-    per_target: dict[str, dict[str, np.ndarray]] = {}
-    seed_runs: dict[str, list[dict[str, np.ndarray]]] = {}
+    per_target: dict[str, dict[str, np.ndarray]] = {}   # label → metric → (S, N) or (N,)
+    seeds: dict[str, int] = {}
     for name in data.methods:
         runs = score_method(layout, data, scorer, name)
         label = METHODS[name].label
-        seed_runs[label] = runs
-        per_target[label] = {k: np.mean([run[k] for run in runs], 0) for k in runs[0]}
+        seeds[label] = len(runs)
+        per_target[label] = {k: np.stack([run[k] for run in runs]) for k in runs[0]}
     tokens = [(r.instance_token, r.sample_token) for r in data.val.records]
     helper = PredictHelper(data.context.nusc)
     for name in BASELINES:
         per_target[name] = scorer(*run_baseline(name, helper, tokens,
                                                 data.val.dataset.targets.future_s))
-    return summarize(data, per_target, seed_runs)
+    return summarize(data, per_target, seeds)
 
 
 def prediction_json(model: TrajectoryPredictor, tensors: TargetTensors, records) -> list[dict]:
