@@ -15,6 +15,7 @@
 
     python bench/train_bench.py [--dataroot DIR] [--items 0] [--default-run | --finetune decoder]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,41 +31,60 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.videos import FrameSource, group_video, group_windows
-from xmem_traj.inputs.world import cue_states
 from xmem_traj.inputs.extraction import ExtractionStats, extract_groups, plan_extraction
+from xmem_traj.inputs.world import cue_states
 from xmem_traj.inputs.xmem_input import make_backbone
+from xmem_traj.train import model_spec
 from xmem_traj.traj.batch import collate_traj
 from xmem_traj.traj.datamodules import TrajDataModule, method_slots
 from xmem_traj.traj.predictor import TrajectoryPredictor
 from xmem_traj.traj.prepare import PreparedData, prepare
 from xmem_traj.traj.targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors
-from xmem_traj.train import model_spec
 
 
 def extraction(cfg: TrainConfig, data: PreparedData, items: list[int]) -> None:
     ds, backbone = data.train.dataset, make_backbone(cfg)
     groups = group_windows(ds.records, items)
     xm = cfg.xmem
-    plan = plan_extraction(ds, groups, xm.videos_per_step, FrameSource(ds.records, ds.image_size, xm.crop_size))
+    plan = plan_extraction(
+        ds, groups, xm.videos_per_step, FrameSource(ds.records, ds.image_size, xm.crop_size)
+    )
     t0 = time.time()
     with torch.no_grad():  # before: each chunk's videos decode and key-encode all their frames
         for chunk in plan.chunks:
             videos = [group_video(ds.records, g, ds.image_size) for g in chunk]
-            backbone(torch.stack([v["frames"] for v in videos]), [v["init_masks"] for v in videos],
-                     [v["init_frames"].tolist() for v in videos], [v["frame_masks"] for v in videos])
+            backbone(
+                torch.stack([v["frames"] for v in videos]),
+                [v["init_masks"] for v in videos],
+                [v["init_frames"].tolist() for v in videos],
+                [v["frame_masks"] for v in videos],
+            )
     before = time.time() - t0
     stats = ExtractionStats()
     t0 = time.time()
-    extract_groups(backbone, ds, groups, videos_per_step=xm.videos_per_step,
-                   num_workers=cfg.run.num_workers, progress=False, stats=stats)
+    extract_groups(
+        backbone,
+        ds,
+        groups,
+        videos_per_step=xm.videos_per_step,
+        num_workers=cfg.run.num_workers,
+        progress=False,
+        stats=stats,
+    )
     after = time.time() - t0
-    print(f"\nXMem features: {len(items)} targets in {len(groups)} windows, {xm.videos_per_step} in "
-          f"lockstep, precision {backbone.precision}, {xm.image_height}×{xm.image_width}")
+    print(
+        f"\nXMem features: {len(items)} targets in {len(groups)} windows, {xm.videos_per_step} in "
+        f"lockstep, precision {backbone.precision}, {xm.image_height}×{xm.image_width}"
+    )
     print("| pipeline | frames decoded | frames key-encoded | items/s |\n|---|---|---|---|")
-    print(f"| every window's own frames (before) | {stats.video_frames} | {stats.video_frames} | "
-          f"{len(items) / before:.2f} |")
-    print(f"| each camera frame once (after) | {stats.decoded} | {stats.key_encoded} | "
-          f"{len(items) / after:.2f} |")
+    print(
+        f"| every window's own frames (before) | {stats.video_frames} | {stats.video_frames} | "
+        f"{len(items) / before:.2f} |"
+    )
+    print(
+        f"| each camera frame once (after) | {stats.decoded} | {stats.key_encoded} | "
+        f"{len(items) / after:.2f} |"
+    )
 
 
 class _PerItem(Dataset):
@@ -106,28 +126,47 @@ def head_training(cfg: TrainConfig, data: PreparedData, epochs: int) -> None:
     optim = cfg.optim
     loaders = {
         "per-item DataLoader + collate (before)": DataLoader(
-            _PerItem(tensors), batch_size=optim.batch_size, sampler=EpochShuffleSampler(n, 0),
-            collate_fn=collate_traj),
+            _PerItem(tensors),
+            batch_size=optim.batch_size,
+            sampler=EpochShuffleSampler(n, 0),
+            collate_fn=collate_traj,
+        ),
         "batches indexed from stacked tensors (after)": DataLoader(
-            tensors, batch_sampler=EpochBatchSampler(EpochShuffleSampler(n, 0), optim.batch_size,
-                                                     drop_last=False), collate_fn=lambda b: b),
+            tensors,
+            batch_sampler=EpochBatchSampler(
+                EpochShuffleSampler(n, 0), optim.batch_size, drop_last=False
+            ),
+            collate_fn=lambda b: b,
+        ),
     }
     spec = model_spec(data, "xmem").to_dict()
-    make = lambda: TrajectoryPredictor(spec=spec, lr=optim.lr, weight_decay=optim.weight_decay,  # noqa: E731
-                                       epochs=epochs, seed=optim.seed)
+
+    def make() -> TrajectoryPredictor:
+        return TrajectoryPredictor(
+            spec=spec, lr=optim.lr, weight_decay=optim.weight_decay, epochs=epochs, seed=optim.seed
+        )
+
     batch = tensors.batch(list(range(optim.batch_size)))
     per_item = _step_flops(make(), batch) / optim.batch_size
     labels = "cue_labels" in tensors.slots
-    print(f"\ncached head training: {epochs} epochs of {n} targets, batch {optim.batch_size}, "
-          f"head {cfg.experimental.head} {cfg.model.hidden}, {dim} features, cue loss "
-          f"{cfg.model.cue_loss if labels else 0}, precision {cfg.xmem.precision}; "
-          f"{per_item / 1e6:.2f} MFLOP per target and step")
+    print(
+        f"\ncached head training: {epochs} epochs of {n} targets, batch {optim.batch_size}, "
+        f"head {cfg.experimental.head} {cfg.model.hidden}, {dim} features, cue loss "
+        f"{cfg.model.cue_loss if labels else 0}, precision {cfg.xmem.precision}; "
+        f"{per_item / 1e6:.2f} MFLOP per target and step"
+    )
     print("| loader | items/s | GFLOP/s |\n|---|---|---|")
     for name, loader in loaders.items():
         model = make()
-        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False,
-                            precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true")
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
+        )
         t0 = time.time()
         trainer.fit(model, loader)
         rate = epochs * n / (time.time() - t0)
@@ -140,8 +179,14 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
     data = prepare(cfg.with_options(methods="xmem"), roles=("train",))
     cfg, optim = data.cfg, data.cfg.optim
     spec = model_spec(data, "xmem")
-    model = TrajectoryPredictor(spec=spec.to_dict(), lr=optim.lr, weight_decay=optim.weight_decay,
-                                epochs=optim.epochs, seed=optim.seed, backbone=spec.backbone)
+    model = TrajectoryPredictor(
+        spec=spec.to_dict(),
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        epochs=optim.epochs,
+        seed=optim.seed,
+        backbone=spec.backbone,
+    )
     model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)
     opt = model.configure_optimizers()["optimizer"]
     dm = TrajDataModule(data, optim, cfg.run)
@@ -161,15 +206,18 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
     per_step = sum(times[1:]) / steps
     rate = optim.batch_size / per_step
     n = len(data.train)
-    print(f"\nfine-tuning XMem's {cfg.xmem.finetune_xmem} ({trainable / 1e6:.1f} M parameters) "
-          f"through the trajectory loss, batch {optim.batch_size}, precision {cfg.xmem.precision}: "
-          f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({optim.epochs} "
-          f"epochs × {optim.seeds} seeds of {n} targets) would take "
-          f"{optim.epochs * optim.seeds * n / rate / 3600:.0f} h")
+    print(
+        f"\nfine-tuning XMem's {cfg.xmem.finetune_xmem} ({trainable / 1e6:.1f} M parameters) "
+        f"through the trajectory loss, batch {optim.batch_size}, precision {cfg.xmem.precision}: "
+        f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({optim.epochs} "
+        f"epochs × {optim.seeds} seeds of {n} targets) would take "
+        f"{optim.epochs * optim.seeds * n / rate / 3600:.0f} h"
+    )
 
 
 def default_run() -> None:
     from xmem_traj.train import run_training
+
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig.of(cache_dir=tmp + "/cache", run_dir=tmp + "/runs", progress=False)
         t0 = time.time()
@@ -178,14 +226,24 @@ def default_run() -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataroot", default="", help="nuScenes folder (default: the synthetic default data)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--dataroot", default="", help="nuScenes folder (default: the synthetic default data)"
+    )
     p.add_argument("--items", type=int, default=0, help="targets to extract features for (0: all)")
     p.add_argument("--epochs", type=int, default=5, help="epochs of cached head training")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--default-run", action="store_true", help="time the default main job's stages instead")
-    p.add_argument("--finetune", default="", metavar="PREFIXES",
-                   help="time training steps with these XMem modules fine-tuned instead (e.g. decoder)")
+    p.add_argument(
+        "--default-run", action="store_true", help="time the default main job's stages instead"
+    )
+    p.add_argument(
+        "--finetune",
+        default="",
+        metavar="PREFIXES",
+        help="time training steps with these XMem modules fine-tuned instead (e.g. decoder)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)

@@ -1,6 +1,7 @@
 """Intervals that hold: resampling scenes (agents nested in them) and training seeds, with
 t critical values for few scenes, covers a known truth about 95 % of the time; resampling
 agents, as the evaluation did before, does not."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_known_answers():
     assert boot.mean(two).value == pytest.approx(values.mean() + 0.5)
 
 
-TRUE_A, TRUE_B = 6.0, 6.5   # expected minFDE_1 of two methods over scenes and training seeds
+TRUE_A, TRUE_B = 6.0, 6.5  # expected minFDE_1 of two methods over scenes and training seeds
 
 
 def simulated_run(rng: np.random.Generator, scenes: int, seeds: int = 3):
@@ -55,8 +56,15 @@ def simulated_run(rng: np.random.Generator, scenes: int, seeds: int = 3):
     values = {}
     for name, mean in (("a", TRUE_A), ("b", TRUE_B)):
         method = mean + shared + rng.normal(0, 0.4, scenes)[scene]
-        values[name] = np.stack([method + rng.normal(0, 0.15) + rng.normal(0, 0.2, scenes)[scene]
-                                 + rng.normal(0, 0.5, len(scene)) for _ in range(seeds)])
+        values[name] = np.stack(
+            [
+                method
+                + rng.normal(0, 0.15)
+                + rng.normal(0, 0.2, scenes)[scene]
+                + rng.normal(0, 0.5, len(scene))
+                for _ in range(seeds)
+            ]
+        )
     return scene.astype(str), np.asarray(agent), values
 
 
@@ -78,4 +86,4 @@ def test_scene_intervals_cover_the_truth(scenes):
     coverage = {k: n / runs for k, n in hits.items()}
     assert 0.92 <= coverage["mean"] <= 0.985, coverage
     assert 0.92 <= coverage["gain"] <= 0.985, coverage
-    assert agent_hits / runs < 0.85, agent_hits / runs   # agents as clusters claim too much
+    assert agent_hits / runs < 0.85, agent_hits / runs  # agents as clusters claim too much

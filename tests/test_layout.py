@@ -1,6 +1,7 @@
 """The house rules that keep the code a newcomer can find their way in: data flows one way
 (the model and eval never import the world generator, the config never imports XMem's
 feature table), no file over 400 lines, no function over 60."""
+
 from __future__ import annotations
 
 import ast
@@ -25,7 +26,7 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names if a.name.startswith("xmem_traj")}
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             if module.startswith("xmem_traj"):
                 names |= {module} | {f"{module}.{a.name}" for a in node.names}
@@ -34,9 +35,10 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("room", ["traj", "eval"])
 def test_model_and_eval_never_import_the_world_generator(room):
-    offenders = {str(p.relative_to(SRC)): sorted(n for n in _imports(p)
-                                                 if n.startswith("xmem_traj.synth"))
-                 for p in (SRC / room).rglob("*.py")}
+    offenders = {
+        str(p.relative_to(SRC)): sorted(n for n in _imports(p) if n.startswith("xmem_traj.synth"))
+        for p in (SRC / room).rglob("*.py")
+    }
     assert not {k: v for k, v in offenders.items() if v}
 
 
@@ -45,8 +47,11 @@ def test_config_does_not_import_xmem_features():
 
 
 def test_no_file_over_400_lines():
-    long = {str(p.relative_to(SRC)): n for p in _modules()
-            if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES}
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in _modules()
+        if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    }
     assert not long
 
 

@@ -1,5 +1,6 @@
 """Files and folders that appear whole or not at all, locks between processes sharing a cache,
 and the cleaning of temporary folders that a killed process left behind."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ def clean_stale_temporaries(parent: Path, name: str) -> None:
     """Remove `<name>.tmp-<pid>-*` siblings whose process is gone (a kill -9 mid-write)."""
     for tmp in Path(parent).glob(f"{name}{TMP_MARK}*"):
         try:
-            pid = int(tmp.name[len(name) + len(TMP_MARK):].split("-", 1)[0])
+            pid = int(tmp.name[len(name) + len(TMP_MARK) :].split("-", 1)[0])
         except ValueError:
             pid = -1  # an old-style name without a pid: nobody can own it any more
         if pid != os.getpid() and (pid < 0 or not _pid_alive(pid)):

@@ -9,6 +9,7 @@ shapes and dtypes and the file's sha256, and is written last, so an entry is com
 once it exists; entries appear atomically (a temporary folder renamed into place). An entry
 that fails any check is rebuilt, with one log line saying why.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,9 +51,11 @@ def entry_key(identity: dict) -> tuple[str, dict]:
 def save_entry(folder: Path, manifest: dict, arrays: dict[str, np.ndarray]) -> None:
     """arrays.npz, then manifest.json with the arrays' names, shapes, dtypes and checksum."""
     np.savez(folder / ARRAYS_FILE, **arrays)
-    manifest = {**manifest, "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
-                                       for k, v in arrays.items()},
-                "sha256": file_sha256(folder / ARRAYS_FILE)}
+    manifest = {
+        **manifest,
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+        "sha256": file_sha256(folder / ARRAYS_FILE),
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
 
 
@@ -61,8 +64,9 @@ def load_arrays(folder: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def read_entry(folder: Path, key: str, ident: dict, rows: int,
-               names: set[str] | None = None) -> dict[str, np.ndarray]:
+def read_entry(
+    folder: Path, key: str, ident: dict, rows: int, names: set[str] | None = None
+) -> dict[str, np.ndarray]:
     """The arrays of a complete entry whose manifest matches its key, identity, checksum and
     the arrays' names (`names`, if given), shapes, dtypes and row count; CorruptEntry
     otherwise."""
@@ -88,21 +92,27 @@ def read_entry(folder: Path, key: str, ident: dict, rows: int,
     if got != expected or (names is not None and set(got) != names):
         raise CorruptEntry(f"arrays {got} differ from the manifest's {expected}")
     if any(v.shape[0] != rows for v in arrays.values()):
-        raise CorruptEntry(f"holds {next(iter(arrays.values())).shape[0]} rows for {rows} "
-                           "targets")
+        raise CorruptEntry(f"holds {next(iter(arrays.values())).shape[0]} rows for {rows} targets")
     return arrays
 
 
-def cached_arrays(root: Path, kind: str, identity: dict, rows: int,
-                  build: Callable[[], dict[str, np.ndarray]], *,
-                  describe: str = "") -> dict[str, np.ndarray]:
+def cached_arrays(
+    root: Path,
+    kind: str,
+    identity: dict,
+    rows: int,
+    build: Callable[[], dict[str, np.ndarray]],
+    *,
+    describe: str = "",
+) -> dict[str, np.ndarray]:
     """The arrays of the entry for `identity` under root/kind: read when complete and
     verified, else built by `build()` (under a lock shared by processes) and written."""
     key, ident = entry_key(identity)
     folder = Path(root) / kind / key
     lock = Path(root) / "locks" / f"{kind}-{key}.lock"
-    with file_lock(lock, waiting=lambda: log.warning("waiting for another process building %s",
-                                                      folder)):
+    with file_lock(
+        lock, waiting=lambda: log.warning("waiting for another process building %s", folder)
+    ):
         try:
             arrays = read_entry(folder, key, ident, rows)
             log.info("%s cache hit %s %s", kind, key, describe)
@@ -113,11 +123,23 @@ def cached_arrays(root: Path, kind: str, identity: dict, rows: int,
                 shutil.rmtree(folder)
         t0 = time.time()
         arrays = build()
-        manifest = {"key": key, "identity": ident, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                    "seconds": round(time.time() - t0, 3)}
+        manifest = {
+            "key": key,
+            "identity": ident,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "seconds": round(time.time() - t0, 3),
+        }
         write_dir_atomically(folder, lambda d: save_entry(d, manifest, arrays))
         return read_entry(folder, key, ident, rows)
 
 
-__all__ = ["ARRAYS_FILE", "CorruptEntry", "cached_arrays", "entry_key", "file_sha256",
-           "load_arrays", "read_entry", "save_entry"]
+__all__ = [
+    "ARRAYS_FILE",
+    "CorruptEntry",
+    "cached_arrays",
+    "entry_key",
+    "file_sha256",
+    "load_arrays",
+    "read_entry",
+    "save_entry",
+]

@@ -1,17 +1,16 @@
 """The xmem-traj command line: synth, train, eval, predict, viz."""
+
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
-import time
-from pathlib import Path
 
+from . import commands
 from .config import SegmentationConfig
-from .options import add_config_arguments, build_config
 from .errors import UserError
+from .options import add_config_arguments
 
 DESCRIPTION = """\
 Camera-based trajectory prediction with XMem memory features on nuScenes.
@@ -31,256 +30,154 @@ A mistake in what you give (a path, a value, a file) prints one line and exits w
 DEBUG_ENV = "XMEM_TRAJ_DEBUG"
 
 
-def _synth(args: argparse.Namespace) -> None:
-    from .synth import CAMERAS, generate
-    cams = tuple(args.cameras) if args.cameras else CAMERAS
-    scenes = tuple(args.splits) if args.splits else args.scenes
-    root = generate(args.out, scenes=scenes, seed=args.seed, cameras=cams, sweeps=args.sweeps,
-                    width=args.width, height=args.height, target_stride=args.target_stride,
-                    workers=args.workers, progress=print)
-    print(f"wrote {root}")
-
-
-#: Options that eval, predict, viz and compare may override in a run's config: where the data
-#: and caches are now, and what the scoring runs on. Nothing that changes what was trained.
-RUN_OVERRIDES = ("dataroot", "cache_dir", "accelerator", "num_workers", "progress")
-NOT_CONFIG = {"run", "json", "out", "count", "method", "overwrite", "resume", "func", "command",
-              "verbose", "debug", "seed_index", "against", "against_method"}
-
-
-def _overrides(args: argparse.Namespace) -> dict:
-    """Options given on the command line (config fields and --config), nothing else."""
-    return {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
-
-
-def _report(line: str) -> None:
-    print(line, flush=True)
-
-
-def _train(args: argparse.Namespace) -> None:
-    from .runs import load_run, process_rank
-    from .train import run_training
-    if args.resume:
-        layout, cfg = load_run(args.resume, _overrides(args))
-        run = run_training(cfg, resume_dir=str(layout.root), report=_report)
-    else:
-        run = run_training(build_config(_overrides(args)), report=_report)
-    if process_rank() == 0:
-        print(f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, "
-              "eval.json)")
-
-
-def _prepare(args: argparse.Namespace) -> None:
-    from .traj.prepare import StageClock, prepare
-    clock = StageClock()
-    data = prepare(build_config(_overrides(args)), clock=clock, report=_report)
-    for split in (data.train, data.val):
-        slots = ", ".join(f"{k} {tuple(v)}" for k, v in split.shapes.items())
-        print(f"{split.split}: {len(split)} targets; per target: {slots}")
-    print(f"prepared on {data.context.device} into {data.cfg.data.cache_dir}; stage times: "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in clock.laps.items()))
-
-
-def _run_data(args: argparse.Namespace):
-    """The run's layout, resolved config and prepared val split."""
-    from .runs import load_run
-    from .traj.prepare import prepare
-    layout, cfg = load_run(args.run, _overrides(args))
-    data = prepare(cfg, roles=("val",), report=_report)
-    return layout, data
-
-
-def _eval(args: argparse.Namespace) -> None:
-    from .eval.report import format_report
-    from .eval.scoring import evaluate_run
-    layout, data = _run_data(args)
-    summary = evaluate_run(layout, data)
-    print(format_report(summary))
-    if args.json:
-        out = Path(args.json)
-    elif args.overwrite:
-        out = layout.eval
-    else:  # never over the training's own eval.json
-        out = layout.root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(summary, indent=1))
-    print(f"wrote {out}")
-
-
-def _train_xmem(args: argparse.Namespace) -> None:
-    from dataclasses import fields
-
-    from .train_xmem import train_segmentation
-    own = {f.name for f in fields(SegmentationConfig)}
-    options = {**_overrides(args), "out": vars(args).get("out", "")}
-    seg = SegmentationConfig(**{k: v for k, v in options.items() if k in own}).validate()
-    cfg = build_config({k: v for k, v in options.items() if k not in own})
-    s = train_segmentation(cfg, seg, report=_report)
-    iou = s["held_out_iou"]
-    first, last = s["loss_first_tenth"], s["loss_last_tenth"]
-    print(f"trained {s['steps']} steps on {s['train_clips']} clips of {s['train_split']} in "
-          f"{s['seconds']:.0f} s; loss (ce, dice) {first[0]:.3f}, {first[1]:.3f} (first tenth) "
-          f"→ {last[0]:.3f}, {last[1]:.3f} (last tenth)")
-    print(f"mask IoU on {s['held_out_clips']} held-out clips of {s['held_out_split']}: "
-          f"{iou['before']:.3f} before → {iou['after']:.3f} after")
-    print(f"wrote {seg.out} (and {seg.out}.json); use it with: xmem-traj train --xmem-weights "
-          f"{seg.out}")
-
-
-def _compare(args: argparse.Namespace) -> None:
-    from .eval.compare import compare_runs, format_comparison, score_run
-    from .runs import load_run
-    from .traj.prepare import prepare
-    scores = []
-    for run, method in ((args.run, args.method),
-                        (args.against, args.against_method or args.method)):
-        layout, cfg = load_run(run, _overrides(args))
-        data = prepare(cfg, roles=("val",), report=_report)
-        scores.append(score_run(layout, data, _method(method, data)))
-    result = compare_runs(*scores)
-    print(format_comparison(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
-
-
-def _method(requested: str | None, data) -> str:
-    """The run's method named by --method (default: its main model)."""
-    method = requested or data.methods[0]
-    if method not in data.methods:
-        raise UserError(f"--method {method}: the run trained {', '.join(data.methods)}")
-    return method
-
-
-def _predict(args: argparse.Namespace) -> None:
-    from .eval.scoring import load_predictor, prediction_json, val_tensors
-    from .runs import require_checkpoint
-    layout, data = _run_data(args)
-    method = _method(args.method, data)
-    checkpoint = require_checkpoint(layout, method, args.seed_index)
-    preds = prediction_json(load_predictor(checkpoint, data.context.backbone),
-                            val_tensors(data, method), data.val.records)
-    out = Path(args.out or layout.root / f"predictions_{data.val.split}.json")
-    out.write_text(json.dumps(preds))
-    print(f"wrote {len(preds)} predictions to {out}")
-
-
-def _viz(args: argparse.Namespace) -> None:
-    from .eval.viz import render_examples
-    from .runs import require_checkpoint
-    layout, data = _run_data(args)
-    method = _method(args.method, data)
-    checkpoint = require_checkpoint(layout, method, args.seed_index)
-    paths = render_examples(data, method, checkpoint, count=args.count,
-                            out_dir=Path(args.out or layout.root / "viz"))
-    print("\n".join(str(p) for p in paths))
-
-
-def _help_extra() -> dict[str, str]:
-    """The registries' choices, for the help of the options that name them."""
-    from .methods import methods_help
-    from .xmem.features import FEATURE_KINDS, FEATURE_SETS
-    kinds = "; ".join(f"{k}: {v.help}" for k, v in FEATURE_KINDS.items())
-    sets = ", ".join(f"{k} = {'+'.join(v)}" for k, v in FEATURE_SETS.items() if k != "all")
-    return {"methods": f" ({methods_help()})", "features": f" (sets: {sets}, all; kinds: {kinds})"}
-
-
 def _synth_parser(sub) -> None:
-    s = sub.add_parser("synth", help="write a synthetic nuScenes dataset",
-                       description="Write a synthetic dataset in the exact nuScenes format.")
+    s = sub.add_parser(
+        "synth",
+        help="write a synthetic nuScenes dataset",
+        description="Write a synthetic dataset in the exact nuScenes format.",
+    )
     s.add_argument("--out", required=True, help="output folder (the dataroot)")
-    s.add_argument("--scenes", type=int, default=10, help="scenes; <= 10 writes v1.0-mini with "
-                   "the mini split's scene names, more writes v1.0-trainval, a fifth each for "
-                   "val and train_val (default: 10)")
-    s.add_argument("--splits", type=int, nargs=3, metavar=("TRAIN", "TRAIN_VAL", "VAL"),
-                   help="v1.0-trainval with these scene counts of the challenge's splits "
-                        "instead")
-    s.add_argument("--workers", type=int, default=0, help="processes rendering scenes (0: one "
-                   "per CPU core; the bytes do not depend on it)")
+    s.add_argument(
+        "--scenes",
+        type=int,
+        default=10,
+        help="scenes; <= 10 writes v1.0-mini with "
+        "the mini split's scene names, more writes v1.0-trainval, a fifth each for "
+        "val and train_val (default: 10)",
+    )
+    s.add_argument(
+        "--splits",
+        type=int,
+        nargs=3,
+        metavar=("TRAIN", "TRAIN_VAL", "VAL"),
+        help="v1.0-trainval with these scene counts of the challenge's splits instead",
+    )
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes rendering scenes (0: one per CPU core; the bytes do not depend on it)",
+    )
     s.add_argument("--seed", type=int, default=0, help="same seed → same bytes (default: 0)")
     s.add_argument("--cameras", nargs="+", help="camera channels (default: all six)")
-    s.add_argument("--sweeps", action="store_true",
-                   help="also write ~12 Hz sweeps between key frames")
+    s.add_argument(
+        "--sweeps", action="store_true", help="also write ~12 Hz sweeps between key frames"
+    )
     s.add_argument("--width", type=int, default=640, help="image width (default: 640)")
     s.add_argument("--height", type=int, default=360, help="image height (default: 360)")
-    s.add_argument("--target-stride", type=int, default=2,
-                   help="prediction_scenes.json lists every n-th sample of a target (default: 2)")
-    s.set_defaults(func=_synth)
+    s.add_argument(
+        "--target-stride",
+        type=int,
+        default=2,
+        help="prediction_scenes.json lists every n-th sample of a target (default: 2)",
+    )
+    s.set_defaults(func=commands.synth_command)
 
 
 def _run_parsers(sub) -> None:
     """eval, predict, viz and compare: a run and what may be overridden for it."""
-    specs = (("eval", _eval, "metrics table of a run against the devkit baselines"),
-             ("predict", _predict, "devkit Prediction JSON of a run's model"),
-             ("viz", _viz, "pictures of a run's predictions and XMem masks"))
+    specs = (
+        ("eval", commands.eval_command, "metrics table of a run against the devkit baselines"),
+        ("predict", commands.predict_command, "devkit Prediction JSON of a run's model"),
+        ("viz", commands.viz_command, "pictures of a run's predictions and XMem masks"),
+    )
     for name, func, help_ in specs:
-        e = sub.add_parser(name, help=help_, description=help_ + ". The options below "
-                           "override the run's config (where its data and caches are now, "
-                           "what scoring runs on); everything else is the run's.")
+        e = sub.add_parser(
+            name,
+            help=help_,
+            description=help_ + ". The options below "
+            "override the run's config (where its data and caches are now, "
+            "what scoring runs on); everything else is the run's.",
+        )
         e.add_argument("--run", required=True, help="run directory (holds config.json)")
         if name == "eval":
-            e.add_argument("--json", help="write the table here (default: RUN/eval-<time>.json, "
-                                          "beside the training's eval.json)")
+            e.add_argument(
+                "--json",
+                help="write the table here (default: RUN/eval-<time>.json, "
+                "beside the training's eval.json)",
+            )
             e.add_argument("--overwrite", action="store_true", help="write RUN/eval.json instead")
         else:
             e.add_argument("--out", help="output path (default: inside the run directory)")
             e.add_argument("--method", help="which trained method (default: the run's main model)")
-            e.add_argument("--seed-index", type=int, default=0,
-                           help="which of the method's models (0: the first seed's; eval "
-                                "reports the mean over all of them) (default: 0)")
+            e.add_argument(
+                "--seed-index",
+                type=int,
+                default=0,
+                help="which of the method's models (0: the first seed's; eval "
+                "reports the mean over all of them) (default: 0)",
+            )
         if name == "viz":
             e.add_argument("--count", type=int, default=6, help="examples to draw (default: 6)")
-        add_config_arguments(e, only=RUN_OVERRIDES, config_file=False)
+        add_config_arguments(e, only=commands.RUN_OVERRIDES, config_file=False)
         e.set_defaults(func=func)
-    c = sub.add_parser("compare", help="two runs' models on the same targets, paired",
-                       description="Paired comparison of a method of RUN against a method of "
-                                   "AGAINST on the val targets both evaluate (e.g. a lever: "
-                                   "--frames sweeps vs key frames): each side's mean over its "
-                                   "seeds and the relative gain (B − A) / B with a 95 % "
-                                   "interval (cluster bootstrap over agents), per subset.")
+    c = sub.add_parser(
+        "compare",
+        help="two runs' models on the same targets, paired",
+        description="Paired comparison of a method of RUN against a method of "
+        "AGAINST on the val targets both evaluate (e.g. a lever: "
+        "--frames sweeps vs key frames): each side's mean over its "
+        "seeds and the relative gain (B − A) / B with a 95 % "
+        "interval (cluster bootstrap over agents), per subset.",
+    )
     c.add_argument("--run", required=True, help="run directory A")
     c.add_argument("--against", required=True, help="run directory B")
     c.add_argument("--method", help="A's method (default: its main model)")
-    c.add_argument("--against-method",
-                   help="B's method (default: the same as --method, else B's main model)")
+    c.add_argument(
+        "--against-method", help="B's method (default: the same as --method, else B's main model)"
+    )
     c.add_argument("--json", help="also write the comparison here")
-    add_config_arguments(c, only=RUN_OVERRIDES, config_file=False)
-    c.set_defaults(func=_compare)
+    add_config_arguments(c, only=commands.RUN_OVERRIDES, config_file=False)
+    c.set_defaults(func=commands.compare_command)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="xmem-traj", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="xmem-traj",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO messages")
     p.add_argument("--debug", action="store_true", help="show tracebacks of input errors too")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     _synth_parser(sub)
-    extra = _help_extra()
-    t = sub.add_parser("train", help="train and evaluate (the main job)",
-                       description="Prepare the data and inputs, train the XMem trajectory "
-                                   "predictor and the other methods of --methods, then "
-                                   "evaluate against the devkit baselines.")
-    t.add_argument("--resume", help="continue the run in this run directory from its last "
-                                    "checkpoints")
+    extra = commands.help_extra()
+    t = sub.add_parser(
+        "train",
+        help="train and evaluate (the main job)",
+        description="Prepare the data and inputs, train the XMem trajectory "
+        "predictor and the other methods of --methods, then "
+        "evaluate against the devkit baselines.",
+    )
+    t.add_argument(
+        "--resume", help="continue the run in this run directory from its last checkpoints"
+    )
     add_config_arguments(t, help_extra=extra)
-    t.set_defaults(func=_train)
-    r = sub.add_parser("prepare", help="index, rasterise and extract into the cache",
-                       description="The main job's prepare stage alone: generate the default "
-                                   "data if needed, index the train and val targets and build "
-                                   "every input the methods read (XMem features on the run's "
-                                   "device, map rasters) into the cache, which `train` then "
-                                   "reads. Takes train's options.")
+    t.set_defaults(func=commands.train_command)
+    r = sub.add_parser(
+        "prepare",
+        help="index, rasterise and extract into the cache",
+        description="The main job's prepare stage alone: generate the default "
+        "data if needed, index the train and val targets and build "
+        "every input the methods read (XMem features on the run's "
+        "device, map rasters) into the cache, which `train` then "
+        "reads. Takes train's options.",
+    )
     add_config_arguments(r, help_extra=extra)
-    r.set_defaults(func=_prepare)
-    x = sub.add_parser("train-xmem", help="train XMem's segmentation on agent-view clips",
-                       description="Train XMem's own segmentation (the reference's training "
-                                   "pass and losses) on agent-view clips of the data, with the "
-                                   "annotations' projected box hulls as masks, from "
-                                   "--xmem-weights or the random init; writes a state dict "
-                                   "that --xmem-weights loads.")
+    r.set_defaults(func=commands.prepare_command)
+    x = sub.add_parser(
+        "train-xmem",
+        help="train XMem's segmentation on agent-view clips",
+        description="Train XMem's own segmentation (the reference's training "
+        "pass and losses) on agent-view clips of the data, with the "
+        "annotations' projected box hulls as masks, from "
+        "--xmem-weights or the random init; writes a state dict "
+        "that --xmem-weights loads.",
+    )
     add_config_arguments(x, groups=("data", "world", "xmem", "run"), help_extra=extra)
     add_config_arguments(x, only=("seed",), config_file=False)
     _segmentation_arguments(x)
-    x.set_defaults(func=_train_xmem)
+    x.set_defaults(func=commands.train_xmem_command)
     _run_parsers(sub)
     return p
 
@@ -288,27 +185,36 @@ def make_parser() -> argparse.ArgumentParser:
 def _segmentation_arguments(parser: argparse.ArgumentParser) -> None:
     """train-xmem's own options (SegmentationConfig), one flag per field."""
     from dataclasses import fields
+
     group = parser.add_argument_group("train-xmem options")
     for f in fields(SegmentationConfig):
         kind = {"int": int, "float": float, "str": str}[str(f.type)]
-        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind,
-                           default=argparse.SUPPRESS,
-                           help=f"{f.metadata['help']} (default: {f.default!r})")
+        group.add_argument(
+            "--" + f.name.replace("_", "-"),
+            dest=f.name,
+            type=kind,
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {f.default!r})",
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose and args.command not in (None, "synth"):
         import lightning.pytorch  # noqa: F401  (it sets its own INFO level on import)
+
         for name in ("lightning.pytorch", "lightning.fabric"):  # banners and tips are noise here
             logging.getLogger(name).setLevel(logging.WARNING)
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(2)
     from .xmem.checkpoint import CheckpointError
+
     try:
         args.func(args)
     except (UserError, CheckpointError) as err:

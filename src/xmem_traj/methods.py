@@ -8,6 +8,7 @@ rest); its factory takes a `ModelSpec` (traj/models/__init__.py). An input is a 
 per-target arrays (inputs/base.py), named here by its registry name. Adding a method is a new
 model file and one `register_method(Method(...))` line.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -58,15 +59,47 @@ def register_method(method: Method) -> Method:
 
 
 _HEAD = "xmem_traj.traj.models.frame_head"
-register_method(Method("xmem", "XMem + history (ours)", f"{_HEAD}:xmem_model", inputs=("xmem",),
-                       labels=("cue_labels",), visual=True, default=True))
-register_method(Method("history_only", "history-only (ablation)", f"{_HEAD}:history_model",
-                       role="ablation", default=True))
-register_method(Method("cue_oracle", "history + true cues (ceiling)", f"{_HEAD}:oracle_model",
-                       inputs=("cue_states",), role="diagnostic", default=True, needs_world=True))
-register_method(Method("intent_oracle", "history + true plans (diagnostic)",
-                       f"{_HEAD}:oracle_model", inputs=("intent",), role="diagnostic",
-                       needs_world=True))
+register_method(
+    Method(
+        "xmem",
+        "XMem + history (ours)",
+        f"{_HEAD}:xmem_model",
+        inputs=("xmem",),
+        labels=("cue_labels",),
+        visual=True,
+        default=True,
+    )
+)
+register_method(
+    Method(
+        "history_only",
+        "history-only (ablation)",
+        f"{_HEAD}:history_model",
+        role="ablation",
+        default=True,
+    )
+)
+register_method(
+    Method(
+        "cue_oracle",
+        "history + true cues (ceiling)",
+        f"{_HEAD}:oracle_model",
+        inputs=("cue_states",),
+        role="diagnostic",
+        default=True,
+        needs_world=True,
+    )
+)
+register_method(
+    Method(
+        "intent_oracle",
+        "history + true plans (diagnostic)",
+        f"{_HEAD}:oracle_model",
+        inputs=("intent",),
+        role="diagnostic",
+        needs_world=True,
+    )
+)
 
 
 def method_inputs(name: str, model) -> tuple[str, ...]:
@@ -79,20 +112,24 @@ def method_inputs(name: str, model) -> tuple[str, ...]:
 
 def default_methods(*, world_file: bool) -> tuple[str, ...]:
     """`--methods auto`: the registry's defaults that the data supports."""
-    return tuple(m.name for m in METHODS.values()
-                 if m.default and (world_file or not m.needs_world))
+    return tuple(
+        m.name for m in METHODS.values() if m.default and (world_file or not m.needs_world)
+    )
 
 
 def check_methods(names: tuple[str, ...], *, world_file: bool) -> tuple[str, ...]:
     """Names of the registry that the data can serve; ConfigError otherwise."""
     unknown = [n for n in names if n not in METHODS]
     if unknown:
-        raise ConfigError(f"methods: {', '.join(unknown)} unknown; choose from "
-                          f"{', '.join(METHODS)}")
+        raise ConfigError(
+            f"methods: {', '.join(unknown)} unknown; choose from {', '.join(METHODS)}"
+        )
     blind = [n for n in names if METHODS[n].needs_world and not world_file]
     if blind:
-        raise ConfigError(f"methods: {', '.join(blind)} needs the synthetic world's side file, "
-                          "which this dataroot does not have; leave it out of --methods")
+        raise ConfigError(
+            f"methods: {', '.join(blind)} needs the synthetic world's side file, "
+            "which this dataroot does not have; leave it out of --methods"
+        )
     return names
 
 
@@ -100,5 +137,13 @@ def methods_help() -> str:
     return "; ".join(f"{m.name} = {m.label}" for m in METHODS.values())
 
 
-__all__ = ["CONTEXT_INPUTS", "METHODS", "Method", "check_methods", "default_methods",
-           "method_inputs", "methods_help", "register_method"]
+__all__ = [
+    "CONTEXT_INPUTS",
+    "METHODS",
+    "Method",
+    "check_methods",
+    "default_methods",
+    "method_inputs",
+    "methods_help",
+    "register_method",
+]

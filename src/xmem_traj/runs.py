@@ -7,6 +7,7 @@ run keeps its config, checkpoints, logs and tables.
       logs/<method>-seed<k>[-resumed<n>]/ CSV logs; tensorboard/ the same for TensorBoard
       eval.json                           the table of the training's evaluation
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
-from .options import build_config
 from .errors import RunError
+from .options import build_config
 
 RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
 
@@ -80,21 +81,28 @@ def new_run(cfg: TrainConfig) -> RunLayout:
         if not name:
             raise RunError("a DDP rank > 0 cannot tell which run to join; pass --name")
         return RunLayout(parent / name)
-    name = run.name or (f"torchrun-{torchrun}" if torchrun else
-                        f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
+    name = run.name or (
+        f"torchrun-{torchrun}"
+        if torchrun
+        else f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    )
     root = parent / name
     parent.mkdir(parents=True, exist_ok=True)
     try:
         root.mkdir()
     except FileExistsError:
-        raise RunError(f"run directory {root} already exists; pass another --name, or "
-                       f"--resume {root} to continue it") from None
+        raise RunError(
+            f"run directory {root} already exists; pass another --name, or "
+            f"--resume {root} to continue it"
+        ) from None
     if run.devices * run.num_nodes > 1:
         os.environ[RUN_NAME_ENV] = name
     return RunLayout(root)
 
 
-def load_run(run_dir: str | os.PathLike, overrides: dict | None = None) -> tuple[RunLayout, TrainConfig]:
+def load_run(
+    run_dir: str | os.PathLike, overrides: dict | None = None
+) -> tuple[RunLayout, TrainConfig]:
     """A run's layout and its config (with `overrides`, e.g. CLI options, on top)."""
     layout = RunLayout(Path(run_dir))
     if not layout.config.is_file():
@@ -111,14 +119,17 @@ def require_checkpoint(layout: RunLayout, method: str, seed_index: int = 0) -> P
     that says what is there."""
     found = layout.checkpoints(method)
     if not found:
-        raise RunError(f"{layout.root} has no trained {method!r} model "
-                       f"(no {layout.checkpoint(method, 0).relative_to(layout.root)}); "
-                       "train it or pass --resume to finish the run")
+        raise RunError(
+            f"{layout.root} has no trained {method!r} model "
+            f"(no {layout.checkpoint(method, 0).relative_to(layout.root)}); "
+            "train it or pass --resume to finish the run"
+        )
     if not 0 <= seed_index < len(found):
-        raise RunError(f"--seed-index {seed_index}: {layout.root} holds {len(found)} trained "
-                       f"{method!r} heads (0..{len(found) - 1})")
+        raise RunError(
+            f"--seed-index {seed_index}: {layout.root} holds {len(found)} trained "
+            f"{method!r} heads (0..{len(found) - 1})"
+        )
     return found[seed_index]
 
 
-__all__ = ["RUN_NAME_ENV", "RunLayout", "load_run", "new_run", "process_rank",
-           "require_checkpoint"]
+__all__ = ["RUN_NAME_ENV", "RunLayout", "load_run", "new_run", "process_rank", "require_checkpoint"]

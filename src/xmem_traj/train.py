@@ -1,13 +1,13 @@
 """`xmem-traj train`: the main job. Prepare the data and inputs (traj/prepare.py), train each
 method of the config (one predictor per seed), then evaluate against the devkit baselines on
 the val split."""
+
 from __future__ import annotations
 
 import json
 import logging
 import platform
 import subprocess
-import time
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
@@ -40,8 +40,13 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     try:
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                           cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        out["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         pass
     return out
@@ -50,8 +55,9 @@ def versions() -> dict[str, str]:
 class EpochPrinter(L.Callback):
     """The seed's per-epoch line, for train and val: `Epoch N: ADE x  FDE y`."""
 
-    def __init__(self, label: str = "", report: Callable[[str], None] = print, *,
-                 every_epoch: bool = True):
+    def __init__(
+        self, label: str = "", report: Callable[[str], None] = print, *, every_epoch: bool = True
+    ):
         self.label = f"[{label}] " if label else ""
         self.report = report
         self.every_epoch = every_epoch  # False: only the last epoch's line
@@ -67,8 +73,10 @@ class EpochPrinter(L.Callback):
         m = trainer.callback_metrics
         line = f"{self.label}Epoch {trainer.current_epoch}: ADE {ade:.3f}  FDE {fde:.3f}  (train)"
         if "val/MinADEK_1" in m:
-            line += (f"  |  ADE {float(m['val/MinADEK_1']):.3f}  FDE {float(m['val/MinFDEK_1']):.3f}"
-                     "  (val)")
+            line += (
+                f"  |  ADE {float(m['val/MinADEK_1']):.3f}  FDE {float(m['val/MinFDEK_1']):.3f}"
+                "  (val)"
+            )
         bar = trainer.progress_bar_callback  # write above an active bar, not through it
         (bar.print if bar is not None and self.report is print else self.report)(line)
 
@@ -78,32 +86,74 @@ def model_spec(data: PreparedData, method: str) -> ModelSpec:
     cfg, train = data.cfg, data.split("train")
     online = data.context.backbone is not None and data.context.backbone.trainable
     shapes = {slot: train.shapes[slot] for slot in method_slots(data, method, "train")}
-    return ModelSpec.of(method, METHODS[method].inputs, cfg.model, cfg.experimental,
-                        past_steps=train.dataset.targets.past_steps,
-                        future_steps=train.dataset.targets.future_steps, shapes=shapes,
-                        backbone=data.context.backbone if online and "xmem" in shapes else None)
+    return ModelSpec.of(
+        method,
+        METHODS[method].inputs,
+        cfg.model,
+        cfg.experimental,
+        past_steps=train.dataset.targets.past_steps,
+        future_steps=train.dataset.targets.future_steps,
+        shapes=shapes,
+        backbone=data.context.backbone if online and "xmem" in shapes else None,
+    )
 
 
-def fit(data: PreparedData, dm: TrajDataModule, layout: RunLayout, method: str,
-        seed_index: int, *, resume: bool, report: Callable[[str], None] = log.info
-        ) -> TrajectoryPredictor:
+def fit(
+    data: PreparedData,
+    dm: TrajDataModule,
+    layout: RunLayout,
+    method: str,
+    seed_index: int,
+    *,
+    resume: bool,
+    report: Callable[[str], None] = log.info,
+) -> TrajectoryPredictor:
     """Train one model of `method` with seed optim.seed + seed_index into the run."""
     cfg = data.cfg
-    optim, run = cfg.optim, cfg.run
+    optim = cfg.optim
     seed = optim.seed + seed_index
     label = method.replace("_", "-") + (f" seed {seed}" if seed_index else "")
     last = layout.checkpoint(method, seed_index)
     L.seed_everything(seed, workers=True, verbose=False)
     spec = model_spec(data, method)
-    model = TrajectoryPredictor(spec=spec.to_dict(), lr=optim.lr, weight_decay=optim.weight_decay,
-                                epochs=optim.epochs, seed=seed,
-                                offroad_loss=cfg.experimental.offroad_loss, backbone=spec.backbone)
+    model = TrajectoryPredictor(
+        spec=spec.to_dict(),
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        epochs=optim.epochs,
+        seed=seed,
+        offroad_loss=cfg.experimental.offroad_loss,
+        backbone=spec.backbone,
+    )
+    trainer = make_trainer(cfg, layout, method, seed_index, label, report)
+    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    return model
+
+
+def make_trainer(
+    cfg: TrainConfig,
+    layout: RunLayout,
+    method: str,
+    seed_index: int,
+    label: str,
+    report: Callable[[str], None],
+) -> L.Trainer:
+    """The Lightning trainer of one model: a last.ckpt after every epoch (a kill -9 loses at
+    most one epoch), the seed's epoch lines, CSV and TensorBoard logs in a fresh folder."""
+    optim, run = cfg.optim, cfg.run
     sub = layout.log_name(method, seed_index)
-    # last.ckpt after every epoch (Lightning writes it atomically): a kill -9 loses one epoch.
-    callbacks = [ModelCheckpoint(dirpath=layout.checkpoint_dir(method, seed_index),
-                                 filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
-                                 save_on_train_epoch_end=True, enable_version_counter=False),
-                 EpochPrinter(label, report, every_epoch=seed_index == 0)]
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=layout.checkpoint_dir(method, seed_index),
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
+        EpochPrinter(label, report, every_epoch=seed_index == 0),
+    ]
     if run.progress:
         callbacks.append(TQDMProgressBar(leave=False))
     loggers = [CSVLogger(layout.root, name="logs", version=sub)]
@@ -111,15 +161,22 @@ def fit(data: PreparedData, dm: TrajDataModule, layout: RunLayout, method: str,
         loggers.append(TensorBoardLogger(layout.root, name="tensorboard", version=sub))
     except ModuleNotFoundError:
         log.warning("tensorboard is not installed; CSV logs only")
-    trainer = L.Trainer(max_epochs=optim.epochs, max_steps=optim.max_steps,
-                        accelerator=run.accelerator, devices=run.devices,
-                        num_nodes=run.num_nodes, strategy=run.strategy, callbacks=callbacks,
-                        logger=loggers, deterministic=True, enable_progress_bar=run.progress,
-                        enable_model_summary=False,
-                        precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
-                        log_every_n_steps=10, num_sanity_val_steps=0)
-    trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
-    return model
+    return L.Trainer(
+        max_epochs=optim.epochs,
+        max_steps=optim.max_steps,
+        accelerator=run.accelerator,
+        devices=run.devices,
+        num_nodes=run.num_nodes,
+        strategy=run.strategy,
+        callbacks=callbacks,
+        logger=loggers,
+        deterministic=True,
+        enable_progress_bar=run.progress,
+        enable_model_summary=False,
+        precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
+        log_every_n_steps=10,
+        num_sanity_val_steps=0,
+    )
 
 
 def check_resumable(layout: RunLayout, cfg: TrainConfig) -> None:
@@ -129,14 +186,21 @@ def check_resumable(layout: RunLayout, cfg: TrainConfig) -> None:
             try:
                 torch.load(path, map_location="cpu", weights_only=True)
             except Exception as err:  # noqa: BLE001  (truncated files fail in many ways)
-                raise RunError(f"cannot resume from {path}: it does not load "
-                               f"({type(err).__name__}: "
-                               f"{str(err).splitlines()[0] if str(err) else ''}); delete it to "
-                               "retrain that model from scratch") from None
+                raise RunError(
+                    f"cannot resume from {path}: it does not load "
+                    f"({type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}); delete it to "
+                    "retrain that model from scratch"
+                ) from None
 
 
-def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
-                 report: Callable[[str], None] = log.info, evaluate: bool = True) -> Path:
+def run_training(
+    cfg: TrainConfig,
+    *,
+    resume_dir: str | None = None,
+    report: Callable[[str], None] = log.info,
+    evaluate: bool = True,
+) -> Path:
     """The whole main job; returns the run directory. `report` receives the progress lines
     (the CLI passes print). Prepare (data, inputs), train every method's seeds, then with
     `evaluate` rank 0 scores the run against the devkit baselines on the prepared val split,
@@ -154,17 +218,18 @@ def run_training(cfg: TrainConfig, *, resume_dir: str | None = None,
         raise
     cfg = data.cfg  # resolved: "auto" values decided
     train_set, val_set = data.train.dataset, data.val.dataset
-    report(f"targets: {len(train_set)} train, {len(val_set)} val "
-           f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
-           f"{'challenge split' if train_set.targets.challenge else 'all agents'})")
+    report(
+        f"targets: {len(train_set)} train, {len(val_set)} val "
+        f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
+        f"{'challenge split' if train_set.targets.challenge else 'all agents'})"
+    )
     if process_rank() == 0:
         layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
         layout.versions.write_text(json.dumps(versions(), indent=1))
     dm = TrajDataModule(data, cfg.optim, cfg.run)
     for method in data.methods:
         for seed_index in range(cfg.optim.seeds):
-            fit(data, dm, layout, method, seed_index, resume=resume_dir is not None,
-                report=report)
+            fit(data, dm, layout, method, seed_index, resume=resume_dir is not None, report=report)
     clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
         summary = evaluate_run(layout, data)

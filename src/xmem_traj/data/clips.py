@@ -1,6 +1,7 @@
 """Agent-view clips of a split for training XMem's segmentation: each target's agent-centric
 crops from its first masked frame on, with the annotations' projected box hulls as the masks
 (the only masks nuScenes has)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,9 +22,12 @@ class AgentClips:
         self.records, self.clip_frames, self.crop_size = ds.records, clip_frames, crop_size
         self.split = ds.split
         self.source = FrameSource(ds.records, None, crop_size)
-        self.items = [i for i, r in enumerate(ds.records)
-                      if r.init_frame + clip_frames <= len(r.frame_tokens)
-                      and all(r.frame_tokens[r.init_frame:r.init_frame + clip_frames])]
+        self.items = [
+            i
+            for i, r in enumerate(ds.records)
+            if r.init_frame + clip_frames <= len(r.frame_tokens)
+            and all(r.frame_tokens[r.init_frame : r.init_frame + clip_frames])
+        ]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -32,8 +36,9 @@ class AgentClips:
         """`count` clips spread evenly over the split (its scenes and agents), in order."""
         if count <= 0 or not self.items:
             return []
-        return np.unique(np.linspace(0, len(self.items) - 1, min(count, len(self.items))).round()
-                         .astype(int)).tolist()
+        return np.unique(
+            np.linspace(0, len(self.items) - 1, min(count, len(self.items))).round().astype(int)
+        ).tolist()
 
     def load(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Clips `indices` (into self.items) → frames (B, T, 3, S, S) RGB in [0, 1], masks

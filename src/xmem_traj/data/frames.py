@@ -1,5 +1,6 @@
 """Pixels of an agent record: camera frames read from disk and the agent's masks rasterised
 at the output size (the devkit's 2-D export hull, filled)."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,8 +10,8 @@ from PIL import Image
 from shapely.geometry import Polygon
 
 from ..errors import DatasetError
-from .agent_index import AgentRecord
 from ..projection import rasterize
+from .records import AgentRecord
 
 
 def load_frame(path: str, size: tuple[int, int] | None) -> np.ndarray:
@@ -58,8 +59,9 @@ def init_mask(rec: AgentRecord, size: tuple[int, int]) -> np.ndarray:
 def frame_masks(rec: AgentRecord, size: tuple[int, int]) -> np.ndarray:
     """The agent's hull at every window frame: bool (T, H, W), empty where it is not in view
     (what masks="every" hands XMem)."""
-    return np.stack([fill_hull(rec, hull, size) if hull else np.zeros(size, bool)
-                     for hull in rec.frame_hulls])
+    return np.stack(
+        [fill_hull(rec, hull, size) if hull else np.zeros(size, bool) for hull in rec.frame_hulls]
+    )
 
 
 __all__ = ["fill_hull", "frame_masks", "init_mask", "load_frame", "load_frames", "output_size"]

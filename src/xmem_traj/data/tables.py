@@ -1,5 +1,6 @@
 """The nuScenes tables as the devkit reads them: the 13 table files a dataroot must hold, the
 version it holds, and the devkit's NuScenes loaded with a one-line error naming a bad table."""
+
 from __future__ import annotations
 
 import json
@@ -10,21 +11,38 @@ from nuscenes.nuscenes import NuScenes
 
 from ..errors import DatasetError
 
-TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
-          "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")
+TABLES = (
+    "category",
+    "attribute",
+    "visibility",
+    "instance",
+    "sensor",
+    "calibrated_sensor",
+    "ego_pose",
+    "log",
+    "scene",
+    "sample",
+    "sample_data",
+    "sample_annotation",
+    "map",
+)
 
 
 def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
     root = Path(dataroot)
     if not str(dataroot) or not root.is_dir():
-        raise DatasetError(f"nuScenes dataroot {str(dataroot)!r} does not exist (pass --dataroot, "
-                           "the folder that holds v1.0-*/, samples/, sweeps/ and maps/)")
+        raise DatasetError(
+            f"nuScenes dataroot {str(dataroot)!r} does not exist (pass --dataroot, "
+            "the folder that holds v1.0-*/, samples/, sweeps/ and maps/)"
+        )
     if not version:
         raise DatasetError("no nuScenes version given (e.g. v1.0-mini or v1.0-trainval)")
     table_dir = root / version
     if not table_dir.is_dir():
         found = sorted(p.name for p in root.glob("v1.0-*"))
-        raise DatasetError(f"{table_dir} does not exist; versions found under {root}: {found or 'none'}")
+        raise DatasetError(
+            f"{table_dir} does not exist; versions found under {root}: {found or 'none'}"
+        )
     for table in TABLES:
         if not (table_dir / f"{table}.json").exists():
             raise DatasetError(f"missing nuScenes table {table_dir / (table + '.json')}")
@@ -46,8 +64,10 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
                 raise DatasetError(f"nuScenes table {path} is not valid JSON: {bad}") from None
             if not isinstance(records, list):
                 raise DatasetError(f"nuScenes table {path} must hold a list of records") from None
-        raise DatasetError(f"the nuScenes tables in {root / version} do not fit the devkit's schema "
-                           f"({type(err).__name__}: {err})") from None
+        raise DatasetError(
+            f"the nuScenes tables in {root / version} do not fit the devkit's schema "
+            f"({type(err).__name__}: {err})"
+        ) from None
 
 
 def version_of(dataroot: str | Path) -> str:
@@ -56,8 +76,10 @@ def version_of(dataroot: str | Path) -> str:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DatasetError(f"no nuScenes tables (v1.0-*/scene.json) under {dataroot}; "
-                           "pass --dataroot the folder that holds v1.0-mini/ or v1.0-trainval/")
+        raise DatasetError(
+            f"no nuScenes tables (v1.0-*/scene.json) under {dataroot}; "
+            "pass --dataroot the folder that holds v1.0-mini/ or v1.0-trainval/"
+        )
     raise DatasetError(f"{dataroot} holds several table versions {found}; pass --version")
 
 

@@ -3,6 +3,7 @@ devkit's baselines (ConstantVelocityHeading, PhysicsOracle) on the same targets,
 same metrics (k = 1, 5, 10 and OffRoadRate), in the global frame, per target; the report
 (eval/report.py) turns these into tables with intervals. Also the devkit Prediction JSON for
 compute_metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,9 @@ def load_predictor(path: str | Path, backbone=None) -> TrajectoryPredictor:
     finetuned = any(k.startswith("model.backbone.") for k in ckpt["state_dict"])
     if finetuned and backbone is None:
         raise ValueError(f"{path} fine-tuned XMem: pass the run's backbone to load it")
-    model = TrajectoryPredictor(**dict(ckpt["hyper_parameters"]),
-                                backbone=backbone if finetuned else None)
+    model = TrajectoryPredictor(
+        **dict(ckpt["hyper_parameters"]), backbone=backbone if finetuned else None
+    )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
@@ -71,9 +73,16 @@ def predict(model: TrajectoryPredictor, data: TargetTensors, batch_size: int = 2
 
 def score(pred, probs, gt, gt_valid) -> dict[str, float]:
     """Means of the challenge metrics (k = 1, 5, 10), as the devkit's RowMean gives them."""
-    return {k: float(v.mean()) for k, v in per_agent_metrics(
-        torch.as_tensor(pred), torch.as_tensor(probs), torch.as_tensor(gt),
-        torch.as_tensor(gt_valid), KS).items()}
+    return {
+        k: float(v.mean())
+        for k, v in per_agent_metrics(
+            torch.as_tensor(pred),
+            torch.as_tensor(probs),
+            torch.as_tensor(gt),
+            torch.as_tensor(gt_valid),
+            KS,
+        ).items()
+    }
 
 
 class Scorer:
@@ -81,33 +90,44 @@ class Scorer:
     map expansion is there)."""
 
     def __init__(self, data: PreparedData):
-        arrays = {k: torch.from_numpy(data.val.arrays[k])
-                  for k in ("traj", "translation", "rotation", "future_valid")}
+        arrays = {
+            k: torch.from_numpy(data.val.arrays[k])
+            for k in ("traj", "translation", "rotation", "future_valid")
+        }
         self.gt = local_to_global(arrays["traj"], arrays["translation"], arrays["rotation"])
         self.gt_valid = arrays["future_valid"]
         self.locations = data.val.targets.locations
         maps = data.context.drivable_maps(self.locations)
         self.masks = None if maps is None else maps.masks
         if self.masks is None:
-            log.warning("no map expansion (maps/expansion/*.json) in %s: OffRoadRate is not "
-                        "reported", data.source.dataroot)
+            log.warning(
+                "no map expansion (maps/expansion/*.json) in %s: OffRoadRate is not reported",
+                data.source.dataroot,
+            )
 
     def __call__(self, pred, probs) -> dict[str, np.ndarray]:
-        out = {k: v.numpy() for k, v in per_agent_metrics(
-            torch.as_tensor(pred), torch.as_tensor(probs), self.gt, self.gt_valid, KS).items()}
+        out = {
+            k: v.numpy()
+            for k, v in per_agent_metrics(
+                torch.as_tensor(pred), torch.as_tensor(probs), self.gt, self.gt_valid, KS
+            ).items()
+        }
         if self.masks is not None:
             out["OffRoadRate"] = off_road_rate(np.asarray(pred), self.locations, self.masks)
         return out
 
 
-def score_method(layout: RunLayout, data: PreparedData, scorer: Scorer, method: str
-                 ) -> list[dict[str, np.ndarray]]:
+def score_method(
+    layout: RunLayout, data: PreparedData, scorer: Scorer, method: str
+) -> list[dict[str, np.ndarray]]:
     """Per-target metrics of each of the run's models of `method` (one dict per seed) on the
     val split. Raises RunError when the method has no checkpoint."""
     paths = layout.checkpoints(method)
     if not paths:
-        raise RunError(f"{layout.root} has no checkpoint of method {method!r} "
-                       f"({layout.checkpoint(method, 0).relative_to(layout.root)})")
+        raise RunError(
+            f"{layout.root} has no checkpoint of method {method!r} "
+            f"({layout.checkpoint(method, 0).relative_to(layout.root)})"
+        )
     tensors = val_tensors(data, method)
     backbone = data.context.backbone
     return [scorer(*predict(load_predictor(p, backbone), tensors)[:2]) for p in paths]
@@ -117,7 +137,7 @@ def evaluate_run(layout: RunLayout, data: PreparedData) -> dict:
     """Every method of the run (mean over its seeds) and the devkit baselines on the val
     split → the summary (eval/report.py). Raises RunError when a method has no checkpoint."""
     scorer = Scorer(data)
-    per_target: dict[str, dict[str, np.ndarray]] = {}   # label → metric → (S, N) or (N,)
+    per_target: dict[str, dict[str, np.ndarray]] = {}  # label → metric → (S, N) or (N,)
     seeds: dict[str, int] = {}
     for name in data.methods:
         runs = score_method(layout, data, scorer, name)
@@ -127,18 +147,31 @@ def evaluate_run(layout: RunLayout, data: PreparedData) -> dict:
     tokens = [(r.instance_token, r.sample_token) for r in data.val.records]
     helper = PredictHelper(data.context.nusc)
     for name in BASELINES:
-        per_target[name] = scorer(*run_baseline(name, helper, tokens,
-                                                data.val.dataset.targets.future_s))
+        per_target[name] = scorer(
+            *run_baseline(name, helper, tokens, data.val.dataset.targets.future_s)
+        )
     return summarize(data, per_target, seeds)
 
 
 def prediction_json(model: TrajectoryPredictor, tensors: TargetTensors, records) -> list[dict]:
     """Devkit Prediction records (global frame, ≤ 25 modes) ready for compute_metrics."""
     pred, probs, _, _ = predict(model, tensors)
-    return [Prediction(r.instance_token, r.sample_token, p.astype(np.float64),
-                       pr.astype(np.float64)).serialize()
-            for r, p, pr in zip(records, pred.numpy(), probs.numpy())]
+    return [
+        Prediction(
+            r.instance_token, r.sample_token, p.astype(np.float64), pr.astype(np.float64)
+        ).serialize()
+        for r, p, pr in zip(records, pred.numpy(), probs.numpy())
+    ]
 
 
-__all__ = ["KS", "Scorer", "evaluate_run", "load_predictor", "predict", "prediction_json",
-           "score", "score_method", "val_tensors"]
+__all__ = [
+    "KS",
+    "Scorer",
+    "evaluate_run",
+    "load_predictor",
+    "predict",
+    "prediction_json",
+    "score",
+    "score_method",
+    "val_tensors",
+]

@@ -7,6 +7,7 @@ Data flows one way: the prepare stage (traj/prepare.py) builds a PrepareContext 
 the loaded tables, the device), asks each provider the run's methods need for its arrays, and
 hands them to the batches as TrajBatch.extras[slot].
 """
+
 from __future__ import annotations
 
 import logging
@@ -101,8 +102,9 @@ class InputProvider(ABC):
         """Online providers: target index → its slots' tensors (read on demand); else None."""
         return None
 
-    def shapes(self, split: SplitTargets, arrays: dict[str, np.ndarray]
-               ) -> dict[str, tuple[int, ...]]:
+    def shapes(
+        self, split: SplitTargets, arrays: dict[str, np.ndarray]
+    ) -> dict[str, tuple[int, ...]]:
         """Per-target shape of each slot (what model factories size themselves by)."""
         return {slot: tuple(a.shape[1:]) for slot, a in arrays.items()}
 
@@ -122,5 +124,11 @@ def frame_slots(name: str) -> tuple[str, str]:
     return name, f"{name}_valid"
 
 
-__all__ = ["INPUTS", "InputProvider", "PrepareContext", "SplitTargets", "frame_slots",
-           "register_input"]
+__all__ = [
+    "INPUTS",
+    "InputProvider",
+    "PrepareContext",
+    "SplitTargets",
+    "frame_slots",
+    "register_input",
+]

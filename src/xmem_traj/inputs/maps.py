@@ -2,6 +2,7 @@
 frame (slot "map", (N, H, W) drivable share per cell; data/maps.py says how), built once per
 split and kept in the cache (keyed by the targets, the expansion files' content and the
 raster's geometry)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,29 +26,49 @@ class MapInput(InputProvider):
     def identity(self, split: SplitTargets) -> dict:
         root = Path(self.ctx.source.dataroot) / "maps" / "expansion"
         files = {loc: file_sha256(root / f"{loc}.json") for loc in sorted(set(split.locations))}
-        geometry = {"x": maps.MAP_X, "y": maps.MAP_Y, "cell": maps.MAP_CELL,
-                    "supersample": maps.SUPERSAMPLE}
-        return {"format": RASTER_FORMAT, "targets": split.dataset.fingerprint(),
-                "expansion_sha256": files, "geometry": geometry}
+        geometry = {
+            "x": maps.MAP_X,
+            "y": maps.MAP_Y,
+            "cell": maps.MAP_CELL,
+            "supersample": maps.SUPERSAMPLE,
+        }
+        return {
+            "format": RASTER_FORMAT,
+            "targets": split.dataset.fingerprint(),
+            "expansion_sha256": files,
+            "geometry": geometry,
+        }
 
     def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
         def rasterise() -> dict[str, np.ndarray]:
             drivable = self.ctx.drivable_maps(split.locations)
             records = split.records
-            return {"map": drivable.rasters(
-                split.locations, np.array([r.translation for r in records]).reshape(-1, 3),
-                np.array([r.yaw for r in records]))}
-        return cached_arrays(self.ctx.cfg.data.resolved_cache_dir(), "rasters",
-                             self.identity(split), len(split), rasterise,
-                             describe=f"(map, {split.dataset.split})")
+            return {
+                "map": drivable.rasters(
+                    split.locations,
+                    np.array([r.translation for r in records]).reshape(-1, 3),
+                    np.array([r.yaw for r in records]),
+                )
+            }
+
+        return cached_arrays(
+            self.ctx.cfg.data.resolved_cache_dir(),
+            "rasters",
+            self.identity(split),
+            len(split),
+            rasterise,
+            describe=f"(map, {split.dataset.split})",
+        )
 
 
 def check_map_expansion(dataroot: str, locations) -> None:
     """DatasetError unless every location has its map expansion file."""
     if not maps.has_map_expansion(dataroot, locations):
-        raise DatasetError(f"no map expansion (maps/expansion/{{{','.join(sorted(locations))}}}"
-                           f".json) under {dataroot}: install the nuScenes map expansion pack "
-                           "there, or pass --no-map (the head then sees the past track only)")
+        raise DatasetError(
+            f"no map expansion (maps/expansion/{{{','.join(sorted(locations))}}}"
+            f".json) under {dataroot}: install the nuScenes map expansion pack "
+            "there, or pass --no-map (the head then sees the past track only)"
+        )
 
 
 register_input("map", MapInput)

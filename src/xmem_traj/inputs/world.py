@@ -3,6 +3,7 @@ the world: what a perfect eye would read in each frame (slot "cue_states", the c
 input; the same states as "cue_labels", the XMem model's auxiliary loss labels) and the
 agent's true plans ("intent", the intent oracle's diagnostic input), plus the eval subsets by
 what lies ahead. On data without the side file these inputs do not exist."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,11 @@ from .base import InputProvider, PrepareContext, SplitTargets, frame_slots, regi
 
 def cue_states(ctx: PrepareContext, split: SplitTargets) -> tuple[np.ndarray, np.ndarray]:
     """(N, T, len(ORACLE_FIELDS)) states and (N, T) validity of a split, built once."""
+
     def build():
         rows = [ctx.world.oracle_features(r) for r in split.records]
         return np.stack([f for f, _ in rows]), np.stack([v for _, v in rows])
+
     return ctx.once(("cue_states", split.role), build)
 
 
@@ -42,18 +45,23 @@ class Intent(InputProvider):
     def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
         plans = np.stack([self.world.intent_features(r) for r in split.records])
         t = split.dataset.window_len
-        return {"intent": np.repeat(plans[:, None], t, 1),
-                "intent_valid": np.ones((len(split), t), bool)}
+        return {
+            "intent": np.repeat(plans[:, None], t, 1),
+            "intent_valid": np.ones((len(split), t), bool),
+        }
 
 
-CLASS_TITLES = {"foretold": "with a past, change foretold by a cue seen in the window",
-                "no_cue": "with a past, change ahead with no cue seen",
-                "under_way": "with a past, change already under way",
-                "no_change": "with a past, no change within the horizon"}
+CLASS_TITLES = {
+    "foretold": "with a past, change foretold by a cue seen in the window",
+    "no_cue": "with a past, change ahead with no cue seen",
+    "under_way": "with a past, change already under way",
+    "no_change": "with a past, no change within the horizon",
+}
 
 
-def class_subsets(world: WorldCues, records, with_past: np.ndarray
-                  ) -> dict[str, tuple[np.ndarray, str]]:
+def class_subsets(
+    world: WorldCues, records, with_past: np.ndarray
+) -> dict[str, tuple[np.ndarray, str]]:
     """Eval subsets among the targets with a past, by what lies ahead (CLASSES): name →
     (mask, title)."""
     classes = np.array([world.target_class(r) for r in records])

@@ -2,6 +2,7 @@
 from the agent's mask (slots "xmem" (N, T, C) and "xmem_valid" (N, T)). Frozen XMem: extracted
 once per split on the run's device and kept in the feature cache. Fine-tuned XMem (parts
 trainable): the frames and masks are read per item and XMem runs inside the model's step."""
+
 from __future__ import annotations
 
 import logging
@@ -50,17 +51,29 @@ class XMemInput(InputProvider):
         if self.online:
             return {}
         cfg = self.ctx.cfg
-        parts = [load_or_extract(
-            split.dataset, self.backbone,
-            weights_fingerprint(cfg.xmem.xmem_weights or None, cfg.optim.seed),
-            cfg.data.resolved_cache_dir(), videos_per_step=cfg.xmem.videos_per_step,
-            view=view, crop_size=cfg.xmem.crop_size, num_workers=cfg.run.num_workers,
-            device=self.ctx.device, progress=cfg.run.progress) for view in views(cfg)]
-        return {"xmem": np.concatenate([p["features"] for p in parts], -1),
-                "xmem_valid": np.logical_and.reduce([p["valid"] for p in parts])}
+        parts = [
+            load_or_extract(
+                split.dataset,
+                self.backbone,
+                weights_fingerprint(cfg.xmem.xmem_weights or None, cfg.optim.seed),
+                cfg.data.resolved_cache_dir(),
+                videos_per_step=cfg.xmem.videos_per_step,
+                view=view,
+                crop_size=cfg.xmem.crop_size,
+                num_workers=cfg.run.num_workers,
+                device=self.ctx.device,
+                progress=cfg.run.progress,
+            )
+            for view in views(cfg)
+        ]
+        return {
+            "xmem": np.concatenate([p["features"] for p in parts], -1),
+            "xmem_valid": np.logical_and.reduce([p["valid"] for p in parts]),
+        }
 
-    def shapes(self, split: SplitTargets, arrays: dict[str, np.ndarray]
-               ) -> dict[str, tuple[int, ...]]:
+    def shapes(
+        self, split: SplitTargets, arrays: dict[str, np.ndarray]
+    ) -> dict[str, tuple[int, ...]]:
         if arrays:
             return super().shapes(split, arrays)
         t = split.dataset.window_len  # online: what the model's own XMem will compute
@@ -74,10 +87,13 @@ class XMemInput(InputProvider):
         def item(i: int) -> dict[str, torch.Tensor]:
             rec = ds.records[i]
             size = output_size(rec, ds.image_size)
-            return {"frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
-                    "init_masks": torch.from_numpy(init_mask(rec, size)),
-                    "init_frame": torch.tensor(rec.init_frame),
-                    "frame_masks": torch.from_numpy(frame_masks(rec, size))}
+            return {
+                "frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
+                "init_masks": torch.from_numpy(init_mask(rec, size)),
+                "init_frame": torch.tensor(rec.init_frame),
+                "frame_masks": torch.from_numpy(frame_masks(rec, size)),
+            }
+
         return item
 
 

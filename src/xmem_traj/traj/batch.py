@@ -1,6 +1,7 @@
 """TrajBatch: what a model sees of a batch of targets — the agent's track, where it is, and an
 extras mapping with the slots of the input providers the model reads (inputs/base.py), so that
 a new input touches no fixed field list."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -16,13 +17,13 @@ CORE_FIELDS = ("past", "past_valid", "traj", "future_valid", "translation", "rot
 class TrajBatch:
     """A batch of targets; every tensor has the batch first."""
 
-    past: torch.Tensor           # (B, P, 2) agent frame, oldest first
-    past_valid: torch.Tensor     # (B, P)
-    traj: torch.Tensor           # (B, F, 2) agent frame (the future)
-    future_valid: torch.Tensor   # (B, F)
-    translation: torch.Tensor    # (B, 3) agent box at the target sample (global)
-    rotation: torch.Tensor       # (B, 4) its quaternion (w, x, y, z)
-    index: torch.Tensor          # (B,) target index in its split
+    past: torch.Tensor  # (B, P, 2) agent frame, oldest first
+    past_valid: torch.Tensor  # (B, P)
+    traj: torch.Tensor  # (B, F, 2) agent frame (the future)
+    future_valid: torch.Tensor  # (B, F)
+    translation: torch.Tensor  # (B, 3) agent box at the target sample (global)
+    rotation: torch.Tensor  # (B, 4) its quaternion (w, x, y, z)
+    index: torch.Tensor  # (B,) target index in its split
     #: Input slots by name, e.g. "xmem" (B, T, C) and "xmem_valid" (B, T), "map" (B, H, W).
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
 """The LightningDataModule of a run: it only serves batches of prepared data (traj/prepare.py)
 — for the model being fitted, the input slots its method reads (and, in training, its
 labels), shuffled with the model's own seed."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -26,8 +27,9 @@ def method_slots(data: PreparedData, method: str, role: str) -> tuple[str, ...]:
     if role == "train":
         providers += METHODS[method].labels
     split = data.split(role)
-    return tuple(slot for name in providers for slot in (name, f"{name}_valid")
-                 if slot in split.shapes)
+    return tuple(
+        slot for name in providers for slot in (name, f"{name}_valid") if slot in split.shapes
+    )
 
 
 class TrajDataModule(L.LightningDataModule):
@@ -42,19 +44,25 @@ class TrajDataModule(L.LightningDataModule):
         """A split's targets with the method's slots (built once)."""
         key = (method, role)
         if key not in self._tensors:
-            self._tensors[key] = TargetTensors(self.data.split(role),
-                                               method_slots(self.data, method, role))
+            self._tensors[key] = TargetTensors(
+                self.data.split(role), method_slots(self.data, method, role)
+            )
         return self._tensors[key]
 
     def _loader(self, tensors: TargetTensors, batch_size: int, *, seed: int | None) -> DataLoader:
         """Online items are collated by workers; cached ones are indexed as whole batches in
         the main process (no workers needed)."""
-        order = (SequentialSampler(tensors) if seed is None
-                 else EpochShuffleSampler(len(tensors), seed))
+        order = (
+            SequentialSampler(tensors) if seed is None else EpochShuffleSampler(len(tensors), seed)
+        )
         sampler = EpochBatchSampler(order, batch_size, drop_last=False)
         if tensors.items:
-            return DataLoader(tensors, batch_sampler=sampler, collate_fn=collate_traj,
-                              num_workers=self.run.num_workers)
+            return DataLoader(
+                tensors,
+                batch_sampler=sampler,
+                collate_fn=collate_traj,
+                num_workers=self.run.num_workers,
+            )
         return DataLoader(tensors, batch_sampler=sampler, collate_fn=_as_is)
 
     def _fitted(self) -> tuple[str, int]:

@@ -3,6 +3,7 @@ Lightning glue every registered model trains, validates and predicts through —
 ADE/FDE loss (or the model's own), the model's extra loss terms, the off-road loss, the
 challenge metrics in the global frame, AdamW with cosine decay, and checkpoints from which the
 model is rebuilt through the registry."""
+
 from __future__ import annotations
 
 import lightning as L
@@ -21,13 +22,23 @@ class TrajectoryPredictor(L.LightningModule):
     """One trained model of a method. `spec` (plain data) and the optimisation settings are
     the checkpoint's hyperparameters; `backbone` (XMem fine-tuned with the model) is not."""
 
-    def __init__(self, *, spec: dict, lr: float, weight_decay: float, epochs: int, seed: int,
-                 offroad_loss: float = 0.0, backbone=None):
+    def __init__(
+        self,
+        *,
+        spec: dict,
+        lr: float,
+        weight_decay: float,
+        epochs: int,
+        seed: int,
+        offroad_loss: float = 0.0,
+        backbone=None,
+    ):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.method = spec["method"]  # what the data module serves batches for
         self.model: nn.Module = METHODS[spec["method"]].factory()(
-            ModelSpec.from_dict(spec, backbone))
+            ModelSpec.from_dict(spec, backbone)
+        )
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self._rng_restored = False
@@ -98,8 +109,9 @@ class TrajectoryPredictor(L.LightningModule):
     def configure_optimizers(self):
         # fused: one kernel for all parameters (the per-tensor loop was a third of a step).
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay, fused=True)
+        opt = torch.optim.AdamW(
+            params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay, fused=True
+        )
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams.epochs))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 

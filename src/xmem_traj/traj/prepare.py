@@ -7,6 +7,7 @@ rasters, the world's states), built by their providers and kept in the cache.
 the val split only. The result is plain data (PreparedData): the DataModule serves batches
 from it and the evaluation scores on it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,9 +95,11 @@ class PreparedData:
         on the synthetic world by what lies ahead."""
         records = self.val.records
         with_past = np.array([len(r.past) > 0 for r in records])
-        out = {"all": (np.ones(len(records), bool), "all targets"),
-               "with_past": (with_past, "targets with a past (>= 1 past annotation)"),
-               "no_past": (~with_past, "targets without a past (a scene's first sample)")}
+        out = {
+            "all": (np.ones(len(records), bool), "all targets"),
+            "with_past": (with_past, "targets with a past (>= 1 past annotation)"),
+            "no_past": (~with_past, "targets without a past (a scene's first sample)"),
+        }
         if self.context.world is not None:
             out.update(class_subsets(self.context.world, records, with_past))
         return out
@@ -122,6 +125,7 @@ def run_device(cfg: TrainConfig) -> torch.device:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             from ..errors import ConfigError
+
             raise ConfigError(f"accelerator {accelerator}: no CUDA device is visible to torch")
         return torch.device("cuda", 0)
     if accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available()):
@@ -148,9 +152,13 @@ def needed_inputs(cfg: TrainConfig, role: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-def prepare(cfg: TrainConfig, *, roles: tuple[str, ...] = ("train", "val"),
-            clock: StageClock | None = None, report: Callable[[str], None] = log.info
-            ) -> PreparedData:
+def prepare(
+    cfg: TrainConfig,
+    *,
+    roles: tuple[str, ...] = ("train", "val"),
+    clock: StageClock | None = None,
+    report: Callable[[str], None] = log.info,
+) -> PreparedData:
     """Resolve the config, load XMem if a method reads it (first: a bad checkpoint fails
     before any data work), the tables (generating the synthetic default on first use), index
     the splits of `roles` and build every input the methods need, on the run's device."""
@@ -161,8 +169,9 @@ def prepare(cfg: TrainConfig, *, roles: tuple[str, ...] = ("train", "val"),
     backbone = make_backbone(cfg) if wants_xmem else None
     source = resolve_source(cfg.data, cfg.world, progress=cfg.run.progress, report=report)
     nusc = load_nuscenes(source.dataroot, source.version)
-    ctx = PrepareContext(cfg, source, nusc, WorldCues.load(source.dataroot, source.version),
-                         device, backbone, report)
+    ctx = PrepareContext(
+        cfg, source, nusc, WorldCues.load(source.dataroot, source.version), device, backbone, report
+    )
     if cfg.model.map:
         check_map_expansion(source.dataroot, {rec["location"] for rec in nusc.log})
     _warn_about_labels(cfg, ctx)
@@ -176,19 +185,30 @@ def _warn_about_labels(cfg: TrainConfig, ctx: PrepareContext) -> None:
     if "xmem" not in cfg.model.method_list or ctx.world is not None:
         return
     if cfg.model.cue_loss > 0:
-        log.warning("cue_loss %g is off: %s has no synthetic-world side file (the cue labels)",
-                    cfg.model.cue_loss, ctx.source.dataroot)
+        log.warning(
+            "cue_loss %g is off: %s has no synthetic-world side file (the cue labels)",
+            cfg.model.cue_loss,
+            ctx.source.dataroot,
+        )
     if cfg.model.vision == "cues":
-        log.warning("vision cues without cue labels: the cue readout is learned from the "
-                    "trajectory loss alone")
+        log.warning(
+            "vision cues without cue labels: the cue readout is learned from the "
+            "trajectory loss alone"
+        )
 
 
 def _targets(ctx: PrepareContext, role: str) -> SplitTargets:
     """A split's targets through the devkit, with each target's map location."""
     source, nusc = ctx.source, ctx.nusc
     name = source.train_split if role == "train" else source.val_split
-    ds = NuScenesAgentDataset.from_config(ctx.cfg.data, source.dataroot, source.version, name,
-                                          image_size=ctx.cfg.xmem.image_size, nusc=nusc)
+    ds = NuScenesAgentDataset.from_config(
+        ctx.cfg.data,
+        source.dataroot,
+        source.version,
+        name,
+        image_size=ctx.cfg.xmem.image_size,
+        nusc=nusc,
+    )
     location = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
     return SplitTargets(role, ds, [location[r.scene_name] for r in ds.records])
 
@@ -216,5 +236,12 @@ def _inputs(ctx: PrepareContext, targets: SplitTargets, clock: StageClock) -> Pr
     return PreparedSplit(targets, arrays, shapes, items)
 
 
-__all__ = ["PreparedData", "PreparedSplit", "StageClock", "has_world_file", "needed_inputs",
-           "prepare", "run_device"]
+__all__ = [
+    "PreparedData",
+    "PreparedSplit",
+    "StageClock",
+    "has_world_file",
+    "needed_inputs",
+    "prepare",
+    "run_device",
+]

@@ -1,5 +1,6 @@
 """Targets as models train on them: a prepared split's tensors served as TrajBatches, and the
 epoch-seeded shuffling that makes resumed runs exact."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -40,8 +41,11 @@ class TargetTensors(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> TrajBatch:
         """Targets `indices` as one TrajBatch."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return TrajBatch(**{k: v[idx] for k, v in self.tensors.items()}, index=idx,
-                         extras={s: v[idx] for s, v in self.extras.items()})
+        return TrajBatch(
+            **{k: v[idx] for k, v in self.tensors.items()},
+            index=idx,
+            extras={s: v[idx] for s, v in self.extras.items()},
+        )
 
     def batch(self, indices: Sequence[int]) -> TrajBatch:
         """Targets `indices` as one TrajBatch, whichever way items are read."""

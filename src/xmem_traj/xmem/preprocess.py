@@ -1,5 +1,6 @@
 """What XMem is fed: RGB frames normalised with the ImageNet statistics, as the reference's
 eval.py and training scripts do."""
+
 from __future__ import annotations
 
 import torch

@@ -5,6 +5,7 @@ object with `len()`, `load(indices) -> (frames (B, T, 3, S, S) RGB in [0, 1], ma
 (B, T, S, S))` and `spread(count) -> indices`); `xmem-traj train-xmem` (train_xmem.py) feeds
 it the agents of a nuScenes split.
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,6 +40,7 @@ class Clips(Protocol):
 @dataclass
 class Schedule:
     """The optimisation of a train-xmem run."""
+
     steps: int
     clips_per_step: int
     lr: float
@@ -54,8 +56,9 @@ def trainable_parameters(network: XMem, freeze: Sequence[str]) -> list[torch.nn.
     unknown = [p for p in freeze if not any(n.startswith(p) for n in names)]
     if unknown:
         tops = sorted({n.split(".")[0] for n in names})
-        raise ConfigError(f"freeze: {unknown} name no XMem module; use prefixes of "
-                          f"{', '.join(tops)}")
+        raise ConfigError(
+            f"freeze: {unknown} name no XMem module; use prefixes of {', '.join(tops)}"
+        )
     out = []
     for name, param in network.named_parameters():
         param.requires_grad_(not any(name.startswith(p) for p in freeze))
@@ -65,15 +68,16 @@ def trainable_parameters(network: XMem, freeze: Sequence[str]) -> list[torch.nn.
 
 
 @torch.no_grad()
-def held_out_iou(network: XMem, clips: Clips, count: int, *, batch: int, device: torch.device,
-                 bf16: bool) -> float:
+def held_out_iou(
+    network: XMem, clips: Clips, count: int, *, batch: int, device: torch.device, bf16: bool
+) -> float:
     """Mean mask IoU (prob > 0.5 vs the hull) over the segmented frames of `count` clips spread
     over the split; frames where both are empty are left out. NaN without clips."""
     ious = []
     gen = torch.Generator().manual_seed(0)
     chosen = clips.spread(count)
     for start in range(0, len(chosen), batch):
-        frames, masks = clips.load(chosen[start:start + batch])
+        frames, masks = clips.load(chosen[start : start + batch])
         frames, masks = frames.to(device), masks.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = segment_clip(network, normalise(frames), masks[:, 0], generator=gen)
@@ -81,28 +85,34 @@ def held_out_iou(network: XMem, clips: Clips, count: int, *, batch: int, device:
     return float(torch.cat(ious).nanmean()) if ious else float("nan")
 
 
-def train_on_clips(network: XMem, params: list[torch.nn.Parameter], clips: Clips,
-                   schedule: Schedule, device: torch.device) -> tuple[list[list[float]], float]:
+def train_on_clips(
+    network: XMem,
+    params: list[torch.nn.Parameter],
+    clips: Clips,
+    schedule: Schedule,
+    device: torch.device,
+) -> tuple[list[list[float]], float]:
     """Train `params` of the network (on `device`, BatchNorm in eval mode) on random clips →
     the (ce, dice) loss of every step and the seconds it took."""
     network.to(device).eval()  # BatchNorm in eval mode, as the reference trains
-    opt = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay,
-                            fused=True)
+    opt = torch.optim.AdamW(params, lr=schedule.lr, weight_decay=schedule.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(schedule.seed)
     losses, t0 = [], time.perf_counter()
     warm = (int(START_WARM * schedule.steps), int(END_WARM * schedule.steps))
-    bar = tqdm(range(schedule.steps), desc="train-xmem", disable=not schedule.progress,
-               leave=False)
+    bar = tqdm(range(schedule.steps), desc="train-xmem", disable=not schedule.progress, leave=False)
     for step in bar:
         picks = torch.randint(len(clips), (schedule.clips_per_step,), generator=gen).tolist()
         frames, masks = (x.to(device) for x in clips.load(picks))
         share = bootstrap_share(step, start_warm=warm[0], end_warm=warm[1])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=schedule.bf16):
-            loss = clip_loss(segment_clip(network, normalise(frames), masks[:, 0],
-                                          generator=gen), masks, share)
+            loss = clip_loss(
+                segment_clip(network, normalise(frames), masks[:, 0], generator=gen), masks, share
+            )
         if not torch.isfinite(loss["total"]):
-            raise RuntimeError(f"train-xmem: the loss became {float(loss['total'])} at step "
-                               f"{step}; lower --xmem-lr")
+            raise RuntimeError(
+                f"train-xmem: the loss became {float(loss['total'])} at step "
+                f"{step}; lower --xmem-lr"
+            )
         opt.zero_grad(set_to_none=True)
         loss["total"].backward()
         opt.step()

@@ -14,6 +14,7 @@ where K ≤ 25 modes are ranked by their logits (softmaxed for probabilities). O
 The glue adds what applies to every model (the off-road loss, the metrics, the optimiser,
 checkpoints), so a new model is one new file and one registry line.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -40,24 +41,53 @@ class ModelSpec:
     backbone: Any = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, method: str, inputs: tuple[str, ...], model: ModelConfig,
-           experimental: ExperimentalConfig, *, past_steps: int, future_steps: int,
-           shapes: dict[str, tuple[int, ...]], backbone=None) -> "ModelSpec":
-        return cls(method, tuple(inputs), asdict(model), asdict(experimental), past_steps,
-                   future_steps, {k: tuple(v) for k, v in shapes.items()}, backbone)
+    def of(
+        cls,
+        method: str,
+        inputs: tuple[str, ...],
+        model: ModelConfig,
+        experimental: ExperimentalConfig,
+        *,
+        past_steps: int,
+        future_steps: int,
+        shapes: dict[str, tuple[int, ...]],
+        backbone=None,
+    ) -> "ModelSpec":
+        return cls(
+            method,
+            tuple(inputs),
+            asdict(model),
+            asdict(experimental),
+            past_steps,
+            future_steps,
+            {k: tuple(v) for k, v in shapes.items()},
+            backbone,
+        )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], backbone=None) -> "ModelSpec":
-        return cls(d["method"], tuple(d["inputs"]), dict(d["model"]), dict(d["experimental"]),
-                   d["past_steps"], d["future_steps"],
-                   {k: tuple(v) for k, v in d["shapes"].items()}, backbone)
+        return cls(
+            d["method"],
+            tuple(d["inputs"]),
+            dict(d["model"]),
+            dict(d["experimental"]),
+            d["past_steps"],
+            d["future_steps"],
+            {k: tuple(v) for k, v in d["shapes"].items()},
+            backbone,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The plain part (hyperparameters of a checkpoint)."""
-        return {"method": self.method, "inputs": list(self.inputs), "model": dict(self.model),
-                "experimental": dict(self.experimental), "past_steps": self.past_steps,
-                "future_steps": self.future_steps,
-                "shapes": {k: list(v) for k, v in self.shapes.items()}}
+        return {
+            "method": self.method,
+            "inputs": list(self.inputs),
+            "model": dict(self.model),
+            "experimental": dict(self.experimental),
+            "past_steps": self.past_steps,
+            "future_steps": self.future_steps,
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+        }
 
     def width(self, slot: str) -> int:
         """The last dimension of a per-frame slot (0 where the method has no such input)."""

@@ -2,6 +2,7 @@
 one per-frame input — XMem's features (the XMem model), the world's true states (the
 oracles) or nothing (history-only). The XMem model also carries the auxiliary cue loss, and
 XMem itself when parts of it are fine-tuned (features then computed in the step)."""
+
 from __future__ import annotations
 
 import torch
@@ -13,15 +14,30 @@ from ..head import TrajectoryHead
 from . import ModelSpec
 
 
-def _head(spec: ModelSpec, feature_dim: int, *, n_cues: int = 0, feature_drop: float = 0.0,
-          vision: str = "features") -> TrajectoryHead:
+def _head(
+    spec: ModelSpec,
+    feature_dim: int,
+    *,
+    n_cues: int = 0,
+    feature_drop: float = 0.0,
+    vision: str = "features",
+) -> TrajectoryHead:
     m, x = spec.model, spec.experimental
     map_shape = spec.shapes.get("map")
-    return TrajectoryHead(feature_dim, kind=x["head"], hidden=m["hidden"], num_modes=m["modes"],
-                          past_steps=spec.past_steps, future_steps=spec.future_steps,
-                          dropout=m["dropout"], rollout=x["rollout"], n_cues=n_cues,
-                          feature_drop=feature_drop,
-                          map_shape=tuple(map_shape) if map_shape else None, vision=vision)
+    return TrajectoryHead(
+        feature_dim,
+        kind=x["head"],
+        hidden=m["hidden"],
+        num_modes=m["modes"],
+        past_steps=spec.past_steps,
+        future_steps=spec.future_steps,
+        dropout=m["dropout"],
+        rollout=x["rollout"],
+        n_cues=n_cues,
+        feature_drop=feature_drop,
+        map_shape=tuple(map_shape) if map_shape else None,
+        vision=vision,
+    )
 
 
 class FrameHeadModel(nn.Module):
@@ -40,8 +56,7 @@ class FrameHeadModel(nn.Module):
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
-        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid,
-                         batch.get("map"))
+        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid, batch.get("map"))
 
 
 class XMemModel(FrameHeadModel):
@@ -59,8 +74,11 @@ class XMemModel(FrameHeadModel):
             return super().frame_inputs(batch)
         x = batch.extras
         feats, valid = self.backbone(
-            x["frames"], list(x["init_masks"][:, None]),
-            [[f] for f in x["init_frame"].tolist()], list(x["frame_masks"][:, None]))
+            x["frames"],
+            list(x["init_masks"][:, None]),
+            [[f] for f in x["init_frame"].tolist()],
+            list(x["frame_masks"][:, None]),
+        )
         return feats[:, 0], valid[:, 0]
 
     def training_losses(self, batch: TrajBatch):
@@ -74,7 +92,8 @@ class XMemModel(FrameHeadModel):
             if frames.any():
                 read = self.head.cue_logits(feats)[frames]
                 aux = F.binary_cross_entropy_with_logits(
-                    read, labels[frames][:, :self.head.cue_readout.out_features])
+                    read, labels[frames][:, : self.head.cue_readout.out_features]
+                )
                 terms["cue_loss"] = self.cue_loss * aux
         return traj, logits, terms
 
@@ -85,8 +104,9 @@ def xmem_model(spec: ModelSpec) -> XMemModel:
     m, x = spec.model, spec.experimental
     labels = spec.width("cue_labels") or 6
     n_cues = labels if m["cue_loss"] > 0 or m["vision"] == "cues" else 0
-    head = _head(spec, spec.width("xmem"), n_cues=n_cues, feature_drop=x["feature_drop"],
-                 vision=m["vision"])
+    head = _head(
+        spec, spec.width("xmem"), n_cues=n_cues, feature_drop=x["feature_drop"], vision=m["vision"]
+    )
     return XMemModel(head, cue_loss=m["cue_loss"], backbone=spec.backbone)
 
 
