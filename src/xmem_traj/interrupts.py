@@ -28,8 +28,9 @@ class Interrupted(BaseException):
         where = f" during {self.stage}" if self.stage else ""
         line = f"interrupted by {signal.Signals(self.signum).name}{where}"
         if self.run is not None:
-            line += (f"; the run is in {self.run}, continue it with: xmem-traj train --resume "
-                     f"{self.run}")
+            line += (
+                f"; the run is in {self.run}, continue it with: xmem-traj train --resume {self.run}"
+            )
         return line
 
 

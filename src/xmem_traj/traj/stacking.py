@@ -32,15 +32,21 @@ class StackedLinear(nn.Module):
     def __init__(self, layers: Sequence[nn.Linear]):
         super().__init__()
         self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in layers]))
-        self.bias = (nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
-                     if layers[0].bias is not None else None)
+        self.bias = (
+            nn.Parameter(torch.stack([m.bias.detach() for m in layers]))
+            if layers[0].bias is not None
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, shape = self.weight.shape[0], x.shape
-        flat = x.reshape(k, -1, shape[-1])                               # (K, B·…, in)
+        flat = x.reshape(k, -1, shape[-1])  # (K, B·…, in)
         w = self.weight.transpose(1, 2).to(flat.dtype)
-        y = (torch.baddbmm(self.bias[:, None].to(flat.dtype), flat, w) if self.bias is not None
-             else torch.bmm(flat, w))
+        y = (
+            torch.baddbmm(self.bias[:, None].to(flat.dtype), flat, w)
+            if self.bias is not None
+            else torch.bmm(flat, w)
+        )
         return y.reshape(*shape[:-1], y.shape[-1])
 
     @property
@@ -82,8 +88,11 @@ class StackedConv2d(nn.Module):
         self.k, self.out = len(layers), c.out_channels
         self.opts = dict(stride=c.stride, padding=c.padding, dilation=c.dilation, groups=self.k)
         self.weight = nn.Parameter(torch.cat([m.weight.detach() for m in layers]))
-        self.bias = (nn.Parameter(torch.cat([m.bias.detach() for m in layers]))
-                     if c.bias is not None else None)
+        self.bias = (
+            nn.Parameter(torch.cat([m.bias.detach() for m in layers]))
+            if c.bias is not None
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.k
@@ -91,8 +100,11 @@ class StackedConv2d(nn.Module):
         grouped = _by_seed(x, k).transpose(0, 1).reshape(b, -1, *x.shape[2:])  # (B, K·C, H, W)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         y = F.conv2d(grouped, self.weight.to(x.dtype), bias, **self.opts)
-        return y.reshape(b, k, self.out, *y.shape[2:]).transpose(0, 1).reshape(
-            k * b, self.out, *y.shape[2:])
+        return (
+            y.reshape(b, k, self.out, *y.shape[2:])
+            .transpose(0, 1)
+            .reshape(k * b, self.out, *y.shape[2:])
+        )
 
     def unstacked(self, k: int) -> dict[str, torch.Tensor]:
         rows = slice(k * self.out, (k + 1) * self.out)
@@ -114,18 +126,21 @@ class StackedGRU(nn.Module):
         if g.num_layers != 1 or g.bidirectional or not g.batch_first or not g.bias:
             raise NotStackable("only single-layer, one-way, batch-first GRUs with biases stack")
         for name in self.NAMES:
-            setattr(self, name, nn.Parameter(
-                torch.stack([getattr(m, name).detach() for m in layers])))
+            setattr(
+                self, name, nn.Parameter(torch.stack([getattr(m, name).detach() for m in layers]))
+            )
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):
         """x (K·B, T, I) → output (K·B, T, H), h_n (1, K·B, H)."""
         if h0 is not None:
             raise NotStackable("a stacked GRU starts from zeros")
         k = self.weight_ih_l0.shape[0]
-        xs = _by_seed(x, k)                                                  # (K, B, T, I)
+        xs = _by_seed(x, k)  # (K, B, T, I)
         dt = x.dtype
-        w_ih, w_hh = (self.weight_ih_l0.transpose(1, 2).to(dt),
-                      self.weight_hh_l0.transpose(1, 2).to(dt))
+        w_ih, w_hh = (
+            self.weight_ih_l0.transpose(1, 2).to(dt),
+            self.weight_hh_l0.transpose(1, 2).to(dt),
+        )
         b_ih, b_hh = self.bias_ih_l0[:, None].to(dt), self.bias_hh_l0[:, None].to(dt)
         gi_all = torch.baddbmm(b_ih, xs.flatten(1, 2), w_ih).view(*xs.shape[:3], -1)
         h = xs.new_zeros(k, xs.shape[1], self.weight_hh_l0.shape[-1])
@@ -145,8 +160,12 @@ class StackedGRU(nn.Module):
         return {name: getattr(self, name)[k] for name in self.NAMES}
 
 
-STACKED = {nn.Linear: StackedLinear, nn.LayerNorm: StackedLayerNorm, nn.Conv2d: StackedConv2d,
-           nn.GRU: StackedGRU}
+STACKED = {
+    nn.Linear: StackedLinear,
+    nn.LayerNorm: StackedLayerNorm,
+    nn.Conv2d: StackedConv2d,
+    nn.GRU: StackedGRU,
+}
 
 
 def stack_models(models: Sequence[nn.Module]) -> nn.Module:
@@ -173,10 +192,16 @@ def unstacked_state(stacked: nn.Module, k: int) -> dict[str, torch.Tensor]:
     for name, module in stacked.named_modules():
         if isinstance(module, tuple(STACKED.values())):
             prefix = f"{name}." if name else ""
-            out.update({prefix + key: v.detach().clone()
-                        for key, v in module.unstacked(k).items()})
+            out.update({prefix + key: v.detach().clone() for key, v in module.unstacked(k).items()})
     return out
 
 
-__all__ = ["NotStackable", "StackedConv2d", "StackedGRU", "StackedLayerNorm", "StackedLinear",
-           "stack_models", "unstacked_state"]
+__all__ = [
+    "NotStackable",
+    "StackedConv2d",
+    "StackedGRU",
+    "StackedLayerNorm",
+    "StackedLinear",
+    "stack_models",
+    "unstacked_state",
+]
