@@ -34,9 +34,8 @@ from xmem_traj.data.videos import FrameSource, group_video, group_windows
 from xmem_traj.inputs.extraction import ExtractionStats, extract_groups, plan_extraction
 from xmem_traj.inputs.world import cue_states
 from xmem_traj.inputs.xmem_input import make_backbone
-from xmem_traj.train import model_spec
 from xmem_traj.traj.batch import collate_traj
-from xmem_traj.traj.datamodules import TrajDataModule, method_slots
+from xmem_traj.traj.datamodules import TrajDataModule, method_slots, model_spec
 from xmem_traj.traj.predictor import TrajectoryPredictor
 from xmem_traj.traj.prepare import PreparedData, prepare
 from xmem_traj.traj.targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors

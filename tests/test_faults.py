@@ -262,7 +262,7 @@ def test_commands_never_destroy_results(synth_root, tmp_path, capsys):
     )
     assert code == 0 and len(json.loads((tmp_path / "p.json").read_text())) > 0
     code, out, err = run_cli(["viz", "--run", str(run), "--count", "1"], capsys)
-    assert code == 0 and list((run / "viz").glob("*.png"))
+    assert code == 0 and list((run / "viz" / "history_only_seed0").glob("*.png"))
     # a head that was not trained is named in one line
     code, out, err = run_cli(["predict", "--run", str(run), "--seed-index", "5"], capsys)
     assert code == 2 and "--seed-index 5" in err and len(err.strip().splitlines()) == 1
@@ -277,8 +277,13 @@ def test_run_directories_are_unique(tmp_path):
     cfg = TrainConfig.of(run_dir=str(tmp_path))
     names = {new_run(cfg).root for _ in range(5)}
     assert len(names) == 5
+    taken = next(iter(names))
+    (taken / "checkpoints" / "xmem" / "seed0").mkdir(parents=True)
+    (taken / "checkpoints" / "xmem" / "seed0" / "last.ckpt").write_bytes(b"a trained model")
     with pytest.raises(RunError, match="already exists"):
-        new_run(cfg.with_options(name=next(iter(names)).name))
+        new_run(cfg.with_options(name=taken.name))
+    stub = next(n for n in names if n != taken)  # no checkpoint: a failed attempt's name
+    assert new_run(cfg.with_options(name=stub.name)).root == stub
 
 
 # ------------------------------------------------------------------ bad input, up front

@@ -371,8 +371,7 @@ def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
 def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_path):
     """Online (fine-tuned) targets carry the cue labels, and the auxiliary loss reads the cues
     off the features XMem computes in the step (the batch carries no cached features)."""
-    from xmem_traj.train import model_spec
-    from xmem_traj.traj.datamodules import method_slots
+    from xmem_traj.traj.datamodules import method_slots, model_spec
     from xmem_traj.traj.predictor import TrajectoryPredictor
     from xmem_traj.traj.targets import TargetTensors
 

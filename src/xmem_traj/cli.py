@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 
-from . import commands
+from . import commands, interrupts
 from .config import SegmentationConfig
 from .errors import UserError
+from .interrupts import Interrupted
 from .options import add_config_arguments
 
 DESCRIPTION = """\
@@ -28,6 +30,8 @@ A mistake in what you give (a path, a value, a file) prints one line and exits w
 --debug (or XMEM_TRAJ_DEBUG=1) shows the traceback.
 """
 DEBUG_ENV = "XMEM_TRAJ_DEBUG"
+#: Failures of the disk, not of the code: one line, not a traceback.
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 def _synth_parser(sub) -> None:
@@ -70,6 +74,11 @@ def _synth_parser(sub) -> None:
         type=int,
         default=2,
         help="prediction_scenes.json lists every n-th sample of a target (default: 2)",
+    )
+    s.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that is not empty (its files are overwritten)",
     )
     s.set_defaults(func=commands.synth_command)
 
@@ -213,14 +222,38 @@ def main(argv: list[str] | None = None) -> None:
     if not getattr(args, "func", None):
         parser.print_help()
         sys.exit(2)
+    previous = interrupts.install()
+    try:
+        _run(args)
+    finally:
+        interrupts.restore(previous)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """The command, with its failures as one line and an exit status: 2 for what the user
+    gave (and a full or read-only disk), 128 + n for signal n."""
     from .xmem.checkpoint import CheckpointError
 
+    debug = args.debug or os.environ.get(DEBUG_ENV)
     try:
         args.func(args)
+    except Interrupted as stop:
+        print(f"xmem-traj {args.command}: {stop.message()}", file=sys.stderr)
+        sys.exit(stop.exit_status)
     except (UserError, CheckpointError) as err:
-        if args.debug or os.environ.get(DEBUG_ENV):
+        if debug:
             raise
         print(f"xmem-traj {args.command}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        if debug or err.errno not in DISK_ERRORS:
+            raise
+        where = f" writing {err.filename}" if err.filename else ""
+        print(
+            f"xmem-traj {args.command}: error: {os.strerror(err.errno).lower()}{where}; free "
+            "space or choose another --run-dir / --cache-dir, then rerun (or --resume)",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
+from .atomic import write_file_atomically
 from .config import SegmentationConfig
-from .errors import UserError
+from .errors import ConfigError, UserError
 from .options import build_config
 
 
@@ -18,6 +20,7 @@ def synth_command(args: argparse.Namespace) -> None:
 
     cams = tuple(args.cameras) if args.cameras else CAMERAS
     scenes = tuple(args.splits) if args.splits else args.scenes
+    check_synth_arguments(args)
     root = generate(
         args.out,
         scenes=scenes,
@@ -31,6 +34,60 @@ def synth_command(args: argparse.Namespace) -> None:
         progress=print,
     )
     print(f"wrote {root}")
+
+
+def check_synth_arguments(args: argparse.Namespace) -> None:
+    """One line for what `synth` cannot write, before it writes anything."""
+    if args.width < 16 or args.height < 16:
+        raise ConfigError(
+            f"--width {args.width} --height {args.height}: images need at least 16 pixels a side"
+        )
+    counts = args.splits or [args.scenes]
+    if min(counts) < 0 or sum(counts) < 1:
+        flag = "--splits" if args.splits else "--scenes"
+        raise ConfigError(
+            f"{flag} {' '.join(map(str, counts))}: write at least one scene "
+            "(counts are not negative)"
+        )
+    if args.target_stride < 1 or args.workers < 0:
+        raise ConfigError("--target-stride must be >= 1 and --workers >= 0")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give the folder the dataset goes to")
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError(
+            f"--out {out} is not empty (a dataroot's tables and maps would be "
+            "overwritten); choose an empty folder, or pass --force"
+        )
+    check_writable_dir(out, "--out")
+
+
+def check_writable_dir(path: str | Path, flag: str) -> None:
+    """ConfigError unless `path` is a writable folder or can be made one."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: {existing} is not a writable folder")
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """ConfigError unless `path` (if given) can be written: its folder exists, it is no
+    folder."""
+    if not path:
+        return
+    out = Path(path)
+    if out.is_dir():
+        raise ConfigError(f"{flag} {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{flag} {out}: folder {out.parent} does not exist")
+
+
+def check_run_dirs(cfg) -> None:
+    """The run and cache folders a command writes to, before it starts."""
+    check_writable_dir(cfg.data.resolved_cache_dir(), "--cache-dir")
+    check_writable_dir(cfg.run.run_dir, "--run-dir")
 
 
 #: Options that eval, predict, viz and compare may override in a run's config: where the data
@@ -49,6 +106,7 @@ NOT_CONFIG = {
     "verbose",
     "debug",
     "seed_index",
+    "force",
     "against",
     "against_method",
 }
@@ -68,10 +126,13 @@ def train_command(args: argparse.Namespace) -> None:
     from .train import run_training
 
     if args.resume:
-        layout, cfg = load_run(args.resume, overrides(args))
+        layout, cfg = load_run(args.resume, overrides(args), resume=True)
+        check_run_dirs(cfg)
         run = run_training(cfg, resume_dir=str(layout.root), report=report)
     else:
-        run = run_training(build_config(overrides(args)), report=report)
+        cfg = build_config(overrides(args))
+        check_run_dirs(cfg)
+        run = run_training(cfg, report=report)
     if process_rank() == 0:
         print(
             f"\nrun directory: {run}  (config.json, versions.json, checkpoints/, logs/, eval.json)"
@@ -82,7 +143,9 @@ def prepare_command(args: argparse.Namespace) -> None:
     from .traj.prepare import StageClock, prepare
 
     clock = StageClock()
-    data = prepare(build_config(overrides(args)), clock=clock, report=report)
+    cfg = build_config(overrides(args))
+    check_writable_dir(cfg.data.resolved_cache_dir(), "--cache-dir")
+    data = prepare(cfg, clock=clock, report=report)
     for split in (data.train, data.val):
         slots = ", ".join(f"{k} {tuple(v)}" for k, v in split.shapes.items())
         print(f"{split.split}: {len(split)} targets; per target: {slots}")
@@ -98,6 +161,7 @@ def run_data(args: argparse.Namespace):
     from .traj.prepare import prepare
 
     layout, cfg = load_run(args.run, overrides(args))
+    check_writable_dir(cfg.data.resolved_cache_dir(), "--cache-dir")
     data = prepare(cfg, roles=("val",), report=report)
     return layout, data
 
@@ -106,6 +170,7 @@ def eval_command(args: argparse.Namespace) -> None:
     from .eval.report import format_report
     from .eval.scoring import evaluate_run
 
+    check_output_file(args.json, "--json")
     layout, data = run_data(args)
     summary = evaluate_run(layout, data)
     print(format_report(summary))
@@ -115,7 +180,7 @@ def eval_command(args: argparse.Namespace) -> None:
         out = layout.eval
     else:  # never over the training's own eval.json
         out = layout.root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(summary, indent=1))
+    write_file_atomically(out, lambda tmp: tmp.write_text(json.dumps(summary, indent=1)))
     print(f"wrote {out}")
 
 
@@ -128,6 +193,7 @@ def train_xmem_command(args: argparse.Namespace) -> None:
     options = {**overrides(args), "out": vars(args).get("out", "")}
     seg = SegmentationConfig(**{k: v for k, v in options.items() if k in own}).validate()
     cfg = build_config({k: v for k, v in options.items() if k not in own})
+    check_writable_dir(cfg.data.resolved_cache_dir(), "--cache-dir")
     s = train_segmentation(cfg, seg, report=report)
     iou = s["held_out_iou"]
     first, last = s["loss_first_tenth"], s["loss_last_tenth"]
@@ -151,6 +217,7 @@ def compare_command(args: argparse.Namespace) -> None:
     from .runs import load_run
     from .traj.prepare import prepare
 
+    check_output_file(args.json, "--json")
     scores = []
     for run, method in (
         (args.run, args.method),
@@ -177,17 +244,21 @@ def method_of(requested: str | None, data) -> str:
 def predict_command(args: argparse.Namespace) -> None:
     from .eval.scoring import load_predictor, prediction_json, val_tensors
     from .runs import require_checkpoint
+    from .traj.datamodules import model_spec
 
+    check_output_file(args.out, "--out")
     layout, data = run_data(args)
     method = method_of(args.method, data)
     checkpoint = require_checkpoint(layout, method, args.seed_index)
+    expected = model_spec(data, method, "val").to_dict()
     preds = prediction_json(
-        load_predictor(checkpoint, data.context.backbone),
+        load_predictor(checkpoint, data.context.backbone, expected=expected),
         val_tensors(data, method),
         data.val.records,
     )
-    out = Path(args.out or layout.root / f"predictions_{data.val.split}.json")
-    out.write_text(json.dumps(preds))
+    name = f"predictions_{data.val.split}_{method}_seed{args.seed_index}.json"
+    out = Path(args.out or layout.root / name)
+    write_file_atomically(out, lambda tmp: tmp.write_text(json.dumps(preds)))
     print(f"wrote {len(preds)} predictions to {out}")
 
 
@@ -195,12 +266,13 @@ def viz_command(args: argparse.Namespace) -> None:
     from .eval.viz import render_examples
     from .runs import require_checkpoint
 
+    if args.count < 1:
+        raise ConfigError(f"--count {args.count}: draw at least one example")
     layout, data = run_data(args)
     method = method_of(args.method, data)
     checkpoint = require_checkpoint(layout, method, args.seed_index)
-    paths = render_examples(
-        data, method, checkpoint, count=args.count, out_dir=Path(args.out or layout.root / "viz")
-    )
+    out_dir = Path(args.out or layout.root / "viz" / f"{method}_seed{args.seed_index}")
+    paths = render_examples(data, method, checkpoint, count=args.count, out_dir=out_dir)
     print("\n".join(str(p) for p in paths))
 
 

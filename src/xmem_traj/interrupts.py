@@ -38,11 +38,15 @@ def _raise(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def install() -> None:
+def install() -> dict:
     """SIGTERM and SIGINT raise Interrupted from now on (Lightning calls this handler too,
-    after its own)."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _raise)
+    after its own) → the handlers they had, for `restore`."""
+    return {signum: signal.signal(signum, _raise) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def restore(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -56,4 +60,4 @@ def stage(name: str, run: Path | None = None) -> Iterator[None]:
         raise
 
 
-__all__ = ["Interrupted", "install", "stage"]
+__all__ = ["Interrupted", "install", "restore", "stage"]

@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import is_locked
 from .config import TrainConfig
-from .errors import RunError
+from .errors import ConfigError, RunError
 from .options import build_config
 
 RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
@@ -63,6 +65,39 @@ class RunLayout:
         n = len(list(self.logs.glob(f"{base}-resumed*"))) + 1
         return f"{base}-resumed{n}"
 
+    @property
+    def lock(self) -> Path:
+        """Held by the process training the run."""
+        return self.root / ".lock"
+
+    def is_stub(self) -> bool:
+        """What a run that failed before its first checkpoint leaves: no checkpoint, no
+        eval.json, and no process training it (a name it may reuse)."""
+        return (
+            not any(self.root.glob("checkpoints/*/*/*.ckpt"))
+            and not self.eval.exists()
+            and not is_locked(self.lock)
+        )
+
+    def remove_if_empty(self) -> None:
+        """Remove the run folder when it holds nothing but its lock (a run that failed on its
+        input)."""
+        if self.root.is_dir() and {p.name for p in self.root.iterdir()} <= {self.lock.name}:
+            self.lock.unlink(missing_ok=True)
+            self.root.rmdir()
+
+    def drop_empty_logs(self) -> None:
+        """Remove resumed attempts' log folders that never logged a metric (an attempt that
+        failed before training), in logs/ and tensorboard/."""
+        for folder in [
+            *self.logs.glob("*-resumed*"),
+            *(self.root / "tensorboard").glob("*-resumed*"),
+        ]:
+            if folder.is_dir() and not any(
+                f.name.startswith(("metrics", "events")) for f in folder.iterdir()
+            ):
+                shutil.rmtree(folder)
+
 
 def process_rank() -> int:
     """This process's DDP rank from the launcher's environment (0 when not distributed)."""
@@ -91,19 +126,39 @@ def new_run(cfg: TrainConfig) -> RunLayout:
     try:
         root.mkdir()
     except FileExistsError:
-        raise RunError(
-            f"run directory {root} already exists; pass another --name, or "
-            f"--resume {root} to continue it"
-        ) from None
+        if not (root.is_dir() and RunLayout(root).is_stub()):
+            raise RunError(
+                f"run directory {root} already exists; pass another --name, or "
+                f"--resume {root} to continue it"
+            ) from None
+        shutil.rmtree(root)  # a failed attempt's stub: its name is free again
+        root.mkdir()
     if run.devices * run.num_nodes > 1:
         os.environ[RUN_NAME_ENV] = name
     return RunLayout(root)
 
 
+#: Options a resumed run may change: where its data and caches are now and what it runs on.
+#: Anything else would not continue the same run (shapes, data, schedule, seeds).
+RESUMABLE = (
+    "dataroot",
+    "cache_dir",
+    "accelerator",
+    "devices",
+    "num_nodes",
+    "strategy",
+    "num_workers",
+    "progress",
+    "max_steps",
+    "replicates",
+)
+
+
 def load_run(
-    run_dir: str | os.PathLike, overrides: dict | None = None
+    run_dir: str | os.PathLike, overrides: dict | None = None, *, resume: bool = False
 ) -> tuple[RunLayout, TrainConfig]:
-    """A run's layout and its config (with `overrides`, e.g. CLI options, on top)."""
+    """A run's layout and its config (with `overrides`, e.g. CLI options, on top). With
+    `resume`, an override that would not continue the same run is a ConfigError naming it."""
     layout = RunLayout(Path(run_dir))
     if not layout.config.is_file():
         raise RunError(f"{layout.root} is not a run directory (no config.json)")
@@ -111,7 +166,19 @@ def load_run(
         base = json.loads(layout.config.read_text())
     except json.JSONDecodeError as err:
         raise RunError(f"{layout.config} cannot be parsed: {err}") from None
-    return layout, build_config(overrides or {}, base=base, source=str(layout.config))
+    saved = build_config({}, base=base, source=str(layout.config))
+    cfg = build_config(overrides or {}, base=base, source=str(layout.config))
+    if resume:
+        before, after = saved.flat(), cfg.flat()
+        changed = [k for k in after if after[k] != before[k] and k not in RESUMABLE]
+        if changed:
+            k = changed[0]
+            raise ConfigError(
+                f"--{k.replace('_', '-')} cannot change on resume: {layout.root} "
+                f"was trained with {k} = {before[k]!r} ({layout.config}); start "
+                "a new run for another value"
+            )
+    return layout, cfg
 
 
 def require_checkpoint(layout: RunLayout, method: str, seed_index: int = 0) -> Path:
@@ -132,4 +199,12 @@ def require_checkpoint(layout: RunLayout, method: str, seed_index: int = 0) -> P
     return found[seed_index]
 
 
-__all__ = ["RUN_NAME_ENV", "RunLayout", "load_run", "new_run", "process_rank", "require_checkpoint"]
+__all__ = [
+    "RESUMABLE",
+    "RUN_NAME_ENV",
+    "RunLayout",
+    "load_run",
+    "new_run",
+    "process_rank",
+    "require_checkpoint",
+]

@@ -4,6 +4,7 @@ the val split."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -18,14 +19,15 @@ import torch.distributed as dist
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from .atomic import file_lock, write_file_atomically
 from .config import TrainConfig
 from .errors import RunError
 from .eval.report import format_report
 from .eval.scoring import evaluate_run
-from .methods import METHODS
+from .interrupts import stage
 from .runs import RunLayout, new_run, process_rank
-from .traj.datamodules import TrajDataModule, method_slots
-from .traj.models import ModelSpec
+from .traj.checkpoint_io import AtomicCheckpointIO
+from .traj.datamodules import TrajDataModule, model_spec
 from .traj.predictor import TrajectoryPredictor
 from .traj.prepare import PreparedData, StageClock, prepare
 
@@ -79,23 +81,6 @@ class EpochPrinter(L.Callback):
             )
         bar = trainer.progress_bar_callback  # write above an active bar, not through it
         (bar.print if bar is not None and self.report is print else self.report)(line)
-
-
-def model_spec(data: PreparedData, method: str) -> ModelSpec:
-    """What the method's model is built from on this run's prepared data."""
-    cfg, train = data.cfg, data.split("train")
-    online = data.context.backbone is not None and data.context.backbone.trainable
-    shapes = {slot: train.shapes[slot] for slot in method_slots(data, method, "train")}
-    return ModelSpec.of(
-        method,
-        METHODS[method].inputs,
-        cfg.model,
-        cfg.experimental,
-        past_steps=train.dataset.targets.past_steps,
-        future_steps=train.dataset.targets.future_steps,
-        shapes=shapes,
-        backbone=data.context.backbone if online and "xmem" in shapes else None,
-    )
 
 
 def fit(
@@ -176,6 +161,7 @@ def make_trainer(
         precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
         log_every_n_steps=10,
         num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -208,13 +194,22 @@ def run_training(
     layout = RunLayout(Path(resume_dir)) if resume_dir else new_run(cfg)
     if resume_dir:
         check_resumable(layout, cfg)
+        layout.drop_empty_logs()  # what earlier failed attempts left
+    # Rank 0 holds the run's lock while it works: others see a run in progress, not a stub.
+    with file_lock(layout.lock) if process_rank() == 0 else contextlib.nullcontext():
+        _run(cfg, layout, resume=resume_dir is not None, report=report, evaluate=evaluate)
+    return layout.root
+
+
+def _run(cfg: TrainConfig, layout: RunLayout, *, resume: bool, report, evaluate: bool) -> None:
     torch.manual_seed(cfg.optim.seed)
     clock = StageClock()
     try:
-        data = prepare(cfg, clock=clock, report=report)
+        with stage("preparing the data", layout.root):
+            data = prepare(cfg, clock=clock, report=report)
     except BaseException:
-        if not resume_dir and process_rank() == 0 and not any(layout.root.iterdir()):
-            layout.root.rmdir()  # a bad input leaves no empty run behind
+        if not resume and process_rank() == 0:
+            layout.remove_if_empty()  # a bad input leaves no empty run behind
         raise
     cfg = data.cfg  # resolved: "auto" values decided
     train_set, val_set = data.train.dataset, data.val.dataset
@@ -223,22 +218,33 @@ def run_training(
         f"({train_set.targets.version}, {train_set.split}/{val_set.split}, "
         f"{'challenge split' if train_set.targets.challenge else 'all agents'})"
     )
-    if process_rank() == 0:
+    if process_rank() == 0 and not resume:  # a resumed run keeps the config it ran with
         layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
         layout.versions.write_text(json.dumps(versions(), indent=1))
     dm = TrajDataModule(data, cfg.optim, cfg.run)
     for method in data.methods:
         for seed_index in range(cfg.optim.seeds):
-            fit(data, dm, layout, method, seed_index, resume=resume_dir is not None, report=report)
+            with stage(f"training {method} (seed {cfg.optim.seed + seed_index})", layout.root):
+                fit(
+                    data,
+                    dm,
+                    layout,
+                    method,
+                    seed_index,
+                    resume=resume,
+                    report=report,
+                )
     clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
-        summary = evaluate_run(layout, data)
+        with stage("evaluating", layout.root):
+            summary = evaluate_run(layout, data)
         clock.lap("eval")
         summary["stage_seconds"] = clock.laps
-        layout.eval.write_text(json.dumps(summary, indent=1))
+        write_file_atomically(
+            layout.eval, lambda tmp: tmp.write_text(json.dumps(summary, indent=1))
+        )
         report("\n" + format_report(summary))
         report("\nstage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.laps.items()))
-    return layout.root
 
 
-__all__ = ["EpochPrinter", "fit", "model_spec", "run_training", "versions"]
+__all__ = ["EpochPrinter", "fit", "run_training", "versions"]

@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from ..config import DataConfig
 from .agent_index import AgentTargets, index_targets
-from .frames import init_mask, load_frames, output_size
+from .frames import image_files_sha256, init_mask, load_frames, output_size
 
 
 class NuScenesAgentDataset(Dataset):
@@ -118,6 +118,7 @@ class NuScenesAgentDataset(Dataset):
             "history_s": t.history_s,
             "targets": len(self.records),
             "targets_sha256": h.hexdigest(),
+            "images_sha256": image_files_sha256(self.records),
         }
 
     def tracks(self, index: int) -> dict[str, np.ndarray]:

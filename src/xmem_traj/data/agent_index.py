@@ -52,7 +52,16 @@ def challenge_targets(dataroot: str | os.PathLike, split: str) -> list[tuple[str
         tokens = get_prediction_challenge_split(split, dataroot=str(dataroot))
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path} is not valid JSON: {err}") from None
-    return [tuple(t.split("_")) for t in tokens]
+    except (TypeError, AttributeError, KeyError) as err:
+        raise DatasetError(
+            f"{path} must map scene names to lists of "
+            f"'<instance>_<sample>' tokens ({type(err).__name__}: {err})"
+        ) from None
+    pairs = [tuple(t.split("_")) if isinstance(t, str) else () for t in tokens]
+    bad = next((t for t, p in zip(tokens, pairs) if len(p) != 2 or not all(p)), None)
+    if bad is not None:
+        raise DatasetError(f"{path}: {bad!r} is not an '<instance token>_<sample token>' pair")
+    return pairs
 
 
 def split_scenes(split: str) -> set[str]:

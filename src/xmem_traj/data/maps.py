@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import DatasetError
+
 PIXELS_PER_METER = 10
 #: The agent-frame raster (devkit agent frame: heading along +y, x to the right), in metres:
 #: lateral x over MAP_X, along y over MAP_Y, in MAP_CELL cells; each cell is the drivable share
@@ -59,7 +61,15 @@ class DrivableMaps:
 
         masks = {}
         for loc in sorted(set(locations)):
-            masks[loc] = NuScenesMap(dataroot=str(dataroot), map_name=loc).get_map_mask(
+            try:
+                nusc_map = NuScenesMap(dataroot=str(dataroot), map_name=loc)
+            except (ValueError, KeyError, TypeError) as err:  # (JSONDecodeError is a ValueError)
+                path = Path(dataroot) / "maps" / "expansion" / f"{loc}.json"
+                raise DatasetError(
+                    f"map expansion {path} cannot be read by the devkit "
+                    f"({type(err).__name__}: {err}); it may be truncated"
+                ) from None
+            masks[loc] = nusc_map.get_map_mask(
                 patch_box=None, patch_angle=0, layer_names=["drivable_area"], canvas_size=None
             )[0]
         return cls(masks)

@@ -54,7 +54,7 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
     the schema is named in a DatasetError."""
     root = check_dataroot(dataroot, version)
     try:
-        return NuScenes(version=version, dataroot=str(root), verbose=False)
+        nusc = NuScenes(version=version, dataroot=str(root), verbose=False)
     except (ValueError, KeyError, IndexError, TypeError, AssertionError) as err:
         for table in TABLES:
             path = root / version / f"{table}.json"
@@ -68,6 +68,56 @@ def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
             f"the nuScenes tables in {root / version} do not fit the devkit's schema "
             f"({type(err).__name__}: {err})"
         ) from None
+    check_fields(nusc, root / version)
+    return nusc
+
+
+#: The fields this project reads, by table: "int", "str", "bool", or n (a list of n numbers).
+FIELDS = {
+    "scene": {"name": "str", "log_token": "str"},
+    "log": {"location": "str"},
+    "sample": {"timestamp": "int", "scene_token": "str"},
+    "sample_data": {
+        "timestamp": "int",
+        "width": "int",
+        "height": "int",
+        "filename": "str",
+        "is_key_frame": "bool",
+    },
+    "sample_annotation": {"translation": 3, "rotation": 4, "size": 3, "visibility_token": "str"},
+    "ego_pose": {"translation": 3, "rotation": 4, "timestamp": "int"},
+    "calibrated_sensor": {"translation": 3, "rotation": 4},
+}
+_KINDS = {"int": "an integer", "str": "a string", "bool": "true or false"}
+
+
+def _fits(value, kind) -> bool:
+    if kind == "int":
+        return type(value) is int
+    if kind == "str":
+        return type(value) is str
+    if kind == "bool":
+        return type(value) is bool
+    return (
+        type(value) is list and len(value) == kind and all(type(v) in (int, float) for v in value)
+    )
+
+
+def check_fields(nusc: NuScenes, table_dir: Path) -> None:
+    """DatasetError naming the table file, the record and the field for the first value of a
+    field this project reads that is missing or of the wrong type (e.g. a timestamp as a
+    string), before any work uses it."""
+    for table, fields in FIELDS.items():
+        for record in getattr(nusc, table):
+            for name, kind in fields.items():
+                if name not in record or not _fits(record[name], kind):
+                    want = _KINDS.get(kind) or f"a list of {kind} numbers"
+                    got = repr(record[name]) if name in record else "missing"
+                    raise DatasetError(
+                        f"{table_dir / table}.json: record "
+                        f"{record.get('token', '?')} has {name} {got}; "
+                        f"expected {want}"
+                    )
 
 
 def version_of(dataroot: str | Path) -> str:

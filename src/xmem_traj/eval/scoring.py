@@ -7,6 +7,7 @@ compute_metrics."""
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from ..data.agent_frame import local_to_global
 from ..errors import RunError
 from ..methods import METHODS
 from ..runs import RunLayout
-from ..traj.datamodules import method_slots
+from ..traj.datamodules import method_slots, model_spec
 from ..traj.metrics import per_agent_metrics
 from ..traj.predictor import TrajectoryPredictor
 from ..traj.prepare import PreparedData
@@ -32,15 +33,25 @@ log = logging.getLogger(__name__)
 KS = (1, 5, 10)
 
 
-def load_predictor(path: str | Path, backbone=None) -> TrajectoryPredictor:
+def load_predictor(
+    path: str | Path, backbone=None, *, expected: dict | None = None
+) -> TrajectoryPredictor:
     """A trained predictor from a Lightning checkpoint, read with weights_only=True. A run that
-    fine-tuned XMem needs its backbone (the checkpoint then holds XMem's weights too)."""
+    fine-tuned XMem needs its backbone (the checkpoint then holds XMem's weights too).
+    `expected`: the model spec the run's config implies (ModelSpec.to_dict()); a checkpoint
+    built otherwise is a RunError naming the first difference."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise RunError(f"checkpoint {path} cannot be read ({err}); it may be truncated") from None
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunError(
+            f"checkpoint {path} cannot be read ({first}); it may be truncated, or "
+            "not a checkpoint this project wrote"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise RunError(f"{path} is not a checkpoint of a trained predictor")
+    if expected is not None:
+        check_spec(path, ckpt["hyper_parameters"].get("spec", {}), expected)
     finetuned = any(k.startswith("model.backbone.") for k in ckpt["state_dict"])
     if finetuned and backbone is None:
         raise ValueError(f"{path} fine-tuned XMem: pass the run's backbone to load it")
@@ -49,6 +60,28 @@ def load_predictor(path: str | Path, backbone=None) -> TrajectoryPredictor:
     )
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def check_spec(path, found: dict, expected: dict) -> None:
+    """RunError unless the checkpoint's model spec is the one the run's config implies (its
+    architecture: method, options, track lengths, the shapes of the inputs it reads)."""
+    for key in ("method", "inputs", "past_steps", "future_steps"):
+        if found.get(key) != expected[key]:
+            _mismatch(path, key, found.get(key), expected[key])
+    for group in ("model", "experimental"):
+        for key, value in expected[group].items():
+            if found.get(group, {}).get(key) != value:
+                _mismatch(path, key, found.get(group, {}).get(key), value)
+    for slot, shape in expected["shapes"].items():
+        if list(found.get("shapes", {}).get(slot, [])) != list(shape):
+            _mismatch(path, f"input {slot}", found.get("shapes", {}).get(slot), list(shape))
+
+
+def _mismatch(path, key: str, found, expected) -> None:
+    raise RunError(
+        f"{path} does not belong to this run: its model has {key} = {found!r}, the "
+        f"run's config.json says {expected!r}"
+    )
 
 
 def val_tensors(data: PreparedData, method: str) -> TargetTensors:
@@ -130,7 +163,10 @@ def score_method(
         )
     tensors = val_tensors(data, method)
     backbone = data.context.backbone
-    return [scorer(*predict(load_predictor(p, backbone), tensors)[:2]) for p in paths]
+    expected = model_spec(data, method, "val").to_dict()
+    return [
+        scorer(*predict(load_predictor(p, backbone, expected=expected), tensors)[:2]) for p in paths
+    ]
 
 
 def evaluate_run(layout: RunLayout, data: PreparedData) -> dict:

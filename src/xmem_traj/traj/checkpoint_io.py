@@ -6,6 +6,7 @@ truncated last.ckpt."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """TorchCheckpointIO whose saves replace the old file whole or not at all."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        """Serialised in memory first, so that a full disk fails as an OSError naming the
+        file (torch.save writing to it directly fails with an opaque RuntimeError)."""
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        write_file_atomically(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        write_file_atomically(Path(path), lambda tmp: tmp.write_bytes(buffer.getbuffer()))
 
 
 __all__ = ["AtomicCheckpointIO"]

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from ..config import OptimConfig, RunConfig
 from ..methods import METHODS, method_inputs
 from .batch import TrajBatch, collate_traj
+from .models import ModelSpec
 from .prepare import PreparedData
 from .targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors
 
@@ -29,6 +30,25 @@ def method_slots(data: PreparedData, method: str, role: str) -> tuple[str, ...]:
     split = data.split(role)
     return tuple(
         slot for name in providers for slot in (name, f"{name}_valid") if slot in split.shapes
+    )
+
+
+def model_spec(data: PreparedData, method: str, role: str = "train") -> ModelSpec:
+    """What the method's model is built from on this run's prepared data (the train split's
+    slots, labels included; on the val split, the slots a trained model reads)."""
+    cfg, split = data.cfg, data.split(role)
+    online = data.context.backbone is not None and data.context.backbone.trainable
+    shapes = {slot: split.shapes[slot] for slot in method_slots(data, method, role)}
+    targets = split.dataset.targets
+    return ModelSpec.of(
+        method,
+        METHODS[method].inputs,
+        cfg.model,
+        cfg.experimental,
+        past_steps=targets.past_steps,
+        future_steps=targets.future_steps,
+        shapes=shapes,
+        backbone=data.context.backbone if online and "xmem" in shapes else None,
     )
 
 
@@ -81,4 +101,4 @@ class TrajDataModule(L.LightningDataModule):
         return self._loader(tensors, size, seed=None)
 
 
-__all__ = ["TrajDataModule", "VAL_BATCH", "method_slots"]
+__all__ = ["TrajDataModule", "VAL_BATCH", "method_slots", "model_spec"]

@@ -20,6 +20,7 @@ import torch
 
 from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
+from ..data.frames import check_image_sizes
 from ..data.sources import DataSource, resolve_source
 from ..data.tables import load_nuscenes, version_of
 from ..data.world_cues import WorldCues
@@ -209,6 +210,13 @@ def _targets(ctx: PrepareContext, role: str) -> SplitTargets:
         image_size=ctx.cfg.xmem.image_size,
         nusc=nusc,
     )
+    check_image_sizes(ds.records)
+    skipped = ds.targets.skipped
+    if skipped:
+        ctx.report(
+            f"{name}: {len(ds)} targets; left out "
+            + ", ".join(f"{n} ({why})" for why, n in skipped.most_common())
+        )
     location = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
     return SplitTargets(role, ds, [location[r.scene_name] for r in ds.records])
 
