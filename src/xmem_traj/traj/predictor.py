@@ -53,22 +53,15 @@ class TrajectoryPredictor(L.LightningModule):
         return local_to_global(traj, batch.translation, batch.rotation), logits.softmax(-1)
 
     def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
-        if hasattr(self.model, "training_losses"):
-            traj, logits, terms = self.model.training_losses(batch)
-        else:
-            (traj, logits), terms = self.model(batch), {}
-        ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
         n = len(batch)
-        terms = dict(terms)
-        loss = terms.pop("loss", loss)
+        loss, ade, fde, terms = training_loss(
+            self.model,
+            batch,
+            *step_outputs(self.model, batch),
+            offroad_weight=self.hparams.offroad_loss,
+        )
         for name, term in terms.items():
             self.log(f"train/{name}", term, batch_size=n)
-            loss = loss + term
-        raster = batch.get("map")
-        if self.hparams.offroad_loss > 0 and raster is not None:
-            off = offroad_loss(traj, raster, batch.future_valid)
-            self.log("train/offroad_loss", off, batch_size=n)
-            loss = loss + self.hparams.offroad_loss * off
         self.train_ade.update(ade, weight=n)
         self.train_fde.update(fde, weight=n)
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
@@ -116,4 +109,30 @@ class TrajectoryPredictor(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
 
 
-__all__ = ["TrajectoryPredictor"]
+def step_outputs(model: nn.Module, batch: TrajBatch):
+    """A training step's outputs: trajectories, logits and what the model's losses read."""
+    if hasattr(model, "forward_train"):
+        return model.forward_train(batch)
+    traj, logits = model(batch)
+    return traj, logits, {}
+
+
+def training_loss(
+    model: nn.Module, batch: TrajBatch, traj, logits, extras: dict, *, offroad_weight: float = 0.0
+):
+    """→ the loss of a batch, its best mode's ADE and FDE, and the extra terms for the log:
+    best-of-K ADE + FDE (or the model's own "loss"), the model's weighted terms, and the
+    off-road loss where the batch has the map."""
+    ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
+    terms = dict(model.losses(batch, traj, logits, extras)) if hasattr(model, "losses") else {}
+    loss = terms.pop("loss", loss)
+    for term in terms.values():
+        loss = loss + term
+    raster = batch.get("map")
+    if offroad_weight > 0 and raster is not None:
+        terms["offroad_loss"] = offroad_loss(traj, raster, batch.future_valid)
+        loss = loss + offroad_weight * terms["offroad_loss"]
+    return loss, ade, fde, terms
+
+
+__all__ = ["TrajectoryPredictor", "step_outputs", "training_loss"]

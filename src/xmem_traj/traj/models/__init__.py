@@ -4,12 +4,17 @@ A model is an `nn.Module` built by its registry factory (methods.py) from a Mode
 
     forward(batch: TrajBatch) -> (traj (B, K, F, 2) in the agent frame, logits (B, K))
 
-where K ≤ 25 modes are ranked by their logits (softmaxed for probabilities). Optionally:
+where K ≤ 25 modes are ranked by their logits (softmaxed for probabilities), rows
+independent of each other (so that K seeds of it can run as one stacked model,
+traj/stacking.py). Optionally:
 
-    training_losses(batch) -> (traj, logits, {name: scalar})
-        the step's outputs and extra weighted loss terms (logged as train/<name>) added to the
-        default best-of-K ADE + FDE loss; a term named "loss" replaces the default instead
-        (a model with its own loss, e.g. a lattice classifier).
+    forward_train(batch) -> (traj, logits, extras)
+        the training step's outputs and what its losses read ({name: (B, …) tensor}, rows
+        aligned with the batch);
+    losses(batch, traj, logits, extras) -> {name: scalar}
+        weighted loss terms (logged as train/<name>) added to the default best-of-K ADE + FDE
+        loss; a term named "loss" replaces the default instead (a model with its own loss,
+        e.g. a lattice classifier). Reductions happen here, never in forward_train.
 
 The glue adds what applies to every model (the off-road loss, the metrics, the optimiser,
 checkpoints), so a new model is one new file and one registry line.

@@ -81,21 +81,27 @@ class XMemModel(FrameHeadModel):
         )
         return feats[:, 0], valid[:, 0]
 
-    def training_losses(self, batch: TrajBatch):
-        """The step's outputs and the weighted cue loss (where the batch has cue labels)."""
-        feats, valid = self.frame_inputs(batch)  # once: the cue loss reads them too
+    def forward_train(self, batch: TrajBatch):
+        """→ trajectories, logits and, where the batch has cue labels, the frame branch's
+        reading of the cues (B, T, n_cues) with the frames' validity: computed once, from the
+        features the head read (with XMem fine-tuned: the ones XMem computed in this step)."""
+        feats, valid = self.frame_inputs(batch)
         traj, logits = self.head(feats, valid, batch.past, batch.past_valid, batch.get("map"))
-        terms = {}
-        labels = batch.get("cue_labels")
-        if self.cue_loss > 0 and labels is not None:
-            frames = valid & batch.extras["cue_labels_valid"]
-            if frames.any():
-                read = self.head.cue_logits(feats)[frames]
-                aux = F.binary_cross_entropy_with_logits(
-                    read, labels[frames][:, : self.head.cue_readout.out_features]
-                )
-                terms["cue_loss"] = self.cue_loss * aux
-        return traj, logits, terms
+        labelled = batch.get("cue_labels_valid")
+        if self.cue_loss > 0 and labelled is not None and (valid & labelled).any():
+            return traj, logits, {"cue_logits": self.head.cue_logits(feats), "frame_valid": valid}
+        return traj, logits, {}
+
+    def losses(self, batch: TrajBatch, traj, logits, extras: dict) -> dict[str, torch.Tensor]:
+        """The weighted cue loss on the frames with labels (none without them)."""
+        if "cue_logits" not in extras:
+            return {}
+        frames = extras["frame_valid"] & batch.extras["cue_labels_valid"]
+        if not frames.any():
+            return {}
+        read = extras["cue_logits"][frames]
+        labels = batch.extras["cue_labels"][frames][:, : read.shape[-1]]
+        return {"cue_loss": self.cue_loss * F.binary_cross_entropy_with_logits(read, labels)}
 
 
 def xmem_model(spec: ModelSpec) -> XMemModel:
