@@ -11,9 +11,13 @@
   through the trajectory loss (features computed in every step), and what the default
   schedule would take at that rate;
 - with --default-run: the stage times of the default `xmem-traj train` (data, XMem features,
-  heads, eval) in a fresh temporary cache.
+  heads, eval) in a fresh temporary cache;
+- with --heads: the heads stage of the default run (every default method, every seed, the
+  default schedule) on its prepared data, trained one seed after the other (before) and as one
+  stacked ensemble per method (after), in one run: seconds and the ratio.
 
-    python bench/train_bench.py [--dataroot DIR] [--items 0] [--default-run | --finetune decoder]
+    python bench/train_bench.py [--dataroot DIR] [--items 0]
+                                [--default-run | --heads [--epochs N] | --finetune decoder]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import logging
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -214,6 +219,38 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
     )
 
 
+def heads_stage(cfg: TrainConfig) -> None:
+    """The default run's heads stage, seed by seed and stacked, on the same prepared data."""
+    from xmem_traj.runs import RunLayout
+    from xmem_traj.train import fit_method
+
+    data = prepare(cfg, roles=("train", "val"))
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, stacked in (
+            ("one seed after the other (before)", False),
+            ("seeds stacked, one model per method (after)", True),
+        ):
+            data.cfg = data.cfg.with_options(stack_seeds=stacked, progress=False)
+            dm = TrajDataModule(data, data.cfg.optim, data.cfg.run)
+            layout = RunLayout(Path(tmp) / ("stacked" if stacked else "seeds"))
+            t0 = time.perf_counter()
+            for method in data.methods:
+                fit_method(data, dm, layout, method, resume=False, report=lambda line: None)
+            seconds[name] = time.perf_counter() - t0
+    optim = data.cfg.optim
+    print(
+        f"\nheads stage: {', '.join(data.methods)}, {optim.seeds} seeds, {optim.epochs} epochs "
+        f"of {len(data.train)} targets, batch {optim.batch_size}, precision "
+        f"{data.cfg.xmem.precision}, {torch.get_num_threads()} threads"
+    )
+    print("| heads trained | seconds |\n|---|---|")
+    for name, s in seconds.items():
+        print(f"| {name} | {s:.0f} |")
+    before, after = seconds.values()
+    print(f"stacked / one by one: {before / after:.2f}× faster")
+
+
 def default_run() -> None:
     from xmem_traj.train import run_training
 
@@ -232,7 +269,17 @@ def main() -> None:
         "--dataroot", default="", help="nuScenes folder (default: the synthetic default data)"
     )
     p.add_argument("--items", type=int, default=0, help="targets to extract features for (0: all)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs of cached head training")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="epochs of head training (default: 5; with --heads: the default's)",
+    )
+    p.add_argument(
+        "--heads",
+        action="store_true",
+        help="time the default run's heads stage seed by seed and stacked instead",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--default-run", action="store_true", help="time the default main job's stages instead"
@@ -249,6 +296,9 @@ def main() -> None:
     if args.default_run:
         return default_run()
     cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
+    if args.heads:
+        return heads_stage(cfg.with_options(epochs=args.epochs) if args.epochs else cfg)
+    args.epochs = args.epochs or 5
     if args.finetune:
         return finetune_steps(cfg.with_options(finetune_xmem=args.finetune))
     data = prepare(cfg.with_options(methods="history_only"), roles=("train",))

@@ -203,6 +203,12 @@ class OptimConfig:
         min=1,
     )
     max_steps: int = _f(-1, "stop after this many optimiser steps (-1: epochs decide)", min=-1)
+    stack_seeds: bool = _f(
+        False,
+        "train a method's seeds as one stacked model (each seed's own "
+        "weights, data order and optimiser state, one batched step); "
+        "off: one after the other. Models that cannot be stacked train one by one",
+    )
 
 
 @dataclass

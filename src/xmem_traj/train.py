@@ -28,8 +28,10 @@ from .interrupts import stage
 from .runs import RunLayout, new_run, process_rank
 from .traj.checkpoint_io import AtomicCheckpointIO
 from .traj.datamodules import TrajDataModule, model_spec
+from .traj.ensemble import EnsemblePredictor, SeedCheckpoints, SeedLogger
 from .traj.predictor import TrajectoryPredictor
 from .traj.prepare import PreparedData, StageClock, prepare
+from .traj.stacking import NotStackable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,51 @@ class EpochPrinter(L.Callback):
         (bar.print if bar is not None and self.report is print else self.report)(line)
 
 
+def member(data: PreparedData, method: str, seed_index: int) -> TrajectoryPredictor:
+    """A fresh model of `method` for seed optim.seed + seed_index (weights drawn from it)."""
+    cfg = data.cfg
+    seed = cfg.optim.seed + seed_index
+    L.seed_everything(seed, workers=True, verbose=False)
+    spec = model_spec(data, method)
+    return TrajectoryPredictor(
+        spec=spec.to_dict(),
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        epochs=cfg.optim.epochs,
+        seed=seed,
+        offroad_loss=cfg.experimental.offroad_loss,
+        backbone=spec.backbone,
+    )
+
+
+def fit_method(
+    data: PreparedData,
+    dm: TrajDataModule,
+    layout: RunLayout,
+    method: str,
+    *,
+    resume: bool,
+    report: Callable[[str], None] = log.info,
+) -> None:
+    """Train every seed of `method`: as one stacked ensemble where it can (optim.stack_seeds,
+    more than one seed, one device, a stackable model), else one after the other."""
+    cfg = data.cfg
+    seeds = cfg.optim.seeds
+    if seeds > 1 and cfg.optim.stack_seeds and cfg.run.devices * cfg.run.num_nodes == 1:
+        try:
+            ensemble = EnsemblePredictor(
+                [member(data, method, i) for i in range(seeds)],
+                report=report,
+                label=method.replace("_", "-"),
+            )
+        except NotStackable as why:
+            log.info("%s trains seed by seed: %s", method, why)
+        else:
+            return fit_ensemble(ensemble, cfg, dm, layout, resume=resume)
+    for i in range(seeds):
+        fit(data, dm, layout, method, i, resume=resume, report=report)
+
+
 def fit(
     data: PreparedData,
     dm: TrajDataModule,
@@ -94,25 +141,53 @@ def fit(
     report: Callable[[str], None] = log.info,
 ) -> TrajectoryPredictor:
     """Train one model of `method` with seed optim.seed + seed_index into the run."""
-    cfg = data.cfg
-    optim = cfg.optim
-    seed = optim.seed + seed_index
-    label = method.replace("_", "-") + (f" seed {seed}" if seed_index else "")
-    last = layout.checkpoint(method, seed_index)
-    L.seed_everything(seed, workers=True, verbose=False)
-    spec = model_spec(data, method)
-    model = TrajectoryPredictor(
-        spec=spec.to_dict(),
-        lr=optim.lr,
-        weight_decay=optim.weight_decay,
-        epochs=optim.epochs,
-        seed=seed,
-        offroad_loss=cfg.experimental.offroad_loss,
-        backbone=spec.backbone,
+    label = method.replace("_", "-") + (
+        f" seed {data.cfg.optim.seed + seed_index}" if seed_index else ""
     )
-    trainer = make_trainer(cfg, layout, method, seed_index, label, report)
+    last = layout.checkpoint(method, seed_index)
+    model = member(data, method, seed_index)
+    trainer = make_trainer(data.cfg, layout, method, seed_index, label, report)
     trainer.fit(model, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return model
+
+
+def fit_ensemble(
+    ensemble: EnsemblePredictor,
+    cfg: TrainConfig,
+    dm: TrajDataModule,
+    layout: RunLayout,
+    *,
+    resume: bool,
+) -> EnsemblePredictor:
+    """Train a stacked ensemble: its own checkpoint for resuming, each seed's last.ckpt and
+    logs as if trained alone."""
+    method, k = ensemble.method, ensemble.k
+    folder = layout.root / "checkpoints" / method / "ensemble"
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=folder,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+            enable_version_counter=False,
+        ),
+        SeedCheckpoints([layout.checkpoint(method, i) for i in range(k)]),
+    ]
+    loggers = []
+    for i in range(k):
+        sub = layout.log_name(method, i)
+        loggers.append(SeedLogger(CSVLogger(layout.root, name="logs", version=sub), i))
+        try:
+            board = TensorBoardLogger(layout.root, name="tensorboard", version=sub)
+            loggers.append(SeedLogger(board, i))
+        except ModuleNotFoundError:
+            log.warning("tensorboard is not installed; CSV logs only")
+    trainer = _trainer(cfg, callbacks, loggers)
+    last = folder / "last.ckpt"
+    trainer.fit(ensemble, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+    return ensemble
 
 
 def make_trainer(
@@ -125,7 +200,6 @@ def make_trainer(
 ) -> L.Trainer:
     """The Lightning trainer of one model: a last.ckpt after every epoch (a kill -9 loses at
     most one epoch), the seed's epoch lines, CSV and TensorBoard logs in a fresh folder."""
-    optim, run = cfg.optim, cfg.run
     sub = layout.log_name(method, seed_index)
     callbacks = [
         ModelCheckpoint(
@@ -139,13 +213,20 @@ def make_trainer(
         ),
         EpochPrinter(label, report, every_epoch=seed_index == 0),
     ]
-    if run.progress:
-        callbacks.append(TQDMProgressBar(leave=False))
     loggers = [CSVLogger(layout.root, name="logs", version=sub)]
     try:
         loggers.append(TensorBoardLogger(layout.root, name="tensorboard", version=sub))
     except ModuleNotFoundError:
         log.warning("tensorboard is not installed; CSV logs only")
+    return _trainer(cfg, callbacks, loggers)
+
+
+def _trainer(cfg: TrainConfig, callbacks: list, loggers: list) -> L.Trainer:
+    """The project's Lightning trainer: the run's schedule, device and precision, atomic
+    checkpoints."""
+    optim, run = cfg.optim, cfg.run
+    if run.progress:
+        callbacks = [*callbacks, TQDMProgressBar(leave=False)]
     return L.Trainer(
         max_epochs=optim.epochs,
         max_steps=optim.max_steps,
@@ -223,17 +304,8 @@ def _run(cfg: TrainConfig, layout: RunLayout, *, resume: bool, report, evaluate:
         layout.versions.write_text(json.dumps(versions(), indent=1))
     dm = TrajDataModule(data, cfg.optim, cfg.run)
     for method in data.methods:
-        for seed_index in range(cfg.optim.seeds):
-            with stage(f"training {method} (seed {cfg.optim.seed + seed_index})", layout.root):
-                fit(
-                    data,
-                    dm,
-                    layout,
-                    method,
-                    seed_index,
-                    resume=resume,
-                    report=report,
-                )
+        with stage(f"training {method}", layout.root):
+            fit_method(data, dm, layout, method, resume=resume, report=report)
     clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
         with stage("evaluating", layout.root):

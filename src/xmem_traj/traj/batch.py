@@ -38,6 +38,18 @@ class TrajBatch:
         """An input slot, or None where the batch does not carry it."""
         return self.extras.get(slot)
 
+    def rows(self, rows: slice) -> "TrajBatch":
+        """The targets at `rows` (a view of every tensor)."""
+        core = {name: getattr(self, name)[rows] for name in CORE_FIELDS}
+        return TrajBatch(**core, extras={k: v[rows] for k, v in self.extras.items()})
+
+    @staticmethod
+    def cat(batches: "list[TrajBatch]") -> "TrajBatch":
+        """The batches' targets one after the other."""
+        core = {n: torch.cat([getattr(b, n) for b in batches]) for n in CORE_FIELDS}
+        extras = {k: torch.cat([b.extras[k] for b in batches]) for k in batches[0].extras}
+        return TrajBatch(**core, extras=extras)
+
 
 def collate_traj(items: list[dict[str, torch.Tensor]]) -> TrajBatch:
     """Per-target dicts (core fields and slots by name) → one TrajBatch."""

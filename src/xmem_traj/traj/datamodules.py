@@ -12,7 +12,7 @@ from ..methods import METHODS, method_inputs
 from .batch import TrajBatch, collate_traj
 from .models import ModelSpec
 from .prepare import PreparedData
-from .targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors
+from .targets import EnsembleBatchSampler, EpochBatchSampler, EpochShuffleSampler, TargetTensors
 
 VAL_BATCH = 256
 
@@ -85,15 +85,20 @@ class TrajDataModule(L.LightningDataModule):
             )
         return DataLoader(tensors, batch_sampler=sampler, collate_fn=_as_is)
 
-    def _fitted(self) -> tuple[str, int]:
-        """The method and seed of the module the trainer fits."""
+    def _fitted(self) -> tuple[str, list[int]]:
+        """The method and seeds of the module the trainer fits (one, or a stacked ensemble's)."""
         module = self.trainer.lightning_module
-        return module.method, module.hparams.seed
+        return module.method, list(getattr(module, "seeds", [module.hparams.get("seed")]))
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled with the seed of the model being trained (its data order)."""
-        method, seed = self._fitted()
-        return self._loader(self.tensors(method, "train"), self.optim.batch_size, seed=seed)
+        """Shuffled with the seed of the model being trained (its data order); for a stacked
+        ensemble, each step holds one batch of every seed's order."""
+        method, seeds = self._fitted()
+        tensors = self.tensors(method, "train")
+        if len(seeds) == 1:
+            return self._loader(tensors, self.optim.batch_size, seed=seeds[0])
+        sampler = EnsembleBatchSampler(len(tensors), seeds, self.optim.batch_size)
+        return DataLoader(tensors, batch_sampler=sampler, collate_fn=_as_is)
 
     def val_dataloader(self) -> DataLoader:
         tensors = self.tensors(self._fitted()[0], "val")

@@ -170,6 +170,8 @@ STACKED = {
 
 def stack_models(models: Sequence[nn.Module]) -> nn.Module:
     """One module that runs the K models on K·B seed-major rows; NotStackable otherwise."""
+    if any(True for _ in models[0].buffers()):
+        raise NotStackable("models with buffers (e.g. BatchNorm) do not stack")
     base = copy.deepcopy(models[0])
     for name, module in list(base.named_modules()):
         if not name or not any(True for _ in module.parameters(recurse=False)):
@@ -180,8 +182,6 @@ def stack_models(models: Sequence[nn.Module]) -> nn.Module:
         parent, _, leaf = name.rpartition(".")
         layers = [m.get_submodule(name) for m in models]
         setattr(base.get_submodule(parent) if parent else base, leaf, kind(layers))
-    if any(True for _ in base.buffers()):
-        raise NotStackable("models with buffers (e.g. BatchNorm) do not stack")
     base.stack_size = len(models)
     return base
 

@@ -81,4 +81,24 @@ class EpochBatchSampler(BatchSampler):
             self.sampler.set_epoch(epoch)
 
 
-__all__ = ["EpochBatchSampler", "EpochShuffleSampler", "TargetTensors"]
+class EnsembleBatchSampler(BatchSampler):
+    """Each step: one batch of every seed's own shuffle, concatenated seed-major."""
+
+    def __init__(self, n: int, seeds: Sequence[int], batch_size: int):
+        self.orders = [EpochShuffleSampler(n, s) for s in seeds]
+        self.n, self.batch_size = n, batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        for order in self.orders:
+            order.set_epoch(epoch)
+
+    def __iter__(self):
+        lists = [list(order) for order in self.orders]
+        for start in range(0, self.n, self.batch_size):
+            yield [i for order in lists for i in order[start : start + self.batch_size]]
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+
+__all__ = ["EnsembleBatchSampler", "EpochBatchSampler", "EpochShuffleSampler", "TargetTensors"]
