@@ -129,11 +129,6 @@ class TrajectoryHead(nn.Module):
             nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)),
         )
 
-    def cue_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features (B, T, C) → (B, T, n_cues): the frame branch's reading of the cues (what
-        the auxiliary loss trains; n_cues > 0 only)."""
-        return self.cue_readout(self.frame(features))
-
     def forward(
         self,
         features: torch.Tensor | None,
@@ -141,12 +136,16 @@ class TrajectoryHead(nn.Module):
         past: torch.Tensor,
         past_valid: torch.Tensor,
         map: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        *,
+        with_cue_logits: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
         frame, past_valid (B, P), map (B, H, W) (with map_shape) → trajectories (B, K, F, 2)
-        agent frame, logits (B, K)."""
+        agent frame, logits (B, K); with_cue_logits: also the cue readout's logits (B, T,
+        n_cues) of the same projection (the auxiliary loss's; one projection per step)."""
         pv = past_valid.to(past.dtype)[..., None]
         kin = kinematics(past, past_valid)
+        cue_logits = None
         h = [
             self.past(
                 torch.cat(
@@ -167,8 +166,9 @@ class TrajectoryHead(nn.Module):
                 feature_valid = feature_valid & keep
             fv = feature_valid.to(features.dtype)[..., None]
             x = self.frame(features)
+            cue_logits = self.cue_readout(x) if self.cue_readout is not None else None
             if self.vision == "cues":
-                x = torch.sigmoid(self.cue_readout(x))
+                x = torch.sigmoid(cue_logits)
             x = x * fv
             if self.kind == "gru":
                 _, last = self.temporal(torch.cat([x, fv], -1))
@@ -183,6 +183,8 @@ class TrajectoryHead(nn.Module):
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
         if self.rollout:
             traj = traj + constant_velocity(kin, self.future_steps)[:, None]
+        if with_cue_logits:
+            return traj, y[..., -1], cue_logits
         return traj, y[..., -1]
 
 

@@ -86,10 +86,12 @@ class XMemModel(FrameHeadModel):
         reading of the cues (B, T, n_cues) with the frames' validity: computed once, from the
         features the head read (with XMem fine-tuned: the ones XMem computed in this step)."""
         feats, valid = self.frame_inputs(batch)
-        traj, logits = self.head(feats, valid, batch.past, batch.past_valid, batch.get("map"))
+        traj, logits, cue_logits = self.head(
+            feats, valid, batch.past, batch.past_valid, batch.get("map"), with_cue_logits=True
+        )
         labelled = batch.get("cue_labels_valid")
         if self.cue_loss > 0 and labelled is not None and (valid & labelled).any():
-            return traj, logits, {"cue_logits": self.head.cue_logits(feats), "frame_valid": valid}
+            return traj, logits, {"cue_logits": cue_logits, "frame_valid": valid}
         return traj, logits, {}
 
     def losses(self, batch: TrajBatch, traj, logits, extras: dict) -> dict[str, torch.Tensor]:
