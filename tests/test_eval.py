@@ -27,7 +27,7 @@ from xmem_traj.synth.cues import SIDE_FILE, FrameCue
 from xmem_traj.synth.draw import REAR_LAMPS
 from xmem_traj.synth.render import box_corners, face_patch, make_camera, rotz
 from xmem_traj.synth.scene import make_scene
-from xmem_traj.synth.writer import dataset_city
+from xmem_traj.synth.writer import dataset_city, scene_base
 
 BIN = Path(sys.executable).parent
 
@@ -85,10 +85,9 @@ def test_side_file_matches_the_rendered_lamps(challenge_root):
     nusc = NuScenes("v1.0-trainval", str(challenge_root), verbose=False)
     side = json.loads((challenge_root / "v1.0-trainval" / SIDE_FILE).read_text())
     checked = {True: 0, False: 0}
-    for si, scene_rec in enumerate(nusc.scene):  # the writer's draws for scene si: scene, then base time
-        rng = np.random.default_rng([11, si])
-        scene = make_scene(rng, dataset_city(11))
-        base = 1531281439_000_000 + si * 86_400_000_000 + int(rng.integers(0, 10**6))
+    for si, scene_rec in enumerate(nusc.scene):  # scene si of world seed 11, simulated again
+        scene = make_scene(dataset_city(11), 11, si)
+        base = scene_base(11, si)
         first = nusc.get("sample", scene_rec["first_sample_token"])
         for channel, sd_token in first["data"].items():
             sd = nusc.get("sample_data", sd_token)

@@ -1,68 +1,16 @@
-"""The synthetic city and the map the head reads: scenes share one road network, vehicles turn
-only into its side streets, and the agent-frame raster is the devkit's drivable area seen from
-the agent (heading along +y, x to its right), as the off-road loss reads it."""
+"""The map the head reads: the agent-frame raster is the devkit's drivable area seen from the
+agent (heading along +y, x to its right), as the off-road loss reads it. (The synthetic city
+itself is tested in test_sumo_world.py.)"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from shapely.geometry import Point
-from shapely.ops import unary_union
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.maps import MAP_CELL, MAP_SHAPE, MAP_X, MAP_Y, PIXELS_PER_METER, DrivableMaps
 from xmem_traj.errors import ConfigError
-from xmem_traj.synth.mapexp import drivable_area
-from xmem_traj.synth.roads import City
-from xmem_traj.synth.scene import make_scene
-from xmem_traj.synth.writer import dataset_city
 from xmem_traj.traj.metrics import offroad_loss
-
-
-def test_vehicles_stay_on_the_map_and_turn_into_its_side_streets():
-    city = dataset_city(3)
-    area = unary_union([drivable_area(np.stack([a.x, a.y], 1), a.streets()) for a in city.avenues])
-    turns = 0
-    for si in range(6):
-        scene = make_scene(np.random.default_rng([3, si]), city)
-        for tr in scene.tracks:
-            if not tr.category.startswith("vehicle") or tr.parked:
-                continue
-            assert all(area.contains(Point(x, y)) for x, y in zip(tr.x[::5], tr.y[::5])), tr.category
-            turn = tr.manoeuvres[-1] if tr.manoeuvres and tr.manoeuvres[-1].kind == "turn" else None
-            if turn is None or turn.t_arc > scene.times[-1] - 8.0:  # (the arc takes up to ~6 s)
-                continue
-            junction, side = turn.street
-            assert junction in scene.road.junctions and side in junction.sides
-            heading = scene.road.street_heading(junction, side)
-            assert abs((tr.yaw[-1] - heading + np.pi) % (2 * np.pi) - np.pi) < 1e-6  # along its street
-            turns += 1
-    assert turns >= 10
-
-
-def test_scenes_drive_in_one_city():
-    """Every scene's road is a stretch of an avenue: its side streets are the city's."""
-    city = dataset_city(3)
-    ends = np.array([s[-1] for s in city.streets()])
-    for si in range(4):
-        road = make_scene(np.random.default_rng([3, si]), city).road
-        assert road.junctions
-        for street in road.streets():
-            assert np.hypot(*(ends - street[-1]).T).min() < 1e-6
-    avenue = city.avenues[0]
-    back = avenue.stretch(100.0, 500.0, reverse=True)
-    forth = avenue.stretch(100.0, 500.0, reverse=False)
-    assert np.allclose(sorted(map(tuple, np.round([s[-1] for s in back.streets()], 6))),
-                       sorted(map(tuple, np.round([s[-1] for s in forth.streets()], 6))))
-    x, y, _ = back.pose(0.0, -1.75)  # driving back, its right lane is the other side of the road
-    assert np.hypot(*(np.array([x, y]) - forth.pose(500.0, 1.75)[:2])) < 0.3
-
-
-def test_city_fits_its_canvas():
-    extent = (2979.5, 2118.1)
-    city = City.random(np.random.default_rng(0), extent)
-    pts = np.concatenate([np.concatenate([np.stack([a.x, a.y], 1)] + a.streets()) for a in city.avenues])
-    assert len(city.avenues) >= 3 and (pts > 0).all() and (pts < extent).all()
 
 
 def _one_street() -> DrivableMaps:

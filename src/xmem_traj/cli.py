@@ -35,7 +35,7 @@ def _synth(args: argparse.Namespace) -> None:
     scenes = tuple(args.splits) if args.splits else args.scenes
     root = generate(args.out, scenes=scenes, seed=args.seed, cameras=cams, sweeps=args.sweeps,
                     width=args.width, height=args.height, target_stride=args.target_stride,
-                    workers=args.workers, progress=print)
+                    workers=args.workers, progress=print, samples=args.samples)
     print(f"wrote {root}")
 
 
@@ -177,6 +177,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--height", type=int, default=360, help="image height (default: 360)")
     s.add_argument("--target-stride", type=int, default=2,
                    help="prediction_scenes.json lists every n-th sample of a target (default: 2)")
+    s.add_argument("--samples", type=int, default=40,
+                   help="key frames per scene, 2 Hz (default: 40, nuScenes' 20 s)")
     s.set_defaults(func=_synth)
 
     t = sub.add_parser("train", help="train and evaluate (the main job)",
