@@ -125,7 +125,7 @@ def tracks_from(rec: Recording, net: RoadNet, scene_t0: float) -> tuple[Track, l
     category = {name: cat for name, (_, _, cat, _, _) in VEHICLE_TYPES.items()}
     for key in sorted(rec.vehicles):
         trace = rec.vehicles[key]
-        cat = category[trace.vtype]
+        cat = category[trace.vtype.removesuffix("_rlr")]
         x, y, yaw = vehicle_boxes(trace, net, SIZES[cat][1])
         track = Track(key, cat, rec.t0 + trace.first * STEP_S - scene_t0, x, y, yaw,
                       trace.array("speed"), trace.array("accel"), trace=trace)
