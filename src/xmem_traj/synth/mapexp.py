@@ -156,7 +156,8 @@ def _areas(m: _Expansion, net: RoadNet) -> tuple[dict[str, str], dict[str, str]]
     junctions = {j: Polygon(jn.shape).buffer(0).difference(walking) for j, jn in net.junctions.items()
                  if jn.type not in ("internal", "dead_end") and len(jn.shape) >= 3}
     paths = [lane_polygon(ln) for ln in net.lanes.values() if ln.kind == "internal" and ln.geometric_length > 0.05]
-    area = unary_union(list(road.values()) + list(junctions.values()) + paths).simplify(0.02)
+    area = unary_union(list(road.values()) + list(junctions.values()) + paths)
+    area = area.buffer(0.1, join_style="mitre").buffer(-0.1, join_style="mitre").simplify(0.02)  # (seams closed)
     da = m.add("drivable_area", polygon_tokens=[m.polygon(p) for p in _polygons(area)])
     blocks, segments = {}, {}
     for e in sorted(road):
