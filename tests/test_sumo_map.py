@@ -26,15 +26,28 @@ def city_map(synth_root) -> NuScenesMap:
 def test_every_location_loads_and_the_city_has_every_layer(synth_root, city_map):
     for name in locations:
         NuScenesMap(str(synth_root), name)
-    for layer in ("drivable_area", "road_segment", "road_block", "lane", "lane_connector", "ped_crossing",
-                  "walkway", "stop_line", "traffic_light", "road_divider", "lane_divider"):
+    for layer in (
+        "drivable_area",
+        "road_segment",
+        "road_block",
+        "lane",
+        "lane_connector",
+        "ped_crossing",
+        "walkway",
+        "stop_line",
+        "traffic_light",
+        "road_divider",
+        "lane_divider",
+    ):
         assert getattr(city_map, layer), layer
     assert {r["is_intersection"] for r in city_map.road_segment} == {True, False}
     signal_lines = [r for r in city_map.stop_line if r["stop_line_type"] == "TRAFFIC_LIGHT"]
     assert signal_lines and all(r["cue"] and r["road_block_token"] for r in signal_lines)
     assert {r["stop_line_type"] for r in city_map.stop_line} > {"TRAFFIC_LIGHT"}
     for lc in city_map.lane_connector:
-        assert city_map.get_incoming_lane_ids(lc["token"]) and city_map.get_outgoing_lane_ids(lc["token"])
+        assert city_map.get_incoming_lane_ids(lc["token"]) and city_map.get_outgoing_lane_ids(
+            lc["token"]
+        )
     for light in city_map.traffic_light:
         assert {item["color"] for item in light["items"]} == {"RED", "YELLOW", "GREEN"}
 

@@ -42,11 +42,18 @@ def test_city_follows_the_issue_and_the_signal_timing_sources(city):
     lanes = {}
     for lane in net.road_lanes():
         lanes.setdefault(lane.edge, []).append(lane)
-        assert min(min(v) for v in SPEEDS_KMH.values()) - 0.1 <= lane.speed * 3.6 <= 50.1   # (m/s, 2 decimals)
-    assert {len(v) for v in lanes.values()} <= {1, 2, 3} and len({len(v) for v in lanes.values()}) > 1
-    inner = [(net.junctions[e.from_node], net.junctions[e.to_node]) for e in map(net.edges.get, city.interior_edges())]
+        assert (
+            min(min(v) for v in SPEEDS_KMH.values()) - 0.1 <= lane.speed * 3.6 <= 50.1
+        )  # (m/s, 2 decimals)
+    assert {len(v) for v in lanes.values()} <= {1, 2, 3} and len(
+        {len(v) for v in lanes.values()}
+    ) > 1
+    inner = [
+        (net.junctions[e.from_node], net.junctions[e.to_node])
+        for e in map(net.edges.get, city.interior_edges())
+    ]
     blocks = [np.hypot(a.x - b.x, a.y - b.y) for a, b in inner]
-    assert BLOCK_M[0] - 10 <= min(blocks) and max(blocks) <= BLOCK_M[1] + 10   # (junctions jittered)
+    assert BLOCK_M[0] - 10 <= min(blocks) and max(blocks) <= BLOCK_M[1] + 10  # (junctions jittered)
     for program in net.programs.values():
         assert CYCLE_S[0] - 1 <= program.cycle <= CYCLE_S[1] + 1
         for duration, state in program.phases:
@@ -58,7 +65,9 @@ def test_city_follows_the_issue_and_the_signal_timing_sources(city):
 
 def test_queue_discharges_as_hcm_measures():
     """HCM 2010: start-up lost time ~2 s; base saturation flow 1 900 veh/h/lane (1.89 s)."""
-    lost, saturation = np.mean([start_up_lost_time(queue_discharge(seed=s)) for s in range(3)], axis=0)
+    lost, saturation = np.mean(
+        [start_up_lost_time(queue_discharge(seed=s)) for s in range(3)], axis=0
+    )
     assert 1.5 <= lost <= 2.5 and 1.7 <= saturation <= 2.2
 
 
@@ -84,7 +93,11 @@ def test_signals_are_obeyed_in_the_recorded_world(synth_root):
             colours = [SIGNAL_STATES[r[0]] for r in rows[:k + 1]]
             if colours[-1] == "red":
                 red += 1
-                run = len(colours) - next(i for i in range(len(colours) - 1, -1, -1) if colours[i] != "red") - 1
+                run = (
+                    len(colours)
+                    - next(i for i in range(len(colours) - 1, -1, -1) if colours[i] != "red")
+                    - 1
+                )
                 late += run * STEP_S > RED_RUNNER_S + 2 * STEP_S
     assert entries >= 20 and late == 0 and red < entries / 4
 
@@ -100,8 +113,19 @@ def _boxes(nusc: NuScenes, sample: dict) -> list[Polygon]:
         qw, _, _, qz = ann["rotation"]
         yaw = 2 * np.arctan2(qz, qw)
         c, s = np.cos(yaw), np.sin(yaw)
-        out.append(Polygon([(x + c * dx - s * dy, y + s * dx + c * dy)
-                            for dx, dy in ((l / 2, w / 2), (l / 2, -w / 2), (-l / 2, -w / 2), (-l / 2, w / 2))]))
+        out.append(
+            Polygon(
+                [
+                    (x + c * dx - s * dy, y + s * dx + c * dy)
+                    for dx, dy in (
+                        (l / 2, w / 2),
+                        (l / 2, -w / 2),
+                        (-l / 2, -w / 2),
+                        (-l / 2, w / 2),
+                    )
+                ]
+            )
+        )
     return out
 
 
@@ -132,9 +156,22 @@ def test_brake_lamps_follow_the_deceleration(scenes):
             lead = np.zeros(len(t), bool)
             for k in np.nonzero(decel > BRAKE_OFF)[0]:
                 lead |= (t >= t[k] - BRAKE_LEAD_S - 1e-6) & (t < t[k])
-            stop_holds = [(m.t_end, min([c[1] for g in tr.manoeuvres for c in g.cues if c[0] == "brake_release"
-                                          and g.t_motion > m.t_end] or [t[-1] + 1]))
-                          for m in tr.manoeuvres if m.kind == "stop"]
+            stop_holds = [
+                (
+                    m.t_end,
+                    min(
+                        [
+                            c[1]
+                            for g in tr.manoeuvres
+                            for c in g.cues
+                            if c[0] == "brake_release" and g.t_motion > m.t_end
+                        ]
+                        or [t[-1] + 1]
+                    ),
+                )
+                for m in tr.manoeuvres
+                if m.kind == "stop"
+            ]
             for a, b in stop_holds:
                 excused |= (t >= a - 1e-6) & (t < b)
             hard += int((decel > BRAKE_ON).sum())
@@ -179,7 +216,10 @@ def test_causes_are_what_sumo_reacted_to(scenes, city):
                 if m.kind == "stop" and m.cause == "signal":
                     assert v["tls_state"][k] in ("r", "y", "u") and m.cause_ref == v["tls"][k]
                 if m.kind in ("stop", "slow_down") and m.cause == "leader":
-                    assert m.cause_ref == v["leader"][k] and v["gap"][k] < max(15.0, 3.0 * tr.speed[k]) + 1e-6
+                    assert (
+                        m.cause_ref == v["leader"][k]
+                        and v["gap"][k] < max(15.0, 3.0 * tr.speed[k]) + 1e-6
+                    )
                 if m.kind == "turn":
                     assert m.cause == "own_plan" and m.side in ("left", "right")
     assert {("stop", "signal"), ("stop", "leader"), ("turn", "own_plan")} <= seen

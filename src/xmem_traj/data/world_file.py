@@ -95,7 +95,9 @@ class WorldFile:
 
     def __init__(self, data: dict, path: Path | None = None):
         self.path = path
-        self.frames = {sd: {row[0]: FrameCue(row) for row in rows} for sd, rows in data["frames"].items()}
+        self.frames = {
+            sd: {row[0]: FrameCue(row) for row in rows} for sd, rows in data["frames"].items()
+        }
         self.heads = {sd: {int(r[0]): r for r in rows} for sd, rows in data["heads"].items()}
         self.agents: dict[str, dict] = data["agents"]
         self.signal_heads = data.get("signal_heads", {})
@@ -145,7 +147,11 @@ class WorldFile:
         return out
 
     def _window(self, rec) -> list[tuple[int, str, int]]:
-        return [(t, tok, ts) for t, (tok, ts) in enumerate(zip(rec.frame_tokens, rec.frame_timestamps)) if tok]
+        return [
+            (t, tok, ts)
+            for t, (tok, ts) in enumerate(zip(rec.frame_tokens, rec.frame_timestamps))
+            if tok
+        ]
 
     def _head_seen(self, tok: str, head: float) -> tuple[bool, str]:
         """Is head `head` seen face on in frame tok, and the colour it shows."""
@@ -171,8 +177,12 @@ class WorldFile:
                 row["stop_line_m"] = np.nan_to_num(st["stop_line_m"])
             row["head_in_view"] = float(self._head_in_view(tok, st["head"]))
             if np.isfinite(st["gap_m"]):
-                row.update(leader=1.0, leader_gap_m=st["gap_m"], leader_speed=np.nan_to_num(st["leader_speed"]),
-                           leader_braking=np.nan_to_num(st["leader_braking"]))
+                row.update(
+                    leader=1.0,
+                    leader_gap_m=st["gap_m"],
+                    leader_speed=np.nan_to_num(st["leader_speed"]),
+                    leader_braking=np.nan_to_num(st["leader_braking"]),
+                )
             row.update(brake=st["brake"], left=st["left"], right=st["right"], speed=st["speed"])
             out[t] = [row[f] for f in SCENE_STATE_FIELDS]
             valid[t] = True
@@ -196,7 +206,9 @@ class WorldFile:
                 continue
             seen = cue.seen(category)
             row = dict.fromkeys(CUE_LABEL_FIELDS, 0.0)
-            row.update({k: float(v) for k, v in seen.items()}, in_view=float(cue.visible >= MIN_VISIBLE))
+            row.update(
+                {k: float(v) for k, v in seen.items()}, in_view=float(cue.visible >= MIN_VISIBLE)
+            )
             st = self.state_at(rec.instance_token, ts)
             if st is not None:
                 head_seen, colour = self._head_seen(tok, st["head"])
@@ -326,29 +338,62 @@ def manoeuvre_statistics(world: WorldFile) -> dict:
     stats: dict = {}
     for agent in world.agents.values():
         for m in agent["manoeuvres"]:
-            s = stats.setdefault(m["kind"], {"count": 0, "cued": 0, "leads": [], "causes": dict.fromkeys(CAUSES, 0)})
+            s = stats.setdefault(
+                m["kind"], {"count": 0, "cued": 0, "leads": [], "causes": dict.fromkeys(CAUSES, 0)}
+            )
             s["count"] += 1
             s["causes"][m["cause"]] += 1
             if m["cues"]:
                 s["cued"] += 1
                 s["leads"].append((m["t_motion"] - min(on for _, on, _ in m["cues"])) / 1e6)
-    return {k: {"count": v["count"], "causes": v["causes"], "cued_share": v["cued"] / max(v["count"], 1),
-                "lead_s_median": float(np.median(v["leads"])) if v["leads"] else None,
-                "lead_s_p10_p90": ([float(np.percentile(v["leads"], 10)), float(np.percentile(v["leads"], 90))]
-                                   if v["leads"] else None)}
-            for k, v in sorted(stats.items())}
+    return {
+        k: {
+            "count": v["count"],
+            "causes": v["causes"],
+            "cued_share": v["cued"] / max(v["count"], 1),
+            "lead_s_median": float(np.median(v["leads"])) if v["leads"] else None,
+            "lead_s_p10_p90": (
+                [float(np.percentile(v["leads"], 10)), float(np.percentile(v["leads"], 90))]
+                if v["leads"]
+                else None
+            ),
+        }
+        for k, v in sorted(stats.items())
+    }
 
 
 def misleading_statistics(world: WorldFile) -> dict:
     """Misleading cues (no manoeuvre follows) against the cued manoeuvres of moving vehicles."""
-    vehicles = [a for a in world.agents.values() if a["category"].startswith("vehicle") and not a["parked"]]
+    vehicles = [
+        a for a in world.agents.values() if a["category"].startswith("vehicle") and not a["parked"]
+    ]
     mis = [m for a in vehicles for m in a.get("misleading", [])]
     cued = sum(bool(m["cues"]) for a in vehicles for m in a["manoeuvres"])
     return {"vehicles": len(vehicles), "brake": sum(m[0] == "brake" for m in mis),
             "indicator": sum(m[0].startswith("indicator") for m in mis), "cued_manoeuvres": cued}
 
 
-__all__ = ["CAUSES", "CLASSES", "CUE_LABEL_FIELDS", "FORMAT", "FRAME_FIELDS", "FrameCue", "HEAD_FIELDS",
-           "HORIZON_US", "INTENT_WIDTH", "KINDS", "MIN_HEAD_PIXELS", "MIN_VISIBLE", "SCENE_STATE_FIELDS",
-           "SIDE_FILE", "SIGNAL_STATES", "STATE_FIELDS", "UNDER_WAY_US", "WorldFile", "cause_table",
-           "class_counts", "manoeuvre_statistics", "misleading_statistics"]
+__all__ = [
+    "CAUSES",
+    "CLASSES",
+    "CUE_LABEL_FIELDS",
+    "FORMAT",
+    "FRAME_FIELDS",
+    "FrameCue",
+    "HEAD_FIELDS",
+    "HORIZON_US",
+    "INTENT_WIDTH",
+    "KINDS",
+    "MIN_HEAD_PIXELS",
+    "MIN_VISIBLE",
+    "SCENE_STATE_FIELDS",
+    "SIDE_FILE",
+    "SIGNAL_STATES",
+    "STATE_FIELDS",
+    "UNDER_WAY_US",
+    "WorldFile",
+    "cause_table",
+    "class_counts",
+    "manoeuvre_statistics",
+    "misleading_statistics",
+]

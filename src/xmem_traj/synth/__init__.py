@@ -19,4 +19,11 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["CAMERAS", "WORLD_VERSION", "challenge_scene_names", "generate", "scene_names", "version_of"]
+__all__ = [
+    "CAMERAS",
+    "WORLD_VERSION",
+    "challenge_scene_names",
+    "generate",
+    "scene_names",
+    "version_of",
+]

@@ -25,15 +25,32 @@ def _net(folder: Path) -> Path:
     import sumo
     (folder / "q.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="s" x="300" y="0" '
                                       'type="traffic_light"/><node id="b" x="500" y="0"/></nodes>')
-    (folder / "q.edg.xml").write_text('<edges><edge id="in" from="a" to="s" numLanes="1" speed="13.89"/>'
-                                      '<edge id="out" from="s" to="b" numLanes="1" speed="13.89"/></edges>')
-    (folder / "q.tll.xml").write_text(f'<tlLogics><tlLogic id="s" type="static" programID="0" offset="0">'
-                                      f'<phase duration="{RED_S}" state="r"/><phase duration="200" state="G"/>'
-                                      '</tlLogic></tlLogics>')
+    (folder / "q.edg.xml").write_text(
+        '<edges><edge id="in" from="a" to="s" numLanes="1" speed="13.89"/>'
+        '<edge id="out" from="s" to="b" numLanes="1" speed="13.89"/></edges>'
+    )
+    (folder / "q.tll.xml").write_text(
+        f'<tlLogics><tlLogic id="s" type="static" programID="0" offset="0">'
+        f'<phase duration="{RED_S}" state="r"/><phase duration="200" state="G"/>'
+        '</tlLogic></tlLogics>'
+    )
     out = folder / "q.net.xml"
-    subprocess.run([str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"), "-n", str(folder / "q.nod.xml"),
-                    "-e", str(folder / "q.edg.xml"), "--tllogic-files", str(folder / "q.tll.xml"),
-                    "-o", str(out), "--no-warnings"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"),
+            "-n",
+            str(folder / "q.nod.xml"),
+            "-e",
+            str(folder / "q.edg.xml"),
+            "--tllogic-files",
+            str(folder / "q.tll.xml"),
+            "-o",
+            str(out),
+            "--no-warnings",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -44,11 +61,27 @@ def queue_discharge(seed: int = 0, vtype: str = "car") -> np.ndarray:
     with tempfile.TemporaryDirectory(prefix="xmem-queue-") as tmp:
         folder = Path(tmp)
         net = _net(folder)
-        cars = "\n".join(f'<vehicle id="c{k}" type="{vtype}" depart="{k * 2.0:.1f}" departSpeed="max">'
-                         '<route edges="in out"/></vehicle>' for k in range(QUEUE))
+        cars = "\n".join(
+            f'<vehicle id="c{k}" type="{vtype}" depart="{k * 2.0:.1f}" departSpeed="max">'
+            '<route edges="in out"/></vehicle>'
+            for k in range(QUEUE)
+        )
         (folder / "q.rou.xml").write_text(f"<routes>{vtypes_xml()}\n{cars}</routes>")
-        ls.start(["sumo", "-n", str(net), "-r", str(folder / "q.rou.xml"), "--step-length", str(STEP_S),
-                  "--seed", str(seed), "--no-step-log", "--no-warnings"])
+        ls.start(
+            [
+                "sumo",
+                "-n",
+                str(net),
+                "-r",
+                str(folder / "q.rou.xml"),
+                "--step-length",
+                str(STEP_S),
+                "--seed",
+                str(seed),
+                "--no-step-log",
+                "--no-warnings",
+            ]
+        )
         try:
             crossed: dict[str, float] = {}
             while len(crossed) < QUEUE and ls.simulation.getTime() < RED_S + 120:
@@ -69,19 +102,29 @@ def start_up_lost_time(headways: np.ndarray) -> tuple[float, float]:
     return float(np.sum(headways[:4] - saturation)), saturation
 
 
-
 def red_light_running(city, demand, seed: int, seconds: float) -> dict:
     """Stop-line crossings at the city's signals over a whole-city simulation of `seconds`
     after the demand's warm-up: {"crossings", "on_red", "per_hour_per_signal"} (a crossing: a
     vehicle's front entering a junction from a signalised lane; on red: its link red then)."""
     import libsumo as ls
     from libsumo import constants as tc
-    from .traffic import STEP_S as CITY_STEP, SUMO_OPTIONS, WARMUP_S
+    from .traffic import SUMO_OPTIONS, WARMUP_S
     link_of = {(c.from_lane, c.via): (c.tl, c.link_index) for c in city.net.connections if c.tl}
     with tempfile.TemporaryDirectory(prefix="xmem-rlr-") as tmp:
         routes = Path(tmp) / "r.rou.xml"
         routes.write_text(demand.routes_xml)
-        ls.start(["sumo", "-n", str(city.net_path), "-r", str(routes), "--seed", str(seed), *SUMO_OPTIONS])
+        ls.start(
+            [
+                "sumo",
+                "-n",
+                str(city.net_path),
+                "-r",
+                str(routes),
+                "--seed",
+                str(seed),
+                *SUMO_OPTIONS,
+            ]
+        )
         try:
             lanes: dict[str, str] = {}
             crossings = red = 0
@@ -89,7 +132,9 @@ def red_light_running(city, demand, seed: int, seconds: float) -> dict:
                 ls.simulationStep()
                 for v in ls.simulation.getDepartedIDList():
                     ls.vehicle.subscribe(v, [tc.VAR_LANE_ID])
-                now = {v: r[tc.VAR_LANE_ID] for v, r in ls.vehicle.getAllSubscriptionResults().items()}
+                now = {
+                    v: r[tc.VAR_LANE_ID] for v, r in ls.vehicle.getAllSubscriptionResults().items()
+                }
                 if ls.simulation.getTime() > WARMUP_S:
                     for v, lane in now.items():
                         link = link_of.get((lanes.get(v, ""), lane))

@@ -30,9 +30,16 @@ def hull_area(state: dict, size, frame: tuple[np.ndarray, np.ndarray], K: np.nda
         return 0.0
     uv = cam @ K.T
     uv = uv[:, :2] / uv[:, 2:3]
-    if uv[:, 0].max() < 0 or uv[:, 0].min() > width or uv[:, 1].max() < 0 or uv[:, 1].min() > height:
+    if (
+        uv[:, 0].max() < 0
+        or uv[:, 0].min() > width
+        or uv[:, 1].max() < 0
+        or uv[:, 1].min() > height
+    ):
         return 0.0
-    inter = MultiPoint([tuple(p) for p in uv]).convex_hull.intersection(shapely_box(0, 0, width, height))
+    inter = MultiPoint([tuple(p) for p in uv]).convex_hull.intersection(
+        shapely_box(0, 0, width, height)
+    )
     return float(inter.area) if isinstance(inter, Polygon) else 0.0
 
 

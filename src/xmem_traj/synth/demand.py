@@ -75,7 +75,9 @@ def vtypes_xml() -> str:
         out.append(f'<vType id="{name}" ' + " ".join(f'{k}="{v}"' for k, v in attrs.items()) + "/>")
         if vclass != "bicycle":
             attrs["jmDriveAfterRedTime"] = RED_RUNNER_S
-            out.append(f'<vType id="{name}_rlr" ' + " ".join(f'{k}="{v}"' for k, v in attrs.items()) + "/>")
+            out.append(
+                f'<vType id="{name}_rlr" ' + " ".join(f'{k}="{v}"' for k, v in attrs.items()) + "/>"
+            )
     return "\n".join(out)
 
 

@@ -45,7 +45,9 @@ def _patch(canvas, corners, face, box, colour, aid):
     canvas.add(face_patch(corners, face, *box), colour, aid)
 
 
-def _vehicle_lamps(canvas: Canvas, corners, state: dict, aid: int, faces: dict, category: str) -> None:
+def _vehicle_lamps(
+    canvas: Canvas, corners, state: dict, aid: int, faces: dict, category: str
+) -> None:
     if category == "vehicle.bicycle":
         if faces["back"]:
             _patch(canvas, corners, "back", (0.35, 0.65, 0.45, 0.55), BIKE_REAR_LIGHT, aid)
@@ -113,11 +115,13 @@ def _mast(canvas: Canvas, heads: list[Head], cam_pos: np.ndarray) -> None:
     """The pole at the far kerb and the arm out over the lanes that carry an approach's heads."""
     right = min(heads, key=lambda hd: hd.lane)              # lane _0.. the rightmost lane first
     left = max(heads, key=lambda hd: hd.lane)
-    yaw = right.yaw                                          # heads face the traffic: -x is along it
+    yaw = right.yaw  # heads face the traffic: -x is along it
     out = np.array([np.sin(yaw), -np.cos(yaw)])              # to the approach's right, seen from it
     out = -out
     px, py = right.x + out[0] * 3.0, right.y + out[1] * 3.0
-    add_box(canvas, box_corners(px, py, POLE_HEIGHT / 2, yaw, 0.2, 0.2, POLE_HEIGHT), POLE, 0, cam_pos)
+    add_box(
+        canvas, box_corners(px, py, POLE_HEIGHT / 2, yaw, 0.2, 0.2, POLE_HEIGHT), POLE, 0, cam_pos
+    )
     tx, ty = left.x - out[0] * 0.3, left.y - out[1] * 0.3
     length = float(np.hypot(tx - px, ty - py))
     if length > 0.5:
@@ -142,14 +146,18 @@ def draw_world(scene, ground: Ground, cam: Camera, t: float, rng: np.random.Gene
         dist = np.hypot(st["x"] - cam_pos[0], st["y"] - cam_pos[1])
         if dist < AGENT_REACH_M:
             items.append((dist, "agent", (i, tr, st)))
-    near_heads = [hd for hd in scene.heads if np.hypot(hd.x - cam_pos[0], hd.y - cam_pos[1]) < HEAD_REACH_M]
+    near_heads = [
+        hd for hd in scene.heads if np.hypot(hd.x - cam_pos[0], hd.y - cam_pos[1]) < HEAD_REACH_M
+    ]
     for hd in near_heads:
         items.append((float(np.hypot(hd.x - cam_pos[0], hd.y - cam_pos[1])), "head", hd))
     by_edge: dict[str, list[Head]] = {}
     for hd in near_heads:
         by_edge.setdefault(hd.edge, []).append(hd)
     for group in by_edge.values():
-        items.append((float(np.hypot(group[0].x - cam_pos[0], group[0].y - cam_pos[1])) + 0.5, "mast", group))
+        items.append(
+            (float(np.hypot(group[0].x - cam_pos[0], group[0].y - cam_pos[1])) + 0.5, "mast", group)
+        )
     shown, heads_shown = {}, {}
     for _, kind, item in sorted(items, key=lambda it: -it[0]):
         if kind == "head":

@@ -72,19 +72,34 @@ def build_ground(net: RoadNet) -> Ground:
     layers.append(([lane.shape for lane in net.lanes.values() if lane.kind == "walkingarea"
                     and len(lane.shape) >= 3], SIDEWALK))
     roads = [lane for lane in net.lanes.values() if lane.kind == "road"]
-    layers.append(([q for lane in roads for q in _segments(lane, 0.0, lane.width / 2 + 0.02, None)], ASPHALT))
+    layers.append(
+        ([q for lane in roads for q in _segments(lane, 0.0, lane.width / 2 + 0.02, None)], ASPHALT)
+    )
     layers.append(([q for lane in net.lanes.values() if lane.kind == "sidewalk"
                     for q in _segments(lane, 0.0, lane.width / 2, None)], SIDEWALK))
     dividers, centre = [], []
     for edge in net.edges.values():
-        lanes = sorted((net.lanes[i] for i in edge.lanes if net.lanes[i].kind == "road"), key=lambda ln: ln.index)
+        lanes = sorted(
+            (net.lanes[i] for i in edge.lanes if net.lanes[i].kind == "road"),
+            key=lambda ln: ln.index,
+        )
         for right, left in zip(lanes, lanes[1:]):
             dividers += _segments(right, right.width / 2, LINE_W / 2, DASH)
         if lanes and edge.from_node.startswith("n") and edge.to_node.startswith(("n", "f")):
             centre += _segments(lanes[-1], lanes[-1].width / 2 - 0.12, LINE_W / 2, None)
     layers.append((dividers, WHITE))
     layers.append((centre, YELLOW))
-    layers.append(([q for lane in net.lanes.values() if lane.kind == "crossing" for q in _crossing_bars(lane)], WHITE))
+    layers.append(
+        (
+            [
+                q
+                for lane in net.lanes.values()
+                if lane.kind == "crossing"
+                for q in _crossing_bars(lane)
+            ],
+            WHITE,
+        )
+    )
     bars = []
     for sl in stop_lines(net):
         a, b = np.array(sl.a), np.array(sl.b)

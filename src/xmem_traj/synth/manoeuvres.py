@@ -119,7 +119,9 @@ def cause_of(kind: str, track: Track, i: int, net) -> tuple[str, str]:
         return "leader", leader             # the queue ahead moved off
     if kind == "speed_up" and close and la > 0.3:
         return "leader", leader
-    if state in ("G", "g") and any(_value(track, "tls_state", k) in ("r", "u", "y") for k in recent):
+    if state in ("G", "g") and any(
+        _value(track, "tls_state", k) in ("r", "u", "y") for k in recent
+    ):
         return "signal", tls
     if kind == "go" and (inside or (not tls and link_state in ("m", "s", "w"))):
         return "yield", ""

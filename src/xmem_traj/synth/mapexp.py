@@ -50,7 +50,8 @@ def _polygons(geometry) -> list[Polygon]:
     if isinstance(geometry, Polygon):
         parts = [geometry]
     else:
-        parts = [g for g in getattr(geometry, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
+        parts = [g for g in getattr(geometry, "geoms", [])
+                 if isinstance(g, (Polygon, MultiPolygon))]
         parts = [q for g in parts for q in (g.geoms if isinstance(g, MultiPolygon) else [g])]
     return [p for p in parts if not p.is_empty and p.area > 1e-3]
 
@@ -63,7 +64,9 @@ def _offset(lane: Lane, left: float) -> np.ndarray:
     """The lane's centreline shifted `left` metres to its left, vertex by vertex."""
     d = np.diff(lane.shape, axis=0)
     n = np.stack([-d[:, 1], d[:, 0]], 1) / np.hypot(d[:, 0], d[:, 1])[:, None]
-    normals = np.concatenate([n[:1], (n[:-1] + n[1:]) / 2, n[-1:]]) if len(n) > 1 else np.repeat(n, 2, 0)
+    if len(n) == 1:
+        return lane.shape + np.repeat(n, 2, 0) * left
+    normals = np.concatenate([n[:1], (n[:-1] + n[1:]) / 2, n[-1:]])
     return lane.shape + normals * left
 
 
@@ -87,8 +90,9 @@ class _Expansion:
     def polygon(self, poly: Polygon) -> str:
         ring = lambda coords: [self.node(x, y) for x, y in list(coords)[:-1]]  # noqa: E731
         tok = self.token("polygon")
+        holes = [{"node_tokens": ring(h.coords)} for h in poly.interiors]
         self.t["polygon"].append({"token": tok, "exterior_node_tokens": ring(poly.exterior.coords),
-                                  "holes": [{"node_tokens": ring(h.coords)} for h in poly.interiors]})
+                                  "holes": holes})
         return tok
 
     def line(self, coords) -> str:
@@ -113,27 +117,30 @@ def _ends(lane: Lane) -> tuple[list, list]:
     return out[0], out[1]
 
 
-def _lanes(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> dict[str, str]:
+def _divider(m: _Expansion, coords: np.ndarray, kind: str) -> list[dict]:
+    return [{"node_token": m.node(x, y), "segment_type": kind} for x, y in coords]
+
+
+def _lane_record(m: _Expansion, net: RoadNet, lane: Lane, poly: str) -> dict:
+    road = net.road_lanes(lane.edge)
+    left = "SINGLE_SOLID_YELLOW" if lane is road[-1] else "DOUBLE_DASHED_WHITE"
+    right = "SINGLE_SOLID_WHITE" if lane is road[0] else "DOUBLE_DASHED_WHITE"
+    start, end = _ends(lane)
+    return m.add("lane", polygon_token=poly, lane_type="CAR", from_edge_line_token=m.line(start),
+                 to_edge_line_token=m.line(end),
+                 left_lane_divider_segments=_divider(m, _offset(lane, lane.width / 2), left),
+                 right_lane_divider_segments=_divider(m, _offset(lane, -lane.width / 2), right))
+
+
+def _lanes(m: _Expansion, net: RoadNet) -> dict[str, str]:
     """Lanes, lane connectors, their arcline paths and connectivity → lane id → token."""
     tokens = {}
     for lane in sorted(net.lanes.values(), key=lambda ln: ln.id):
         if lane.kind not in ("road", "internal") or lane.geometric_length < 0.05:
             continue
         poly = m.polygon(lane_polygon(lane))
-        if lane.kind == "internal":
-            rec = m.add("lane_connector", polygon_token=poly)
-        else:
-            start, end = _ends(lane)
-            edge = net.edges[lane.edge]
-            road = sorted((net.lanes[i] for i in edge.lanes if net.lanes[i].kind == "road"), key=lambda ln: ln.index)
-            left_kind = "SINGLE_SOLID_YELLOW" if lane is road[-1] else "DOUBLE_DASHED_WHITE"
-            right_kind = "SINGLE_SOLID_WHITE" if lane is road[0] else "DOUBLE_DASHED_WHITE"
-            rec = m.add("lane", polygon_token=poly, lane_type="CAR", from_edge_line_token=m.line(start),
-                        to_edge_line_token=m.line(end),
-                        left_lane_divider_segments=[{"node_token": m.node(x, y), "segment_type": left_kind}
-                                                    for x, y in _offset(lane, lane.width / 2)],
-                        right_lane_divider_segments=[{"node_token": m.node(x, y), "segment_type": right_kind}
-                                                     for x, y in _offset(lane, -lane.width / 2)])
+        rec = (m.add("lane_connector", polygon_token=poly) if lane.kind == "internal"
+               else _lane_record(m, net, lane, poly))
         tokens[lane.id] = rec["token"]
         m.t["arcline_path_3"][rec["token"]] = arcline_paths(lane.shape)
         m.t["connectivity"][rec["token"]] = {"incoming": [], "outgoing": []}
@@ -145,92 +152,110 @@ def _lanes(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> dict[str, str
     return tokens
 
 
-def _areas(m: _Expansion, net: RoadNet) -> tuple[dict[str, str], dict[str, str]]:
-    """Drivable area, road segments and blocks, crossings and walkways → (edge id → road block
-    token, junction id → road segment token)."""
+def _hull(m: _Expansion, geometry) -> str:
+    return m.polygon(_polygons(geometry.convex_hull)[0])
+
+
+def _drivable(m: _Expansion, net: RoadNet) -> tuple[str, dict, dict]:
+    """The drivable area (streets' lanes, paths through junctions, junction areas without their
+    corner sidewalks; 1-cm seams between SUMO's lane shapes closed) → (its token, street edge →
+    its lanes' polygon, junction → its area)."""
     walking = unary_union([Polygon(ln.shape).buffer(0) for ln in net.lanes.values()
                            if ln.kind == "walkingarea" and len(ln.shape) >= 3])
-    road = {e: unary_union([lane_polygon(net.lanes[i]) for i in edge.lanes if net.lanes[i].kind == "road"])
+    road = {e: unary_union([lane_polygon(ln) for ln in net.road_lanes(e)])
             for e, edge in net.edges.items() if not edge.function}
     road = {e: g for e, g in road.items() if not g.is_empty}
-    junctions = {j: Polygon(jn.shape).buffer(0).difference(walking) for j, jn in net.junctions.items()
+    junctions = {j: Polygon(jn.shape).buffer(0).difference(walking)
+                 for j, jn in net.junctions.items()
                  if jn.type not in ("internal", "dead_end") and len(jn.shape) >= 3}
-    paths = [lane_polygon(ln) for ln in net.lanes.values() if ln.kind == "internal" and ln.geometric_length > 0.05]
+    paths = [lane_polygon(ln) for ln in net.lanes.values()
+             if ln.kind == "internal" and ln.geometric_length > 0.05]
     area = unary_union(list(road.values()) + list(junctions.values()) + paths)
-    area = area.buffer(0.1, join_style="mitre").buffer(-0.1, join_style="mitre").simplify(0.02)  # (seams closed)
+    area = area.buffer(0.1, join_style="mitre").buffer(-0.1, join_style="mitre").simplify(0.02)
     da = m.add("drivable_area", polygon_tokens=[m.polygon(p) for p in _polygons(area)])
+    return da["token"], road, junctions
+
+
+def _areas(m: _Expansion, net: RoadNet) -> dict[str, str]:
+    """Drivable area, road segments and blocks, crossings, walkways → edge id → road block."""
+    da, road, junctions = _drivable(m, net)
     blocks, segments = {}, {}
     for e in sorted(road):
         edge = net.edges[e]
         pair = f"{edge.to_node}_{edge.from_node}"
         if pair in road and pair < e:
             continue                                   # (the street's segment came with its pair)
-        both = unary_union([road[e]] + ([road[pair]] if pair in road else []))
-        seg = m.add("road_segment", polygon_token=m.polygon(_polygons(both.convex_hull)[0]),
-                    is_intersection=False, drivable_area_token=da["token"])
-        for one in [e] + ([pair] if pair in road else []):
-            lanes = [net.lanes[i] for i in net.edges[one].lanes if net.lanes[i].kind == "road"]
-            outer = max(lanes, key=lambda ln: ln.index)
-            start, end = _ends(outer)
-            blocks[one] = m.add("road_block", polygon_token=m.polygon(_polygons(road[one].convex_hull)[0]),
+        ways = [e] + ([pair] if pair in road else [])
+        seg = m.add("road_segment", polygon_token=_hull(m, unary_union([road[w] for w in ways])),
+                    is_intersection=False, drivable_area_token=da)
+        for one in ways:
+            start, end = _ends(net.road_lanes(one)[-1])
+            blocks[one] = m.add("road_block", polygon_token=_hull(m, road[one]),
                                 from_edge_line_token=m.line(start), to_edge_line_token=m.line(end),
                                 road_segment_token=seg["token"])["token"]
     for j in sorted(junctions):
         for p in _polygons(junctions[j])[:1]:
             segments[j] = m.add("road_segment", polygon_token=m.polygon(p), is_intersection=True,
-                                drivable_area_token=da["token"])["token"]
+                                drivable_area_token=da)["token"]
     for ln in sorted(net.lanes.values(), key=lambda ln: ln.id):
         if ln.kind == "crossing":
-            outline = Polygon(ln.outline).buffer(0) if ln.outline is not None and len(ln.outline) >= 3 else lane_polygon(ln)
+            has_outline = ln.outline is not None and len(ln.outline) >= 3
+            outline = Polygon(ln.outline).buffer(0) if has_outline else lane_polygon(ln)
             junction = ln.edge[1:].rsplit("_", 1)[0]
             for p in _polygons(outline)[:1]:
-                m.add("ped_crossing", polygon_token=m.polygon(p), road_segment_token=segments.get(junction, ""))
+                m.add("ped_crossing", polygon_token=m.polygon(p),
+                      road_segment_token=segments.get(junction, ""))
         elif ln.kind == "sidewalk" or (ln.kind == "walkingarea" and len(ln.shape) >= 3):
             shape = lane_polygon(ln) if ln.kind == "sidewalk" else Polygon(ln.shape).buffer(0)
             for p in _polygons(shape):
                 m.add("walkway", polygon_token=m.polygon(p))
-    return blocks, segments
+    return blocks
 
 
 def _dividers(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> None:
     """Road dividers (a street's centre line, once per street) and lane dividers (between the
     lanes of one direction)."""
+    segment_of = {r["token"]: r["road_segment_token"] for r in m.t["road_block"]}
     for e in sorted(blocks):
         edge = net.edges[e]
-        road = sorted((net.lanes[i] for i in edge.lanes if net.lanes[i].kind == "road"), key=lambda ln: ln.index)
+        road = net.road_lanes(e)
         pair = f"{edge.to_node}_{edge.from_node}"
         if pair not in blocks or e < pair:
-            seg = next(r["road_segment_token"] for r in m.t["road_block"] if r["token"] == blocks[e])
-            m.add("road_divider", line_token=m.line(_offset(road[-1], road[-1].width / 2)), road_segment_token=seg)
+            m.add("road_divider", line_token=m.line(_offset(road[-1], road[-1].width / 2)),
+                  road_segment_token=segment_of[blocks[e]])
         for right in road[:-1]:
-            coords = _offset(right, right.width / 2)
-            line = m.line(coords)
-            nodes = next(r for r in m.t["line"] if r["token"] == line)["node_tokens"]
+            line = m.line(_offset(right, right.width / 2))
+            nodes = m.t["line"][-1]["node_tokens"]
             m.add("lane_divider", line_token=line,
-                  lane_divider_segments=[{"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"} for n in nodes])
+                  lane_divider_segments=[{"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"}
+                                         for n in nodes])
+
+
+def _light(m: _Expansion, head, block: str) -> dict:
+    """A traffic_light record: the head's pose, a short line along its facing, its three lamps."""
+    _, _, h = HEAD_SIZE
+    tip = (head.x + np.cos(head.yaw) * 0.5, head.y + np.sin(head.yaw) * 0.5)
+    zero = {"tx": 0.0, "ty": 0.0, "rx": 0.0, "ry": 0.0, "rz": 0.0}
+    items = [{"color": colour, "shape": "CIRCLE", "rel_pos": {**zero, "tz": round(dz, 3)},
+              "to_road_block_tokens": []}
+             for colour, dz in (("RED", h * 0.32), ("YELLOW", 0.0), ("GREEN", -h * 0.32))]
+    pose = {"tx": round(head.x, 3), "ty": round(head.y, 3), "tz": head.z, "rx": 0.0, "ry": 0.0,
+            "rz": round(head.yaw, 6)}
+    return m.add("traffic_light", line_token=m.line([(head.x, head.y), tip]),
+                 traffic_light_type="VERTICAL", from_road_block_token=block, items=items, pose=pose)
 
 
 def _signals(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> None:
-    """Traffic lights (one per signal head: position, facing, its three lamps) and the stop
-    lines, each with the lights of its lane."""
+    """Traffic lights (one per signal head) and the stop lines, each with its lane's lights."""
     lights: dict[str, list[str]] = {}
-    w, _, h = HEAD_SIZE
     for head in signal_heads(net):
-        facing = np.array([np.cos(head.yaw), np.sin(head.yaw)]) * 0.5
-        items = [{"color": colour, "shape": "CIRCLE",
-                  "rel_pos": {"tx": 0.0, "ty": 0.0, "tz": round(dz, 3), "rx": 0.0, "ry": 0.0, "rz": 0.0},
-                  "to_road_block_tokens": []}
-                 for colour, dz in (("RED", h * 0.32), ("YELLOW", 0.0), ("GREEN", -h * 0.32))]
-        rec = m.add("traffic_light", line_token=m.line([(head.x, head.y), (head.x + facing[0], head.y + facing[1])]),
-                    traffic_light_type="VERTICAL", from_road_block_token=blocks.get(head.edge, ""), items=items,
-                    pose={"tx": round(head.x, 3), "ty": round(head.y, 3), "tz": head.z, "rx": 0.0, "ry": 0.0,
-                          "rz": round(head.yaw, 6)})
-        lights.setdefault(head.lane, []).append(rec["token"])
+        lights.setdefault(head.lane, []).append(_light(m, head, blocks.get(head.edge, ""))["token"])
     for sl in stop_lines(net):
         a, b = np.array(sl.a), np.array(sl.b)
         back = -np.array([np.cos(sl.heading), np.sin(sl.heading)]) * STOP_LINE_DEPTH
         m.add("stop_line", polygon_token=m.polygon(Polygon([a, b, b + back, a + back])),
-              stop_line_type=sl.kind, ped_crossing_tokens=[], traffic_light_tokens=lights.get(sl.lane, []),
+              stop_line_type=sl.kind, ped_crossing_tokens=[],
+              traffic_light_tokens=lights.get(sl.lane, []),
               road_block_token=blocks.get(sl.edge, ""))
 
 
@@ -238,8 +263,8 @@ def expansion_json(net: RoadNet | None, extent) -> dict:
     """The expansion table of one location: the city's layers, or empty ones."""
     m = _Expansion(extent)
     if net is not None:
-        blocks, _ = _areas(m, net)
-        _lanes(m, net, blocks)
+        blocks = _areas(m, net)
+        _lanes(m, net)
         _dividers(m, net, blocks)
         _signals(m, net, blocks)
     return m.t

@@ -66,10 +66,14 @@ class City:
                 if not e.function and e.from_node.startswith("n") and e.to_node.startswith("n")]
 
     def entry_edges(self) -> list[str]:
-        return [e.id for e in self.net.edges.values() if not e.function and e.from_node.startswith("f")]
+        return [
+            e.id for e in self.net.edges.values() if not e.function and e.from_node.startswith("f")
+        ]
 
     def exit_edges(self) -> list[str]:
-        return [e.id for e in self.net.edges.values() if not e.function and e.to_node.startswith("f")]
+        return [
+            e.id for e in self.net.edges.values() if not e.function and e.to_node.startswith("f")
+        ]
 
 
 def _choice(rng: np.random.Generator, table: dict):
@@ -87,8 +91,16 @@ def _layout(rng: np.random.Generator, grid: tuple[int, int]):
     row = [(_choice(rng, LANES_P),) for _ in range(ny)]
     col = [(n, float(rng.choice(SPEEDS_KMH[n])) / 3.6) for (n,) in col]
     row = [(n, float(rng.choice(SPEEDS_KMH[n])) / 3.6) for (n,) in row]
-    degree = {(i, j): (i > 0) + (i < nx - 1) + (j > 0) + (j < ny - 1) + (i in (0, nx - 1)) + (j in (0, ny - 1))
-              for i in range(nx) for j in range(ny)}
+    degree = {
+        (i, j): (i > 0)
+        + (i < nx - 1)
+        + (j > 0)
+        + (j < ny - 1)
+        + (i in (0, nx - 1))
+        + (j in (0, ny - 1))
+        for i in range(nx)
+        for j in range(ny)
+    }
     dropped = set()
     segments = [((i, j), (i, j + 1), col[i]) for i in range(1, nx - 1) for j in range(ny - 1)]
     segments += [((i, j), (i + 1, j), row[j]) for j in range(1, ny - 1) for i in range(nx - 1)]
@@ -129,8 +141,12 @@ def _plain_xml(rng: np.random.Generator, grid: tuple[int, int]) -> tuple[str, st
         for i in range(nx - 1):
             if ((i, j), (i + 1, j)) not in dropped:
                 street(f"n{i}_{j}", f"n{i + 1}_{j}", *row[j])
-    stubs = [(i, 0, 0, -1, col[i]) for i in range(nx)] + [(i, ny - 1, 0, 1, col[i]) for i in range(nx)]
-    stubs += [(0, j, -1, 0, row[j]) for j in range(ny)] + [(nx - 1, j, 1, 0, row[j]) for j in range(ny)]
+    stubs = [(i, 0, 0, -1, col[i]) for i in range(nx)] + [
+        (i, ny - 1, 0, 1, col[i]) for i in range(nx)
+    ]
+    stubs += [(0, j, -1, 0, row[j]) for j in range(ny)] + [
+        (nx - 1, j, 1, 0, row[j]) for j in range(ny)
+    ]
     for k, (i, j, dx, dy, (lanes, speed)) in enumerate(stubs):
         nodes.append(f'<node id="f{k}" x="{xs[i] + dx * STUB_M:.2f}" y="{ys[j] + dy * STUB_M:.2f}" '
                      'type="priority"/>')

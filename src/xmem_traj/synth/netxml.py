@@ -125,8 +125,12 @@ class RoadNet:
     connections: list[Connection]
     programs: dict[str, Program]
 
-    def road_lanes(self) -> list[Lane]:
-        return [lane for lane in self.lanes.values() if lane.kind == "road"]
+    def road_lanes(self, edge: str | None = None) -> list[Lane]:
+        """The vehicle lanes of the streets (of one edge: right to left)."""
+        if edge is None:
+            return [lane for lane in self.lanes.values() if lane.kind == "road"]
+        lanes = [self.lanes[i] for i in self.edges[edge].lanes if self.lanes[i].kind == "road"]
+        return sorted(lanes, key=lambda ln: ln.index)
 
     def outgoing(self, lane_id: str) -> list[Connection]:
         return self._by_from().get(lane_id, [])

@@ -91,12 +91,16 @@ class Canvas:
         self.batches: list[tuple[np.ndarray, list, list]] = []
 
     def add(self, poly: np.ndarray, colour, agent_id: int = 0) -> None:
-        self.batches.append((np.asarray(poly, float)[None], [tuple(int(c) for c in colour)], [agent_id]))
+        self.batches.append(
+            (np.asarray(poly, float)[None], [tuple(int(c) for c in colour)], [agent_id])
+        )
 
     def add_many(self, polys: np.ndarray, colour, agent_id: int = 0) -> None:
         """Polygons (n, k, 3) of one colour."""
         polys = np.asarray(polys, float)
-        self.batches.append((polys, [tuple(int(c) for c in colour)] * len(polys), [agent_id] * len(polys)))
+        self.batches.append(
+            (polys, [tuple(int(c) for c in colour)] * len(polys), [agent_id] * len(polys))
+        )
 
     def add_coloured(self, polys: np.ndarray, colours: list, ids: list | None = None) -> None:
         """Polygons (n, k, 3) with their colours (n tuples) and ids (default 0)."""
@@ -159,7 +163,11 @@ def _merged(batches):
             run = []
         run.append(batch)
     if run:
-        yield (np.concatenate([b[0] for b in run]), [c for b in run for c in b[1]], [i for b in run for i in b[2]])
+        yield (
+            np.concatenate([b[0] for b in run]),
+            [c for b in run for c in b[1]],
+            [i for b in run for i in b[2]],
+        )
 
 
 _FACES = {"front": [0, 1, 2, 3], "back": [5, 4, 7, 6], "left": [4, 0, 3, 7],
@@ -175,7 +183,9 @@ def facing(corners: np.ndarray, cam_pos: np.ndarray) -> np.ndarray:
     return np.einsum("fd,fd->f", normals, cam_pos - centres) > 0
 
 
-def add_box(canvas: Canvas, corners: np.ndarray, colour, agent_id: int, cam_pos: np.ndarray) -> None:
+def add_box(
+    canvas: Canvas, corners: np.ndarray, colour, agent_id: int, cam_pos: np.ndarray
+) -> None:
     """Visible faces of a box (back-face culled against the camera position), shaded."""
     seen = np.nonzero(facing(corners, cam_pos))[0]
     if len(seen):

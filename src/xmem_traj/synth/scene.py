@@ -69,12 +69,19 @@ def contacts(ego: Track, tracks: list[Track], t0: float, t1: float) -> list[tupl
         ex, ey, _ = ego_pose(ego, t)
         near = [a for a in movers if a.alive(t)]
         states = [a.at(t) for a in near]
-        keep = [k for k, s in enumerate(states) if np.hypot(s["x"] - ex, s["y"] - ey) < CHECK_RADIUS_M]
+        keep = [
+            k for k, s in enumerate(states) if np.hypot(s["x"] - ex, s["y"] - ey) < CHECK_RADIUS_M
+        ]
         if len(keep) < 2:
             continue
         size = np.array([near[k].size for k in keep])
-        corners = box_corners_xy(np.array([states[k]["x"] for k in keep]), np.array([states[k]["y"] for k in keep]),
-                                 np.array([states[k]["yaw"] for k in keep]), size[:, 0], size[:, 1])
+        corners = box_corners_xy(
+            np.array([states[k]["x"] for k in keep]),
+            np.array([states[k]["y"] for k in keep]),
+            np.array([states[k]["yaw"] for k in keep]),
+            size[:, 0],
+            size[:, 1],
+        )
         for i, j in overlapping(corners):
             a, b = near[keep[i]], near[keep[j]]
             if a.category.startswith("vehicle") or b.category.startswith("vehicle"):
@@ -87,7 +94,9 @@ def make_scene(city: City, seed: int, index: int, seconds: float = SCENE_SECONDS
     rng = np.random.default_rng([seed, index])
     heads = signal_heads(city.net)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        demand = scene_demand(city, rng, WARMUP_S + PRE_ROLL + seconds + POST_ROLL, WARMUP_S - EGO_LEAD_S)
+        demand = scene_demand(
+            city, rng, WARMUP_S + PRE_ROLL + seconds + POST_ROLL, WARMUP_S - EGO_LEAD_S
+        )
         sumo_seed = int(rng.integers(2**31 - 1))
         try:
             rec = simulate(city, demand, sumo_seed, PRE_ROLL + seconds + POST_ROLL)
@@ -97,8 +106,13 @@ def make_scene(city: City, seed: int, index: int, seconds: float = SCENE_SECONDS
         ego, tracks = tracks_from(rec, city.net, WARMUP_S + PRE_ROLL)
         bad = contacts(ego, tracks, -PRE_ROLL, seconds + POST_ROLL)
         if bad:
-            log.info("scene %d attempt %d: boxes meet (%s at %.1f s); simulated again", index, attempt,
-                     "/".join(bad[0][1:]), bad[0][0])
+            log.info(
+                "scene %d attempt %d: boxes meet (%s at %.1f s); simulated again",
+                index,
+                attempt,
+                "/".join(bad[0][1:]),
+                bad[0][0],
+            )
             continue
         break
     else:

@@ -23,13 +23,19 @@ def _r(v: float, nd: int = 2):
 def agent_box(state: dict, size) -> Box:
     """The devkit's Box of an agent in state (x, y, yaw), size (w, l, h); its base on z = 0."""
     w, l, h = size
-    return Box([state["x"], state["y"], h / 2], [w, l, h], Quaternion(axis=[0, 0, 1], angle=state["yaw"]))
+    return Box(
+        [state["x"], state["y"], h / 2], [w, l, h], Quaternion(axis=[0, 0, 1], angle=state["yaw"])
+    )
 
 
-def frame_rows(scene: Scene, t: float, ids: np.ndarray, faces: dict, pose: dict, cs: dict, cam) -> list[list]:
+def frame_rows(
+    scene: Scene, t: float, ids: np.ndarray, faces: dict, pose: dict, cs: dict, cam
+) -> list[list]:
     """Per agent shown in a frame: [track index, lamps..., faces..., unoccluded share]; pose and
     cs: the frame's ego_pose and calibrated_sensor records."""
-    counts = np.bincount(np.clip(ids.ravel(), 0, len(scene.tracks) + 1), minlength=len(scene.tracks) + 2)
+    counts = np.bincount(
+        np.clip(ids.ravel(), 0, len(scene.tracks) + 1), minlength=len(scene.tracks) + 2
+    )
     frame = world_to_camera(pose, cs)
     rows = []
     for i, shown in faces.items():
@@ -44,7 +50,9 @@ def frame_rows(scene: Scene, t: float, ids: np.ndarray, faces: dict, pose: dict,
     return rows
 
 
-def head_rows(scene: Scene, t: float, ids: np.ndarray, heads_shown: dict, id_base: int) -> list[list]:
+def head_rows(
+    scene: Scene, t: float, ids: np.ndarray, heads_shown: dict, id_base: int
+) -> list[list]:
     """Per signal head in a frame: [head index, state code, lamps face the camera, pixels]."""
     rows = []
     values, counts = np.unique(ids[ids >= id_base], return_counts=True)
@@ -89,9 +97,21 @@ def agent_entry(scene: Scene, track: Track, net, tokens: dict[str, str], base_us
             lead = by_key.get(leader)
             braking = (bool(lead.brake[lead.index(t)]) if lead is not None and lead.alive(t)
                        else bool(v["leader_accel"][k] < -BRAKE_ON) if leader else None)
-            rows.append([code, _r(dist), head, tokens.get(leader, ""), _r(v["gap"][k]),
-                         _r(v["leader_speed"][k]), None if braking is None else int(braking),
-                         int(track.brake[k]), int(track.left[k]), int(track.right[k]), _r(track.speed[k])])
+            rows.append(
+                [
+                    code,
+                    _r(dist),
+                    head,
+                    tokens.get(leader, ""),
+                    _r(v["gap"][k]),
+                    _r(v["leader_speed"][k]),
+                    None if braking is None else int(braking),
+                    int(track.brake[k]),
+                    int(track.left[k]),
+                    int(track.right[k]),
+                    _r(track.speed[k]),
+                ]
+            )
 
     def ref(m) -> str:
         if m.cause == "leader":
@@ -101,13 +121,29 @@ def agent_entry(scene: Scene, track: Track, net, tokens: dict[str, str], base_us
             head = heads.get((tid, int(link)))
             return f"head:{head.index}" if head is not None else ""
         return ""
-    return {"category": track.category, "parked": track.parked, "key": track.key,
-            "states": {"t0": us(first if first is not None else span[0]), "dt": int(STEP_S * 1e6), "rows": rows},
-            "manoeuvres": [{"kind": m.kind, "side": m.side, "t_motion": us(m.t_motion), "t_end": us(m.t_end),
-                            "cause": m.cause, "cause_ref": ref(m),
-                            "cues": [[kind, us(on), us(off)] for kind, on, off in m.cues]}
-                           for m in track.manoeuvres],
-            "misleading": [[kind, us(on), us(off)] for kind, on, off in track.misleading]}
+    return {
+        "category": track.category,
+        "parked": track.parked,
+        "key": track.key,
+        "states": {
+            "t0": us(first if first is not None else span[0]),
+            "dt": int(STEP_S * 1e6),
+            "rows": rows,
+        },
+        "manoeuvres": [
+            {
+                "kind": m.kind,
+                "side": m.side,
+                "t_motion": us(m.t_motion),
+                "t_end": us(m.t_end),
+                "cause": m.cause,
+                "cause_ref": ref(m),
+                "cues": [[kind, us(on), us(off)] for kind, on, off in m.cues],
+            }
+            for m in track.manoeuvres
+        ],
+        "misleading": [[kind, us(on), us(off)] for kind, on, off in track.misleading],
+    }
 
 
 __all__ = ["agent_box", "agent_entry", "frame_rows", "head_rows"]

@@ -69,7 +69,9 @@ def _retime(phases: list[tuple[float, str]], links: dict, cycle: float) -> list[
             durations.append(duration)          # pedestrian clearance after a green
         else:
             durations.append(None)              # a main green
-    weights = np.array([state.count("G") + 1 for (_, state), d in zip(phases, durations) if d is None], float)
+    weights = np.array(
+        [state.count("G") + 1 for (_, state), d in zip(phases, durations) if d is None], float
+    )
     fixed = sum(d for d in durations if d is not None)
     cycle = max(cycle, fixed + MIN_GREEN_S * len(weights))
     greens = iter((cycle - fixed) * weights / weights.sum())

@@ -97,6 +97,15 @@ def version_of(dataroot: str | Path) -> str:
     raise DatasetError(f"{dataroot} holds several table versions {found}; pass --version")
 
 
-
-__all__ = ["ATTRIBUTES", "CATEGORIES", "Tables", "VISIBILITY", "attribute", "challenge_scene_names", "jpeg",
-           "link", "scene_names", "version_of"]
+__all__ = [
+    "ATTRIBUTES",
+    "CATEGORIES",
+    "Tables",
+    "VISIBILITY",
+    "attribute",
+    "challenge_scene_names",
+    "jpeg",
+    "link",
+    "scene_names",
+    "version_of",
+]

@@ -42,18 +42,19 @@ FALSE_SIGNAL_RATE = 0.005           # per second of cruising
 CUE_SOURCES = {
     "indicator rate": "FMVSS 108 via SAE J590b (60–120 flashes/min); UN R48 (90 ± 30 /min)",
     "lane changes unsignalled / late": "Safety Pilot FOT overtaking lane changes (~30 % none, "
-                                       "half of signalled ones after the start); arXiv:2305.16401 "
-                                       "(7 % none, 33 % after); Olsen 2003 (36 % none); "
-                                       "Ponziani 2012, SAE 2012-01-0261 (48 %)",
+    "half of signalled ones after the start); arXiv:2305.16401 "
+    "(7 % none, 33 % after); Olsen 2003 (36 % none); "
+    "Ponziani 2012, SAE 2012-01-0261 (48 %)",
     "lane change duration": "Lee, Olsen & Wierwille 2004, NHTSA DOT HS 809 702 (6.28 ± 2.0 s); "
-                            "SUMO's continuous lane change here takes 4 s (within that spread, "
-                            "shorter to fit 60–150 m blocks)",
+    "SUMO's continuous lane change here takes 4 s (within that spread, "
+    "shorter to fit 60–150 m blocks)",
     "turns unsignalled": "Sullivan, Bao, Goudy & Konet 2015, Accid. Anal. Prev. 74 (25 % left, "
-                         "29 % right); Ponziani 2012 (25 %)",
+    "29 % right); Ponziani 2012 (25 %)",
     "brake lamp thresholds": "UN R13-H §5.2.22.4 (no signal <= 0.7 m/s², required > 1.3 m/s²)",
     "brake lamp rise": "Sivak et al. 1993, UMTRI-93-37 (incandescent ~0.25 s to 90 %)",
     "decelerations": "SUMO Krauss model (decel 4.5 m/s², driver imperfection sigma 0.5)",
-    "cyclists": "no brake lamps required; hand signals 'often not used' (Westerhuis & de Waard 2017)",
+    "cyclists": "no brake lamps required; hand signals 'often not used' "
+                "(Westerhuis & de Waard 2017)",
 }
 
 
@@ -108,7 +109,9 @@ def _approach_start(track: Track, t_turn: float) -> float:
     return -np.inf if k == 0 else track.t0 + k * STEP_S
 
 
-def indicators(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) -> tuple[np.ndarray, np.ndarray]:
+def indicators(
+    rng: np.random.Generator, track: Track, plan: list[Manoeuvre]
+) -> tuple[np.ndarray, np.ndarray]:
     """Indicators (or a cyclist's hand signal) active per step, left and right."""
     t = track.t0 + np.arange(len(track.speed)) * STEP_S
     active = {"left": np.zeros(len(t), bool), "right": np.zeros(len(t), bool)}
@@ -118,7 +121,9 @@ def indicators(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) ->
             continue
         if bike and (m.kind != "turn" or rng.random() >= BIKE_HAND_SIGNAL):
             continue
-        if not bike and rng.random() < (TURN_UNSIGNALLED[m.side] if m.kind == "turn" else LANE_CHANGE_UNSIGNALLED):
+        if not bike and rng.random() < (
+            TURN_UNSIGNALLED[m.side] if m.kind == "turn" else LANE_CHANGE_UNSIGNALLED
+        ):
             continue
         if m.kind == "turn":
             on = max(m.t_motion - rng.uniform(*TURN_LEAD_S), _approach_start(track, m.t_motion))
@@ -135,7 +140,9 @@ def indicators(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) ->
     return active["left"], active["right"]
 
 
-def misleading(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) -> list[tuple[str, float, float]]:
+def misleading(
+    rng: np.random.Generator, track: Track, plan: list[Manoeuvre]
+) -> list[tuple[str, float, float]]:
     """Brake taps with no slowing and indicators with no manoeuvre while cruising; sets them
     on the track's lamps → their (kind, on, off)."""
     if track.category == "vehicle.bicycle":
@@ -155,7 +162,9 @@ def misleading(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) ->
             if window.any() and not (window & busy).any():
                 target = track.brake if kind == "tap" else getattr(track, side)
                 target[window] = True
-                out.append(("brake" if kind == "tap" else f"indicator_{side}", float(at), float(at + dur)))
+                out.append(
+                    ("brake" if kind == "tap" else f"indicator_{side}", float(at), float(at + dur))
+                )
             at += dur + rng.exponential(1 / rate)
     return out
 

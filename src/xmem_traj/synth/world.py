@@ -59,7 +59,9 @@ class Track:
 
     def refresh(self) -> None:
         """Recompute the blink phases after the indicator arrays changed."""
-        self._onset = {side: _run_starts(getattr(self, side), self.t0) for side in ("left", "right")}
+        self._onset = {
+            side: _run_starts(getattr(self, side), self.t0) for side in ("left", "right")
+        }
 
     @property
     def size(self) -> tuple[float, float, float]:
@@ -90,7 +92,9 @@ class Track:
         for side in ("left", "right"):
             active = bool(getattr(self, side)[k])
             state[f"{side}_active"] = active
-            state[side] = active and ((t - self._onset[side][k]) % BLINK_PERIOD) < BLINK_DUTY * BLINK_PERIOD
+            state[side] = (
+                active and ((t - self._onset[side][k]) % BLINK_PERIOD) < BLINK_DUTY * BLINK_PERIOD
+            )
         return state
 
 
@@ -154,7 +158,15 @@ def ego_pose(ego: Track, t: float) -> tuple[float, float, float]:
     return st["x"] - np.cos(st["yaw"]) * back, st["y"] - np.sin(st["yaw"]) * back, st["yaw"]
 
 
-__all__ = ["BLINK_DUTY", "BLINK_PERIOD", "SIZES", "Track", "ego_pose", "tracks_from", "vehicle_boxes"]
+__all__ = [
+    "BLINK_DUTY",
+    "BLINK_PERIOD",
+    "SIZES",
+    "Track",
+    "ego_pose",
+    "tracks_from",
+    "vehicle_boxes",
+]
 
 
 def box_corners_xy(x, y, yaw, w, l) -> np.ndarray:
@@ -179,7 +191,9 @@ def overlapping(corners: np.ndarray, tolerance: float = 0.01) -> list[tuple[int,
     sep = np.zeros((n, n), bool)
     for k in range(2):
         lo_k, hi_k = lo[:, k, :], hi[:, k, :]                       # axis of box a, box b
-        gap_ab = np.minimum(hi_k[:, :, None], hi_k[:, None, :]) - np.maximum(lo_k[:, :, None], lo_k[:, None, :])
+        gap_ab = np.minimum(hi_k[:, :, None], hi_k[:, None, :]) - np.maximum(
+            lo_k[:, :, None], lo_k[:, None, :]
+        )
         # gap_ab[a, b, c]: overlap of boxes b and c on axis k of box a
         idx = np.arange(n)
         sep |= gap_ab[idx, idx, :] < tolerance      # axis of b separates b and c

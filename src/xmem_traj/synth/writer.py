@@ -34,8 +34,18 @@ from .render import CAMERAS, make_camera
 from .scene import make_scene
 from .sidefile import agent_box, agent_entry, frame_rows, head_rows
 from .signals import SIGNAL_SOURCES
-from .tables import (ATTRIBUTES, CATEGORIES, VISIBILITY, Tables, attribute, challenge_scene_names, jpeg,
-                     link, scene_names, version_of)
+from .tables import (
+    ATTRIBUTES,
+    CATEGORIES,
+    VISIBILITY,
+    Tables,
+    attribute,
+    challenge_scene_names,
+    jpeg,
+    link,
+    scene_names,
+    version_of,
+)
 from .vehicles import CUE_SOURCES
 
 log = logging.getLogger(__name__)
@@ -90,7 +100,9 @@ def generate(out: str | Path, *, scenes: int | tuple[int, int, int] = 10, seed: 
             if workers > 1:
                 mapper = stack.enter_context(ProcessPoolExecutor(
                     workers, mp_context=multiprocessing.get_context("fork"))).map
-            for si, part in enumerate(mapper(_write_scene, jobs)):  # in scene order, whoever wrote them
+            for si, part in enumerate(
+                mapper(_write_scene, jobs)
+            ):  # in scene order, whoever wrote them
                 if progress:
                     progress(f"scene {si + 1}/{len(names)} ({names[si]})")
                 writer.merge(part)
@@ -161,8 +173,12 @@ class _DatasetWriter:
         map_name = f"maps/{hashlib.md5(map_png.getvalue()).hexdigest()}.png"
         (out / "maps").mkdir(parents=True, exist_ok=True)
         (out / map_name).write_bytes(map_png.getvalue())
-        tables.add("map", log_tokens=[r["token"] for r in tables.t["log"]], category="semantic_prior",
-                   filename=map_name)
+        tables.add(
+            "map",
+            log_tokens=[r["token"] for r in tables.t["log"]],
+            category="semantic_prior",
+            filename=map_name,
+        )
         write_expansion(out, self.city.net)
         (out / version).mkdir(parents=True, exist_ok=True)
         for table, records in tables.t.items():
@@ -173,12 +189,21 @@ class _DatasetWriter:
         heads = {str(h.index): {"tls": h.tls, "link": h.link, "lane": h.lane, "x": round(h.x, 2),
                                 "y": round(h.y, 2), "z": h.z, "yaw": round(h.yaw, 4)}
                  for h in _heads(self.city)}
-        side = {"format": FORMAT, "about": "synthetic world: what caused what (xmem_traj.data.world_file)",
-                "frame_fields": list(FRAME_FIELDS), "head_fields": list(HEAD_FIELDS),
-                "state_fields": list(STATE_FIELDS),
-                "sources": {"cues": CUE_SOURCES, "signals": SIGNAL_SOURCES, "demand": DEMAND_SOURCES,
-                            "network": NETWORK_SOURCES},
-                "signal_heads": heads, **self.side}
+        side = {
+            "format": FORMAT,
+            "about": "synthetic world: what caused what (xmem_traj.data.world_file)",
+            "frame_fields": list(FRAME_FIELDS),
+            "head_fields": list(HEAD_FIELDS),
+            "state_fields": list(STATE_FIELDS),
+            "sources": {
+                "cues": CUE_SOURCES,
+                "signals": SIGNAL_SOURCES,
+                "demand": DEMAND_SOURCES,
+                "network": NETWORK_SOURCES,
+            },
+            "signal_heads": heads,
+            **self.side,
+        }
         (out / version / SIDE_FILE).write_text(json.dumps(side, separators=(",", ":")))
 
 
@@ -211,18 +236,29 @@ class _SceneWriter:
         log_rec = tables.add("log", logfile=f"n008-2018-08-{1 + si % 28:02d}-15-16-36-0400",
                              vehicle="n008", date_captured=f"2018-08-{1 + si % 28:02d}",
                              location=LOCATION)
-        cs = {ch: tables.add("calibrated_sensor", sensor_token=d.sensor_tok[ch],
-                             translation=[float(v) for v in cam.translation], rotation=cam.quaternion,
-                             camera_intrinsic=[[float(v) for v in row] for row in cam.K])
-              for ch, cam in d.rigs.items()}
+        cs = {
+            ch: tables.add(
+                "calibrated_sensor",
+                sensor_token=d.sensor_tok[ch],
+                translation=[float(v) for v in cam.translation],
+                rotation=cam.quaternion,
+                camera_intrinsic=[[float(v) for v in row] for row in cam.K],
+            )
+            for ch, cam in d.rigs.items()
+        }
         sample_ts = [base + k * 500_000 + int(rng.integers(-2000, 2000)) for k in range(d.samples)]
         scene_rec = tables.add("scene", log_token=log_rec["token"], nbr_samples=d.samples,
                                first_sample_token="", last_sample_token="", name=name,
                                description=f"synthetic xmem-traj scene {si} (seed {d.seed})")
-        samples = [tables.add("sample", timestamp=ts, prev="", next="", scene_token=scene_rec["token"])
-                   for ts in sample_ts]
+        samples = [
+            tables.add("sample", timestamp=ts, prev="", next="", scene_token=scene_rec["token"])
+            for ts in sample_ts
+        ]
         link(samples)
-        scene_rec["first_sample_token"], scene_rec["last_sample_token"] = samples[0]["token"], samples[-1]["token"]
+        scene_rec["first_sample_token"], scene_rec["last_sample_token"] = (
+            samples[0]["token"],
+            samples[-1]["token"],
+        )
         key_views, rows = self._render_cameras(rng, scene, base, log_rec, cs, sample_ts, samples)
         instances = self._annotate(rng, name, scene, base, cs, sample_ts, samples, key_views)
         self._side_file(scene, base, sample_ts, instances, rows)
@@ -256,9 +292,15 @@ class _SceneWriter:
                 for ts, is_key in self._frames(rng, ts_key, k, sample_ts):
                     t = (ts - base) / 1e6
                     ex, ey, eyaw = scene.ego_at(t)
-                    pose = tables.add("ego_pose", timestamp=ts, rotation=list(Quaternion(axis=[0, 0, 1], angle=eyaw).elements),
-                                      translation=[float(ex), float(ey), 0.0])
-                    rgb, ids, faces, heads = draw_world(scene, d.ground, cam, t, np.random.default_rng([d.seed, self.si, ts]))
+                    pose = tables.add(
+                        "ego_pose",
+                        timestamp=ts,
+                        rotation=list(Quaternion(axis=[0, 0, 1], angle=eyaw).elements),
+                        translation=[float(ex), float(ey), 0.0],
+                    )
+                    rgb, ids, faces, heads = draw_world(
+                        scene, d.ground, cam, t, np.random.default_rng([d.seed, self.si, ts])
+                    )
                     folder = "samples" if is_key else "sweeps"
                     filename = f"{folder}/{ch}/{log_rec['logfile']}__{ch}__{ts}.jpg"
                     self._write(filename, jpeg(rgb))
@@ -278,7 +320,9 @@ class _SceneWriter:
             link(chain)
         return key_views, rows
 
-    def _annotate(self, rng, name, scene, base, cs, sample_ts, samples, key_views) -> dict[int, tuple[str, int, int]]:
+    def _annotate(
+        self, rng, name, scene, base, cs, sample_ts, samples, key_views
+    ) -> dict[int, tuple[str, int, int]]:
         """Contiguous annotation tracks while agents are within range of the ego, and the
         scene's prediction targets → per annotated track index (instance token, first, last
         annotated sample)."""
@@ -306,23 +350,47 @@ class _SceneWriter:
                 frac = self._visible_fraction(st, tr.size, ti, k, key_views)
                 vis = "1" if frac < 0.4 else "2" if frac < 0.6 else "3" if frac < 0.8 else "4"
                 dist = float(np.hypot(st["x"] - egos[k][0], st["y"] - egos[k][1]))
-                anns.append(tables.add(
-                    "sample_annotation", sample_token=samples[k]["token"], instance_token=inst["token"],
-                    visibility_token=vis, attribute_tokens=[d.attr_tok[attribute(tr, st)]],
-                    translation=[float(v) for v in box.center], size=list(tr.size),
-                    rotation=[float(v) for v in box.orientation.elements], prev="", next="",
-                    num_lidar_pts=int(4000 * max(frac, 0.05) / (1 + dist / 4) ** 2),
-                    num_radar_pts=int(rng.integers(0, 4)) if tr.category.startswith("vehicle") else 0))
+                anns.append(
+                    tables.add(
+                        "sample_annotation",
+                        sample_token=samples[k]["token"],
+                        instance_token=inst["token"],
+                        visibility_token=vis,
+                        attribute_tokens=[d.attr_tok[attribute(tr, st)]],
+                        translation=[float(v) for v in box.center],
+                        size=list(tr.size),
+                        rotation=[float(v) for v in box.orientation.elements],
+                        prev="",
+                        next="",
+                        num_lidar_pts=int(4000 * max(frac, 0.05) / (1 + dist / 4) ** 2),
+                        num_radar_pts=(
+                            int(rng.integers(0, 4)) if tr.category.startswith("vehicle") else 0
+                        ),
+                    )
+                )
             link(anns)
-            inst["first_annotation_token"], inst["last_annotation_token"] = anns[0]["token"], anns[-1]["token"]
+            inst["first_annotation_token"], inst["last_annotation_token"] = (
+                anns[0]["token"],
+                anns[-1]["token"],
+            )
             if tr.category.startswith("vehicle") and not tr.parked:
                 for k in range(first, last + 1):
                     # Targets: a full 6 s future, and seen well at the target sample (within
                     # TARGET_RANGE of the ego, visibility >= 2), every target_stride-th sample.
-                    near_enough = np.hypot(states[k]["x"] - egos[k][0], states[k]["y"] - egos[k][1]) < TARGET_RANGE
+                    near_enough = (
+                        np.hypot(states[k]["x"] - egos[k][0], states[k]["y"] - egos[k][1])
+                        < TARGET_RANGE
+                    )
                     seen = anns[k - first]["visibility_token"] >= "2"
-                    if k + FUTURE_SAMPLES <= last and k % d.target_stride == 0 and near_enough and seen:
-                        self.prediction.setdefault(name, []).append(f"{inst['token']}_{samples[k]['token']}")
+                    if (
+                        k + FUTURE_SAMPLES <= last
+                        and k % d.target_stride == 0
+                        and near_enough
+                        and seen
+                    ):
+                        self.prediction.setdefault(name, []).append(
+                            f"{inst['token']}_{samples[k]['token']}"
+                        )
         return instances
 
     def _visible_fraction(self, state: dict, size, ti: int, k: int, key_views) -> float:
@@ -335,7 +403,9 @@ class _SceneWriter:
                 frac = max(frac, visibility_fraction(ids, ti + 1, area))
         return frac
 
-    def _side_file(self, scene, base: int, sample_ts: list[int], instances: dict, rows: dict) -> None:
+    def _side_file(
+        self, scene, base: int, sample_ts: list[int], instances: dict, rows: dict
+    ) -> None:
         """The scene's rows of the side file: annotated agents only, times in µs."""
         token_of = {ti: tok for ti, (tok, _, _) in instances.items()}
         for sd_token, (agent_rows, heads) in rows.items():
@@ -346,9 +416,19 @@ class _SceneWriter:
                 self.side["heads"][sd_token] = heads
         tokens = {scene.tracks[ti].key: tok for ti, tok in token_of.items()}
         for ti, (token, first, last) in instances.items():
-            span = ((sample_ts[first] - base) / 1e6 - HISTORY_S, (sample_ts[last] - base) / 1e6 + 0.5)
+            span = (
+                (sample_ts[first] - base) / 1e6 - HISTORY_S,
+                (sample_ts[last] - base) / 1e6 + 0.5,
+            )
             entry = agent_entry(scene, scene.tracks[ti], self.d.city.net, tokens, base, span)
             self.side["agents"][token] = {**entry, "track": ti}
 
 
-__all__ = ["challenge_scene_names", "dataset_city", "generate", "scene_base", "scene_names", "version_of"]
+__all__ = [
+    "challenge_scene_names",
+    "dataset_city",
+    "generate",
+    "scene_base",
+    "scene_names",
+    "version_of",
+]
