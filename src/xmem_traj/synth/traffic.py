@@ -135,25 +135,54 @@ def _run(ls, tc, demand: Demand, record_s: float, vvars, pvars) -> Recording:
         teleports += ls.simulation.getStartingTeleportNumber()
         if demand.ego_id not in ls.vehicle.getIDList():
             raise RuntimeError("the ego left the road during the recording")
-        found = ls.vehicle.getContextSubscriptionResults(demand.ego_id)
-        for vid in sorted(found):
-            r = found[vid]
-            if tc.VAR_LANE_ID not in r:        # a person's row (both domains share the dict)
-                continue
-            track = vehicles.get(vid)
-            if track is None or track.first + track.steps != i:   # (re-entering: a new track)
-                track = vehicles[vid] = Trace(vid, ls.vehicle.getTypeID(vid), i)
-            track.append(**_vehicle_row(ls, tc, vid, r))
-        for pid in sorted(p for p in found if tc.VAR_LANE_ID not in found[p]):
-            r = found[pid]
-            track = persons.get(pid)
-            if track is None or track.first + track.steps != i:
-                track = persons[pid] = Trace(pid, "pedestrian", i)
-            x, y = r[tc.VAR_POSITION]
-            track.append(x=x, y=y, angle=r[tc.VAR_ANGLE], speed=r[tc.VAR_SPEED])
+        _record_step(ls, tc, i, ls.vehicle.getContextSubscriptionResults(demand.ego_id),
+                     vehicles, persons, vvars, pvars)
         for tid in tls_ids:
             signals.setdefault(tid, []).append(ls.trafficlight.getRedYellowGreenState(tid))
     return Recording(t0, n, vehicles, persons, signals, collisions, teleports, demand.ego_route)
+
+
+def _record_step(ls, tc, i: int, found: dict, vehicles: dict, persons: dict, vvars, pvars) -> None:
+    """One step's rows: every vehicle and person within the radius, and those recorded before
+    that are still in the simulation (a track, once begun, runs on until its actor leaves the
+    simulation or the recording ends: no gaps, no actor vanishing in view)."""
+    here = {v: r for v, r in found.items() if tc.VAR_LANE_ID in r}
+    people = {p: r for p, r in found.items() if tc.VAR_LANE_ID not in r}
+    on_road = set(ls.vehicle.getIDList())
+    for vid in vehicles:
+        if vid not in here and vid in on_road and vehicles[vid].first + vehicles[vid].steps == i:
+            here[vid] = {var: _vehicle_var(ls, vid, var, tc) for var in vvars}
+    walking = set(ls.person.getIDList())
+    for pid in persons:
+        if pid not in people and pid in walking and persons[pid].first + persons[pid].steps == i:
+            people[pid] = {tc.VAR_POSITION: ls.person.getPosition(pid),
+                           tc.VAR_ANGLE: ls.person.getAngle(pid),
+                           tc.VAR_SPEED: ls.person.getSpeed(pid)}
+    for vid in sorted(here):
+        track = vehicles.get(vid)
+        if track is None:
+            track = vehicles[vid] = Trace(vid, ls.vehicle.getTypeID(vid), i)
+        elif track.first + track.steps != i:
+            continue                      # (it had left the simulation: never recorded again)
+        track.append(**_vehicle_row(ls, tc, vid, here[vid]))
+    for pid in sorted(people):
+        track = persons.get(pid)
+        if track is None:
+            track = persons[pid] = Trace(pid, "pedestrian", i)
+        elif track.first + track.steps != i:
+            continue
+        x, y = people[pid][tc.VAR_POSITION]
+        track.append(x=x, y=y, angle=people[pid][tc.VAR_ANGLE], speed=people[pid][tc.VAR_SPEED])
+
+
+def _vehicle_var(ls, vid: str, var: int, tc):
+    """One recorded variable of a vehicle outside the context subscription."""
+    getter = {tc.VAR_POSITION: ls.vehicle.getPosition, tc.VAR_ANGLE: ls.vehicle.getAngle,
+              tc.VAR_SPEED: ls.vehicle.getSpeed, tc.VAR_ACCELERATION: ls.vehicle.getAcceleration,
+              tc.VAR_LANE_ID: ls.vehicle.getLaneID, tc.VAR_LANEPOSITION: ls.vehicle.getLanePosition,
+              tc.VAR_LANEPOSITION_LAT: ls.vehicle.getLateralLanePosition,
+              tc.VAR_SPEED_LAT: ls.vehicle.getLateralSpeed}[var]
+    return getter(vid)
 
 
 __all__ = ["EGO_LEAD_S", "RECORD_RADIUS_M", "Recording", "STEP_S", "Trace", "WARMUP_S", "simulate"]
