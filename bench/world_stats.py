@@ -52,7 +52,8 @@ def split_tables(cfg: TrainConfig, source, world: WorldFile, nusc) -> dict:
         print(f"| {split} | {len(ds)} | {agents} | {len(with_past)} | "
               + " | ".join(_pct(counts[c], len(with_past)) for c in CLASSES) + " |")
         rows.append((split, len(with_past), causes))
-    print("\ntargets with a past by the cause of their next (or ongoing) manoeuvre; in brackets: "
+    print("\ntargets with a past by the cause of their next (or ongoing) manoeuvre (none: no "
+          "manoeuvre within the horizon, or one without a cause); in brackets: "
           "those whose cause a window frame showed to the target's camera\n\n| split | "
           + " | ".join(CAUSES) + " |\n|---|" + "---|" * len(CAUSES))
     for split, n, causes in rows:

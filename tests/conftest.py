@@ -81,10 +81,11 @@ SIZE = dict(width=320, height=180)
 def synth_root(tmp_path_factory) -> Path:
     """A small synthetic nuScenes (3 scenes: 2 mini_train, 1 mini_val) shared by the tests."""
     from xmem_traj.synth import generate
-    # (a target every 3rd key frame: the SUMO world's queues keep more vehicles in range with a
-    # full future than the earlier world did; the loader tests need a few dozen, not hundreds)
+    # (a target every 4th key frame: the SUMO world's queues keep more vehicles in range with a
+    # full future, and more of them in each frame, than the earlier world did; the loader and
+    # training tests need a few dozen targets, not hundreds of XMem objects)
     return generate(tmp_path_factory.mktemp("nusc") / "keyframes", scenes=3, seed=5,
-                    target_stride=3, **SIZE)
+                    target_stride=4, **SIZE)
 
 
 @pytest.fixture(scope="session")

@@ -235,3 +235,44 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     one = generate(tmp_path / "one", workers=1, **small)
     two = generate(tmp_path / "two", workers=2, **small)
     assert _digest(one) == _digest(two) and len(_digest(one)) > 30
+
+
+def test_side_file_reader_answers_for_loader_records(synth_root, nusc, tmp_path):
+    """world_file's reader on the loader's records: per window frame the true states and the
+    labels a perfect eye reads, the target's class and cause; a broken or foreign file is named."""
+    import json
+    import shutil
+    from xmem_traj.data.agent_dataset import NuScenesAgentDataset
+    from xmem_traj.data.world_file import (CAUSES, CLASSES, CUE_LABEL_FIELDS, SCENE_STATE_FIELDS,
+                                           SIDE_FILE, WorldFile)
+    from xmem_traj.errors import DatasetError
+    world = WorldFile.load(synth_root, "v1.0-mini")
+    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
+                                            image_size=None)
+    causes, leaders = set(), 0
+    for rec in ds.records:
+        states, valid = world.scene_state(rec)
+        labels, seen = world.cue_labels(rec)
+        assert states.shape == (len(rec.frame_tokens), len(SCENE_STATE_FIELDS)) and valid.any()
+        assert labels.shape == (len(rec.frame_tokens), len(CUE_LABEL_FIELDS))
+        assert not seen[[not tok for tok in rec.frame_tokens]].any()
+        col = {f: states[:, i] for i, f in enumerate(SCENE_STATE_FIELDS)}
+        signal = col["signal_red"] + col["signal_yellow"] + col["signal_green"] + col["signal_off"]
+        assert (signal <= 1).all()
+        assert (col["leader_gap_m"][col["leader"] == 0] == 0).all()
+        head = labels[:, CUE_LABEL_FIELDS.index("head_seen")]
+        assert (labels[:, 5:8].sum(1) <= head).all()          # a colour only where a head is seen
+        assert world.target_class(rec) in CLASSES
+        causes.add(world.target_cause(rec))
+        leaders += int(col["leader"].any())
+    assert causes <= set(CAUSES) and len(causes) >= 3 and leaders > 10
+    bad = tmp_path / "v1.0-mini"
+    bad.mkdir()
+    (bad / SIDE_FILE).write_text(json.dumps({"format": 1, "frames": {}}))
+    with pytest.raises(DatasetError, match=SIDE_FILE):
+        WorldFile.load(tmp_path, "v1.0-mini")
+    (bad / SIDE_FILE).write_text("{not json")
+    with pytest.raises(DatasetError, match=SIDE_FILE):
+        WorldFile.load(tmp_path, "v1.0-mini")
+    shutil.rmtree(bad)
+    assert WorldFile.load(tmp_path, "v1.0-mini") is None

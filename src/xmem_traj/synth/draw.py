@@ -130,7 +130,8 @@ def _mast(canvas: Canvas, heads: list[Head], cam_pos: np.ndarray) -> None:
                                     length, 0.12), POLE, 0, cam_pos)
 
 
-def draw_world(scene, ground: Ground, cam: Camera, t: float, rng: np.random.Generator):
+def draw_world(scene, ground: Ground, cam: Camera, t: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict, dict]:
     """Render camera `cam` at time t → (RGB (H, W, 3), id buffer (H, W), per agent index the
     faces it shows the camera, per signal head index whether its lamps face the camera);
     ids are 1 + index into scene.tracks, HEAD_ID_BASE + head index for heads."""

@@ -169,7 +169,8 @@ __all__ = [
 ]
 
 
-def box_corners_xy(x, y, yaw, w, l) -> np.ndarray:
+def box_corners_xy(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, w: np.ndarray,
+                   l: np.ndarray) -> np.ndarray:
     """Ground corners (n, 4, 2) of boxes centred at (x, y) with yaw, width w and length l."""
     c, s = np.cos(yaw), np.sin(yaw)
     dx = np.array([1, 1, -1, -1]) * np.asarray(l)[..., None] / 2
