@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup train test bench clean
+.PHONY: setup train test lint bench clean
 
 $(BIN)/xmem-traj: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ setup: $(BIN)/xmem-traj
 train: setup
 	$(BIN)/xmem-traj train $(ARGS)
 
-test: setup
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+test: setup lint
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: setup

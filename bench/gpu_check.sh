@@ -2,7 +2,8 @@
 # One GPU check in one call (about 5 minutes on an H100/H200), results to $OUT (or ./gpu_check):
 #   1. the XMem reference fixtures on CUDA (float32, atol as in the tests);
 #   2. xmem_bench float32/bfloat16 at B=1/8 for 144×256 and 480×854, and the stage table;
-#   3. a short `xmem-traj train --accelerator gpu` on a small synthetic set.
+#   3. a short `xmem-traj train --accelerator gpu` on a small synthetic set, and a check that its
+#      XMem features were extracted on CUDA (the feature cache's manifests record the device).
 # Usage (from the repository root, with .venv built by `make setup`; on a CUDA machine first
 #   `make setup TORCH='torch==2.13.0'` so that the CUDA wheel is installed):
 #   bash bench/gpu_check.sh
@@ -30,6 +31,10 @@ out = pathlib.Path(sys.argv[1])
 summary = {p.stem: json.loads(p.read_text()) for p in out.glob("xmem_*.json")}
 run = out / "runs" / "gpu" / "eval.json"
 summary["train_eval"] = json.loads(run.read_text()) if run.exists() else None
+devices = [json.loads(m.read_text()).get("device") for m in (out / "cache").glob("features/*/manifest.json")]
+summary["feature_devices"] = devices
 (out / "gpu_check.json").write_text(json.dumps(summary, indent=1))
 print("wrote", out / "gpu_check.json")
+assert devices and all(d and d.startswith("cuda") for d in devices), f"features extracted on {devices}"
+print("XMem features were extracted on", sorted(set(devices)))
 PYEOF

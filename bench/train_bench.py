@@ -11,17 +11,22 @@
   through the trajectory loss (features computed in every step), and what the default
   schedule would take at that rate;
 - with --default-run: the stage times of the default `xmem-traj train` (data, XMem features,
-  heads, eval) in a fresh temporary cache.
+  heads, eval) in a fresh temporary cache;
+- with --heads: the heads stage of the default run (every default method, every seed, the
+  default schedule) on its prepared data, trained one seed after the other (before) and as one
+  stacked ensemble per method (after), in one run: seconds and the ratio.
 
-    python bench/train_bench.py [--dataroot DIR] [--items 0] [--default-run | --finetune decoder]
+    python bench/train_bench.py [--dataroot DIR] [--items 0]
+                                [--default-run | --heads [--epochs N] | --finetune decoder]
 """
+
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -31,42 +36,65 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.videos import FrameSource, group_video, group_windows
+from xmem_traj.inputs.extraction import ExtractionStats, extract_groups, plan_extraction
+from xmem_traj.inputs.world import cue_states
+from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.traj.batch import collate_traj
-from xmem_traj.traj.datamodules import TrajDataModule
-from xmem_traj.traj.extraction import ExtractionStats, extract_groups, plan_extraction
+from xmem_traj.traj.datamodules import TrajDataModule, method_slots, model_spec
 from xmem_traj.traj.predictor import TrajectoryPredictor
-from xmem_traj.traj.targets import CachedTargets, EpochBatchSampler, EpochShuffleSampler
+from xmem_traj.traj.prepare import PreparedData, prepare
+from xmem_traj.traj.targets import EpochBatchSampler, EpochShuffleSampler, TargetTensors
 
 
-def extraction(cfg: TrainConfig, dm: TrajDataModule, items: list[int]) -> None:
-    ds, backbone = dm.train_set, dm.backbone
+def extraction(cfg: TrainConfig, data: PreparedData, items: list[int]) -> None:
+    ds, backbone = data.train.dataset, make_backbone(cfg)
     groups = group_windows(ds.records, items)
-    plan = plan_extraction(ds, groups, cfg.videos_per_step, FrameSource(ds.records, ds.image_size, cfg.crop_size))
+    xm = cfg.xmem
+    plan = plan_extraction(
+        ds, groups, xm.videos_per_step, FrameSource(ds.records, ds.image_size, xm.crop_size)
+    )
     t0 = time.time()
     with torch.no_grad():  # before: each chunk's videos decode and key-encode all their frames
         for chunk in plan.chunks:
             videos = [group_video(ds.records, g, ds.image_size) for g in chunk]
-            backbone(torch.stack([v["frames"] for v in videos]), [v["init_masks"] for v in videos],
-                     [v["init_frames"].tolist() for v in videos], [v["frame_masks"] for v in videos])
+            backbone(
+                torch.stack([v["frames"] for v in videos]),
+                [v["init_masks"] for v in videos],
+                [v["init_frames"].tolist() for v in videos],
+                [v["frame_masks"] for v in videos],
+            )
     before = time.time() - t0
     stats = ExtractionStats()
     t0 = time.time()
-    extract_groups(backbone, ds, groups, videos_per_step=cfg.videos_per_step,
-                   num_workers=cfg.num_workers, progress=False, stats=stats)
+    extract_groups(
+        backbone,
+        ds,
+        groups,
+        videos_per_step=xm.videos_per_step,
+        num_workers=cfg.run.num_workers,
+        progress=False,
+        stats=stats,
+    )
     after = time.time() - t0
-    print(f"\nXMem features: {len(items)} targets in {len(groups)} windows, {cfg.videos_per_step} in "
-          f"lockstep, precision {backbone.precision}, {cfg.image_height}×{cfg.image_width}")
+    print(
+        f"\nXMem features: {len(items)} targets in {len(groups)} windows, {xm.videos_per_step} in "
+        f"lockstep, precision {backbone.precision}, {xm.image_height}×{xm.image_width}"
+    )
     print("| pipeline | frames decoded | frames key-encoded | items/s |\n|---|---|---|---|")
-    print(f"| every window's own frames (before) | {stats.video_frames} | {stats.video_frames} | "
-          f"{len(items) / before:.2f} |")
-    print(f"| each camera frame once (after) | {stats.decoded} | {stats.key_encoded} | "
-          f"{len(items) / after:.2f} |")
+    print(
+        f"| every window's own frames (before) | {stats.video_frames} | {stats.video_frames} | "
+        f"{len(items) / before:.2f} |"
+    )
+    print(
+        f"| each camera frame once (after) | {stats.decoded} | {stats.key_encoded} | "
+        f"{len(items) / after:.2f} |"
+    )
 
 
 class _PerItem(Dataset):
-    """The cached targets served item by item (the previous loader)."""
+    """The targets served item by item (the previous loader)."""
 
-    def __init__(self, data: CachedTargets):
+    def __init__(self, data: TargetTensors):
         self.data = data
 
     def __len__(self) -> int:
@@ -85,55 +113,90 @@ def _step_flops(model: TrajectoryPredictor, batch) -> float:
     return float(counter.get_total_flops())
 
 
-def head_training(cfg: TrainConfig, dm: TrajDataModule, epochs: int) -> None:
-    ds = dm.train_set
-    dim = dm.feature_dim("xmem") or 647
-    # Random features of the real width; the cue labels the default run's auxiliary loss reads.
-    cues = dm._inputs(ds, "cues") if cfg.cue_loss > 0 and dm.cues is not None else None
-    data = CachedTargets(ds, np.random.default_rng(0).normal(size=(len(ds), ds.window_len, dim)).astype(np.float32),
-                         np.ones((len(ds), ds.window_len), bool), cues=cues, maps=dm.rasters("train"))
+def head_training(cfg: TrainConfig, data: PreparedData, epochs: int) -> None:
+    """The XMem model's head on random features of the real width, with the map and the cue
+    labels the default run's auxiliary loss reads."""
+    train = data.train
+    dim = make_backbone(cfg).feature_dim
+    n, t = len(train), train.dataset.window_len
+    train.arrays["xmem"] = np.random.default_rng(0).normal(size=(n, t, dim)).astype(np.float32)
+    train.arrays["xmem_valid"] = np.ones((n, t), bool)
+    train.shapes.update({"xmem": (t, dim), "xmem_valid": (t,)})
+    if data.context.world is not None:  # the cue labels, as the world provider builds them
+        labels, valid = cue_states(data.context, train.targets)
+        train.arrays.update(cue_labels=labels, cue_labels_valid=valid)
+        train.shapes.update(cue_labels=labels.shape[1:], cue_labels_valid=valid.shape[1:])
+    tensors = TargetTensors(train, method_slots(data, "xmem", "train"))
+    optim = cfg.optim
     loaders = {
         "per-item DataLoader + collate (before)": DataLoader(
-            _PerItem(data), batch_size=cfg.batch_size, sampler=EpochShuffleSampler(len(data), 0),
-            collate_fn=collate_traj),
+            _PerItem(tensors),
+            batch_size=optim.batch_size,
+            sampler=EpochShuffleSampler(n, 0),
+            collate_fn=collate_traj,
+        ),
         "batches indexed from stacked tensors (after)": DataLoader(
-            data, batch_sampler=EpochBatchSampler(EpochShuffleSampler(len(data), 0), cfg.batch_size,
-                                                  drop_last=False), collate_fn=lambda b: b),
+            tensors,
+            batch_sampler=EpochBatchSampler(
+                EpochShuffleSampler(n, 0), optim.batch_size, drop_last=False
+            ),
+            collate_fn=lambda b: b,
+        ),
     }
-    make = lambda: TrajectoryPredictor.from_config(  # noqa: E731
-        dm.cfg, "xmem", feature_dim=dim, past_steps=ds.targets.past_steps,
-        future_steps=ds.targets.future_steps, seed=cfg.seed)
-    batch = data.__getitems__(list(range(cfg.batch_size)))
-    per_item = _step_flops(make(), batch) / cfg.batch_size
-    print(f"\ncached head training: {epochs} epochs of {len(data)} targets, batch {cfg.batch_size}, "
-          f"head {cfg.head} {cfg.hidden}, {dim} features, cue loss {cfg.cue_loss if cues else 0}, "
-          f"precision {cfg.resolved_precision}; {per_item / 1e6:.2f} MFLOP per target and step")
+    spec = model_spec(data, "xmem").to_dict()
+
+    def make() -> TrajectoryPredictor:
+        return TrajectoryPredictor(
+            spec=spec, lr=optim.lr, weight_decay=optim.weight_decay, epochs=epochs, seed=optim.seed
+        )
+
+    batch = tensors.batch(list(range(optim.batch_size)))
+    per_item = _step_flops(make(), batch) / optim.batch_size
+    labels = "cue_labels" in tensors.slots
+    print(
+        f"\ncached head training: {epochs} epochs of {n} targets, batch {optim.batch_size}, "
+        f"head {cfg.experimental.head} {cfg.model.hidden}, {dim} features, cue loss "
+        f"{cfg.model.cue_loss if labels else 0}, precision {cfg.xmem.precision}; "
+        f"{per_item / 1e6:.2f} MFLOP per target and step"
+    )
     print("| loader | items/s | GFLOP/s |\n|---|---|---|")
     for name, loader in loaders.items():
         model = make()
-        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False,
-                            precision="bf16-mixed" if cfg.resolved_precision == "bf16" else "32-true")
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            precision="bf16-mixed" if cfg.xmem.precision == "bf16" else "32-true",
+        )
         t0 = time.time()
         trainer.fit(model, loader)
-        rate = epochs * len(data) / (time.time() - t0)
+        rate = epochs * n / (time.time() - t0)
         print(f"| {name} | {rate:.0f} | {rate * per_item / 1e9:.1f} |")
     print(f"(50 000 items/s would need {50_000 * per_item / 1e9:.0f} GFLOP/s)")
 
 
 def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
-    """Seconds per training step with cfg.finetune_xmem's modules trained through the loss."""
-    dm = TrajDataModule.from_config(cfg)
-    dm.setup("fit")
-    targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
-                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
-                                            seed=cfg.seed, backbone=dm.backbone)
+    """Seconds per training step with cfg's fine-tuned XMem modules trained through the loss."""
+    data = prepare(cfg.with_options(methods="xmem"), roles=("train",))
+    cfg, optim = data.cfg, data.cfg.optim
+    spec = model_spec(data, "xmem")
+    model = TrajectoryPredictor(
+        spec=spec.to_dict(),
+        lr=optim.lr,
+        weight_decay=optim.weight_decay,
+        epochs=optim.epochs,
+        seed=optim.seed,
+        backbone=spec.backbone,
+    )
     model.log = lambda *a, **k: None  # noqa: E731  (no trainer attached)
     opt = model.configure_optimizers()["optimizer"]
-    loader = iter(dm._loader(dm.targets("train", "xmem"), cfg.batch_size, seed=cfg.seed))
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.resolved_precision == "bf16")
-    trainable = sum(p.numel() for p in model.backbone.parameters() if p.requires_grad)
+    dm = TrajDataModule(data, optim, cfg.run)
+    loader = iter(dm._loader(dm.tensors("xmem", "train"), optim.batch_size, seed=optim.seed))
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.xmem.precision == "bf16")
+    trainable = sum(p.numel() for p in spec.backbone.parameters() if p.requires_grad)
     times = []
     for i in range(steps + 1):  # the first step warms up
         batch = next(loader)
@@ -145,44 +208,104 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
         opt.step()
         times.append(time.time() - t0)
     per_step = sum(times[1:]) / steps
-    rate = cfg.batch_size / per_step
-    n = len(dm.train_set)
-    print(f"\nfine-tuning XMem's {cfg.finetune_xmem} ({trainable / 1e6:.1f} M parameters) through the "
-          f"trajectory loss, batch {cfg.batch_size}, precision {cfg.resolved_precision}: "
-          f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({cfg.epochs} epochs × "
-          f"{cfg.seeds} seeds of {n} targets) would take {cfg.epochs * cfg.seeds * n / rate / 3600:.0f} h")
+    rate = optim.batch_size / per_step
+    n = len(data.train)
+    print(
+        f"\nfine-tuning XMem's {cfg.xmem.finetune_xmem} ({trainable / 1e6:.1f} M parameters) "
+        f"through the trajectory loss, batch {optim.batch_size}, precision {cfg.xmem.precision}: "
+        f"{per_step:.1f} s per step, {rate:.2f} items/s; the default schedule ({optim.epochs} "
+        f"epochs × {optim.seeds} seeds of {n} targets) would take "
+        f"{optim.epochs * optim.seeds * n / rate / 3600:.0f} h"
+    )
+
+
+def heads_stage(cfg: TrainConfig) -> None:
+    """The default run's heads stage, seed by seed and stacked, on the same prepared data."""
+    from xmem_traj.runs import RunLayout
+    from xmem_traj.train import fit_method
+
+    data = prepare(cfg, roles=("train", "val"))
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, stacked in (
+            ("one seed after the other (before)", False),
+            ("seeds stacked, one model per method (after)", True),
+        ):
+            data.cfg = data.cfg.with_options(stack_seeds=stacked, progress=False)
+            dm = TrajDataModule(data, data.cfg.optim, data.cfg.run)
+            layout = RunLayout(Path(tmp) / ("stacked" if stacked else "seeds"))
+            t0 = time.perf_counter()
+            for method in data.methods:
+                fit_method(data, dm, layout, method, resume=False, report=lambda line: None)
+            seconds[name] = time.perf_counter() - t0
+    optim = data.cfg.optim
+    print(
+        f"\nheads stage: {', '.join(data.methods)}, {optim.seeds} seeds, {optim.epochs} epochs "
+        f"of {len(data.train)} targets, batch {optim.batch_size}, precision "
+        f"{data.cfg.xmem.precision}, {torch.get_num_threads()} threads"
+    )
+    print("| heads trained | seconds |\n|---|---|")
+    for name, s in seconds.items():
+        print(f"| {name} | {s:.0f} |")
+    before, after = seconds.values()
+    print(f"stacked / one by one: {before / after:.2f}× faster")
 
 
 def default_run() -> None:
     from xmem_traj.train import run_training
+
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(cache_dir=tmp + "/cache", run_dir=tmp + "/runs", progress=False).validate()
+        cfg = TrainConfig.of(cache_dir=tmp + "/cache", run_dir=tmp + "/runs", progress=False)
         t0 = time.time()
         run_training(cfg, report=print)
         print(f"\ndefault run: {time.time() - t0:.0f} s in all (fresh cache)")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataroot", default="", help="nuScenes folder (default: the synthetic default data)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--dataroot", default="", help="nuScenes folder (default: the synthetic default data)"
+    )
     p.add_argument("--items", type=int, default=0, help="targets to extract features for (0: all)")
-    p.add_argument("--epochs", type=int, default=5, help="epochs of cached head training")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=0,
+        help="epochs of head training (default: 5; with --heads: the default's)",
+    )
+    p.add_argument(
+        "--heads",
+        action="store_true",
+        help="time the default run's heads stage seed by seed and stacked instead",
+    )
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--default-run", action="store_true", help="time the default main job's stages instead")
-    p.add_argument("--finetune", default="", metavar="PREFIXES",
-                   help="time training steps with these XMem modules fine-tuned instead (e.g. decoder)")
+    p.add_argument(
+        "--default-run", action="store_true", help="time the default main job's stages instead"
+    )
+    p.add_argument(
+        "--finetune",
+        default="",
+        metavar="PREFIXES",
+        help="time training steps with these XMem modules fine-tuned instead (e.g. decoder)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     if args.default_run:
         return default_run()
-    cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
+    cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
+    if args.heads:
+        return heads_stage(cfg.with_options(epochs=args.epochs) if args.epochs else cfg)
+    args.epochs = args.epochs or 5
     if args.finetune:
-        return finetune_steps(dataclasses.replace(cfg, finetune_xmem=args.finetune).validate())
-    dm = TrajDataModule.from_config(cfg)
-    items = list(range(min(args.items or len(dm.train_set), len(dm.train_set))))
-    extraction(cfg, dm, items)
-    head_training(cfg, dm, args.epochs)
+        return finetune_steps(cfg.with_options(finetune_xmem=args.finetune))
+    data = prepare(cfg.with_options(methods="history_only"), roles=("train",))
+    cfg = data.cfg.with_options(methods="xmem")  # (resolved; what the head bench trains)
+    n = len(data.train)
+    extraction(cfg, data, list(range(min(args.items or n, n))))
+    head_training(cfg, data, args.epochs)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
-from xmem_traj.data.agent_index import load_nuscenes
+from xmem_traj.data.tables import load_nuscenes
 from xmem_traj.data.sources import resolve_source
 from xmem_traj.data.world_file import (CAUSES, CLASSES, WorldFile, cause_table, class_counts,
                                        manoeuvre_statistics, misleading_statistics)
@@ -39,7 +39,7 @@ def split_tables(cfg: TrainConfig, source, world: WorldFile, nusc) -> dict:
     for split in ("train", "train_val", "val"):
         try:
             ds = NuScenesAgentDataset.from_config(
-                cfg, source.dataroot, source.version, split, nusc=nusc
+                cfg.data, source.dataroot, source.version, split, image_size=None, nusc=nusc
             )
         except DatasetError:        # a split the world has no scenes (or targets) for
             print(f"| {split} | 0 | 0 | 0 |" + " — |" * len(CLASSES))
@@ -107,8 +107,8 @@ def main() -> None:
         "--calibrate", action="store_true", help="also measure the queue discharge (~10 s)"
     )
     args = p.parse_args()
-    cfg = TrainConfig(dataroot=args.dataroot, progress=False).validate()
-    source = resolve_source(cfg, print)
+    cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
+    source = resolve_source(cfg.data, cfg.world, progress=False, report=print)
     world = WorldFile.load(source.dataroot, source.version)
     if world is None:
         raise SystemExit(f"{source.dataroot} has no side file: not a synthetic world")

@@ -1,11 +1,11 @@
 """The main job: metrics vs the devkit, baselines, training smoke, resume, cache, DDP, CLI."""
+
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,54 +19,105 @@ from nuscenes.prediction import PredictHelper
 from nuscenes.prediction.models.physics import ConstantVelocityHeading, PhysicsOracle
 
 from xmem_traj.config import TrainConfig
+from xmem_traj.data.agent_dataset import NuScenesAgentDataset
 from xmem_traj.data.agent_frame import global_to_local, local_to_global
 from xmem_traj.data.videos import group_video, group_windows
 from xmem_traj.eval.baselines import run_baseline
-from xmem_traj.eval.evaluate import (evaluate_run, format_report, load_predictor, predict, prediction_json,
-                                     score)
+from xmem_traj.eval.report import format_report
+from xmem_traj.eval.scoring import (
+    evaluate_run,
+    load_predictor,
+    predict,
+    prediction_json,
+    score,
+    val_tensors,
+)
+from xmem_traj.inputs import feature_cache
+from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.runs import RunLayout
-from xmem_traj.traj import feature_cache
-from xmem_traj.traj.backbone import XMemBackbone
-from xmem_traj.traj.datamodules import TrajDataModule
 from xmem_traj.train import run_training
+from xmem_traj.traj.prepare import prepare
 
 BIN = Path(sys.executable).parent
 
 
 def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
-    base = dict(dataroot=str(synth_root), cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "runs"),
-                image_height=64, image_width=128, features="hidden_mean,geometry", epochs=2,
-                batch_size=16, hidden=32, progress=False, name="t", seeds=1)
+    base = dict(
+        dataroot=str(synth_root),
+        cache_dir=str(tmp_path / "cache"),
+        run_dir=str(tmp_path / "runs"),
+        image_height=64,
+        image_width=128,
+        features="hidden_mean,geometry",
+        epochs=2,
+        batch_size=16,
+        hidden=32,
+        progress=False,
+        name="t",
+        seeds=1,
+    )
     base.update(kw)
-    return TrainConfig(**base).validate()
+    return TrainConfig.of(**base)
+
+
+def train_split(cfg: TrainConfig) -> NuScenesAgentDataset:
+    """The config's train targets (indexed, no input built)."""
+    root = cfg.data.dataroot
+    return NuScenesAgentDataset.from_config(
+        cfg.data, root, "v1.0-mini", "mini_train", image_size=cfg.xmem.image_size
+    )
+
+
+def backbone_of(cfg: TrainConfig):
+    return make_backbone(cfg.resolved(world_file=True))
 
 
 @pytest.fixture(scope="module")
 def val_targets(synth_root, nusc):
-    from xmem_traj.data.agent_dataset import NuScenesAgentDataset
-    return NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_val", nusc=nusc,
-                                              image_size=(64, 128))
+    return NuScenesAgentDataset.from_nuscenes(
+        synth_root, "v1.0-mini", "mini_val", nusc=nusc, image_size=(64, 128)
+    )
 
 
 def devkit_config():
-    return PredictionConfig([MinADEK([1, 5, 10], [RowMean()]), MinFDEK([1, 5, 10], [RowMean()]),
-                             MissRateTopK([1, 5, 10], [RowMean()], tolerance=2.0)], seconds=6)
+    return PredictionConfig(
+        [
+            MinADEK([1, 5, 10], [RowMean()]),
+            MinFDEK([1, 5, 10], [RowMean()]),
+            MissRateTopK([1, 5, 10], [RowMean()], tolerance=2.0),
+        ],
+        seconds=6,
+    )
 
 
 def test_metrics_equal_devkit_compute_metrics(val_targets, nusc):
     helper = PredictHelper(nusc)
     rng = np.random.default_rng(0)
-    gts = np.stack([helper.get_future_for_agent(r.instance_token, r.sample_token, 6, False)
-                    for r in val_targets.records])
+    gts = np.stack(
+        [
+            helper.get_future_for_agent(r.instance_token, r.sample_token, 6, False)
+            for r in val_targets.records
+        ]
+    )
     modes = 7
     preds = gts[:, None] + rng.normal(0, 1.0, (len(gts), modes, 12, 2)).cumsum(2) * 0.3
     probs = rng.dirichlet(np.ones(modes), size=len(gts))
-    jsons = [Prediction(r.instance_token, r.sample_token, p, pr).serialize()
-             for r, p, pr in zip(val_targets.records, preds, probs)]
+    jsons = [
+        Prediction(r.instance_token, r.sample_token, p, pr).serialize()
+        for r, p, pr in zip(val_targets.records, preds, probs)
+    ]
     ref = compute_metrics(jsons, helper, devkit_config())
-    ours = score(torch.tensor(preds), torch.tensor(probs), torch.tensor(gts),
-                 torch.ones(gts.shape[:2], dtype=torch.bool))
-    for name, key in (("MinADEK", "MinADEK"), ("MinFDEK", "MinFDEK"), ("MissRateTopK_2.0", "MissRateTopK_2")):
+    ours = score(
+        torch.tensor(preds),
+        torch.tensor(probs),
+        torch.tensor(gts),
+        torch.ones(gts.shape[:2], dtype=torch.bool),
+    )
+    for name, key in (
+        ("MinADEK", "MinADEK"),
+        ("MinFDEK", "MinFDEK"),
+        ("MissRateTopK_2.0", "MissRateTopK_2"),
+    ):
         for i, k in enumerate((1, 5, 10)):
             assert ours[f"{key}_{k}"] == pytest.approx(ref[name]["RowMean"][i], abs=1e-5), (key, k)
     assert ours["MissRateTopK_2_1"] > 0 and ours["MissRateTopK_2_10"] < 1  # modes hit and miss
@@ -75,16 +126,25 @@ def test_metrics_equal_devkit_compute_metrics(val_targets, nusc):
 def test_baselines_reproduce_devkit_models(val_targets, nusc):
     helper = PredictHelper(nusc)
     tokens = [(r.instance_token, r.sample_token) for r in val_targets.records]
-    for name, cls in (("ConstantVelocityHeading", ConstantVelocityHeading), ("PhysicsOracle", PhysicsOracle)):
+    for name, cls in (
+        ("ConstantVelocityHeading", ConstantVelocityHeading),
+        ("PhysicsOracle", PhysicsOracle),
+    ):
         pred, probs = run_baseline(name, helper, tokens)
         direct = np.stack([cls(6, helper)(f"{i}_{s}").prediction for i, s in tokens])
         np.testing.assert_allclose(pred, direct, atol=1e-4)
-        jsons = [Prediction(i, s, p.astype(float), pr.astype(float)).serialize()
-                 for (i, s), p, pr in zip(tokens, pred, probs)]
+        jsons = [
+            Prediction(i, s, p.astype(float), pr.astype(float)).serialize()
+            for (i, s), p, pr in zip(tokens, pred, probs)
+        ]
         ref = compute_metrics(jsons, helper, devkit_config())
         gts = np.stack([helper.get_future_for_agent(i, s, 6, False) for i, s in tokens])
-        ours = score(torch.tensor(pred), torch.tensor(probs), torch.tensor(gts),
-                     torch.ones(gts.shape[:2], dtype=torch.bool))
+        ours = score(
+            torch.tensor(pred),
+            torch.tensor(probs),
+            torch.tensor(gts),
+            torch.ones(gts.shape[:2], dtype=torch.bool),
+        )
         assert ours["MinFDEK_1"] == pytest.approx(ref["MinFDEK"]["RowMean"][0], abs=1e-4)
 
 
@@ -95,8 +155,9 @@ def test_agent_frame_roundtrip_matches_devkit(val_targets, nusc):
     local = torch.tensor(r.future)[None]
     t, q = torch.tensor([r.translation]), torch.tensor([r.rotation])
     np.testing.assert_allclose(local_to_global(local, t, q)[0].numpy(), glob, atol=1e-3)
-    np.testing.assert_allclose(global_to_local(torch.tensor(glob)[None].float(), t, q)[0].numpy(),
-                               r.future, atol=1e-3)
+    np.testing.assert_allclose(
+        global_to_local(torch.tensor(glob)[None].float(), t, q)[0].numpy(), r.future, atol=1e-3
+    )
 
 
 def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
@@ -105,40 +166,65 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[xmem] Epoch 0: ADE" in out and "[history-only] Epoch 1: ADE" in out and "(val)" in out
     assert "[xmem seed 1] Epoch 1: ADE" in out and "[xmem seed 1] Epoch 0" not in out
-    assert "| XMem + history (ours) (minFDE_1 sd over seeds" in out  # the job reports its eval table
+    assert (
+        "| XMem + history (ours) (minFDE_1 sd over seeds" in out
+    )  # the job reports its eval table
     assert "stage times: data" in out
+    assert (
+        "primary comparison (declared before the run)**: XMem + history (ours) vs history-only"
+        in out
+    )
+    assert "exploratory, paired" in out
     layout = RunLayout(run)
-    for rel in ("config.json", "versions.json", "checkpoints/xmem/seed0/last.ckpt",
-                "checkpoints/xmem/seed1/last.ckpt", "checkpoints/history_only/seed0/last.ckpt",
-                "checkpoints/history_only/seed1/last.ckpt", "logs/xmem-seed0/metrics.csv",
-                "logs/xmem-seed1/metrics.csv", "eval.json"):
+    for rel in (
+        "config.json",
+        "versions.json",
+        "checkpoints/xmem/seed0/last.ckpt",
+        "checkpoints/xmem/seed1/last.ckpt",
+        "checkpoints/history_only/seed0/last.ckpt",
+        "checkpoints/history_only/seed1/last.ckpt",
+        "logs/xmem-seed0/metrics.csv",
+        "logs/xmem-seed1/metrics.csv",
+        "eval.json",
+    ):
         assert (run / rel).exists(), rel
-    dm = TrajDataModule.from_config(cfg)
-    summary = evaluate_run(layout, dm, dm.methods)
-    assert summary["seeds"] == {"XMem + history (ours)": 2, "history-only (ablation)": 2,
-                                "history + true cues (ceiling)": 2}
-    xmem = summary["metrics"]["all"]["XMem + history (ours)"]
-    assert xmem["MinFDEK_1"][1] <= xmem["MinFDEK_1"][0] <= xmem["MinFDEK_1"][2]
+    data = prepare(cfg, roles=("val",))
+    summary = evaluate_run(layout, data)
+    assert summary["seeds"] == {
+        "XMem + history (ours)": 2,
+        "history-only (ablation)": 2,
+        "history + true cues (ceiling)": 2,
+    }
+    xmem = summary["metrics"]["all"]["XMem + history (ours)"]["MinFDEK_1"]
+    assert np.isfinite(xmem[0]) and np.isnan(xmem[1:]).all()  # one val scene: no interval
+    assert summary["primary"]["comparison"] == "XMem + history (ours) vs history-only (ablation)"
     assert "[95 % interval" in format_report(summary)
     # predict's devkit JSON goes through compute_metrics to what our eval gives that seed.
-    preds = prediction_json(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem"),
-                            dm.val_set.records)
-    ref = compute_metrics(json.loads(json.dumps(preds)), PredictHelper(dm.nusc), devkit_config())
-    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), dm.targets("val", "xmem")))
+    preds = prediction_json(
+        load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem"), data.val.records
+    )
+    ref = compute_metrics(
+        json.loads(json.dumps(preds)), PredictHelper(data.context.nusc), devkit_config()
+    )
+    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem")))
     assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(ours["MinFDEK_1"], abs=1e-4)
     ckpt = torch.load(layout.checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt
     full = load_predictor(layout.checkpoint("xmem", 0)).state_dict()
 
     # The same run interrupted after its first epoch (max_steps), then resumed: same weights.
-    steps_per_epoch = -(-len(dm.train_set) // cfg.batch_size)
-    part = run_training(replace(cfg, name="part", methods="xmem", max_steps=steps_per_epoch),
-                        evaluate=False)
+    steps_per_epoch = -(-len(train_split(cfg)) // cfg.optim.batch_size)
+    part = run_training(
+        cfg.with_options(name="part", methods="xmem", max_steps=steps_per_epoch), evaluate=False
+    )
     part_ckpt = RunLayout(part).checkpoint("xmem", 0)
     assert torch.load(part_ckpt, weights_only=True)["global_step"] == steps_per_epoch
-    resumed = run_training(replace(cfg, name="part", methods="xmem"), resume_dir=str(part),
-                           evaluate=False)
-    assert (resumed / "logs" / "xmem-seed0" / "metrics.csv").exists()  # the first attempt's log is kept
+    resumed = run_training(
+        cfg.with_options(name="part", methods="xmem"), resume_dir=str(part), evaluate=False
+    )
+    assert (
+        resumed / "logs" / "xmem-seed0" / "metrics.csv"
+    ).exists()  # the first attempt's log is kept
     assert list((resumed / "logs").glob("xmem-seed0-resumed*/metrics.csv"))
     again = load_predictor(RunLayout(resumed).checkpoint("xmem", 0)).state_dict()
     for k in full:
@@ -147,54 +233,96 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
 
 def test_feature_cache_reuse_and_rebuild(synth_root, tmp_path, monkeypatch):
     cfg = tiny_config(synth_root, tmp_path)
-    dm = TrajDataModule.from_config(cfg)
-    train_set, backbone = dm.train_set, dm.backbone
-    weights = feature_cache.weights_fingerprint(None, cfg.seed)
+    train_set, backbone = train_split(cfg), backbone_of(cfg)
+    weights = feature_cache.weights_fingerprint(None, cfg.optim.seed)
     cache = tmp_path / "fc"
     first = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert first["features"].shape[:2] == (len(train_set), 5)
     assert first["valid"][:, -1].all()  # every target is in view at its own sample
     entries = {p.name for p in (cache / "features").iterdir()}
     manifest = json.loads((cache / "features" / entries.pop() / "manifest.json").read_text())
-    assert manifest["format"] == feature_cache.FORMAT_VERSION and manifest["windows"] < len(train_set)
+    assert manifest["format"] == feature_cache.FORMAT_VERSION and manifest["windows"] < len(
+        train_set
+    )
 
     calls = []
     real = feature_cache.extraction.extract_groups
-    monkeypatch.setattr(feature_cache.extraction, "extract_groups", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        feature_cache.extraction, "extract_groups", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     again = feature_cache.load_or_extract(train_set, backbone, weights, cache, progress=False)
     assert not calls and np.array_equal(again["features"], first["features"])  # cache hit
 
-    other_features = XMemBackbone.from_config(replace(cfg, features="hidden_mean"))
+    other_features = backbone_of(cfg.with_options(features="hidden_mean"))
     feature_cache.load_or_extract(train_set, other_features, weights, cache, progress=False)
     ckpt = tmp_path / "XMem.pth"
     torch.save(backbone.network.state_dict(), ckpt)
-    feature_cache.load_or_extract(train_set, backbone, feature_cache.weights_fingerprint(str(ckpt)),
-                                  cache, progress=False)
+    feature_cache.load_or_extract(
+        train_set, backbone, feature_cache.weights_fingerprint(str(ckpt)), cache, progress=False
+    )
     assert len(calls) == 2 and len(list((cache / "features").iterdir())) == 3
 
 
 def test_backbone_gradients_reach_finetuned_parts(synth_root, tmp_path):
     from xmem_traj.xmem import load_xmem
+
     cfg = tiny_config(synth_root, tmp_path)
-    train_set = TrajDataModule.from_config(cfg).train_set
-    bb = XMemBackbone(load_xmem(None), features=("hidden_mean",), masks="first",
-                      trainable=["value_encoder.hidden_reinforce"])
+    train_set = train_split(cfg)
+    from xmem_traj.inputs.backbone import XMemBackbone
+
+    bb = XMemBackbone(
+        load_xmem(None),
+        features=("hidden_mean",),
+        masks="first",
+        trainable=["value_encoder.hidden_reinforce"],
+    )
     group = next(g for g in group_windows(train_set.records) if min(g.init_frames) <= 2)
     video = group_video(train_set.records, group, train_set.image_size)
     feats, valid = bb(video["frames"][None], [video["init_masks"]], [video["init_frames"].tolist()])
     feats[valid].sum().backward()
-    grads = [p.grad for n, p in bb.network.named_parameters() if n.startswith("value_encoder.hidden_reinforce")]
+    grads = [
+        p.grad
+        for n, p in bb.network.named_parameters()
+        if n.startswith("value_encoder.hidden_reinforce")
+    ]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
-    assert all(p.grad is None for n, p in bb.network.named_parameters() if n.startswith("key_encoder"))
+    assert all(
+        p.grad is None for n, p in bb.network.named_parameters() if n.startswith("key_encoder")
+    )
 
 
 def test_ddp_two_cpu_processes(synth_root, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("XMEM_TRAJ_RUN_NAME", None)
-    cmd = [str(BIN / "xmem-traj"), "train", "--dataroot", str(synth_root), "--cache-dir", str(tmp_path / "c"),
-           "--run-dir", str(tmp_path / "runs"), "--name", "ddp", "--image-height", "64",
-           "--image-width", "128", "--features", "hidden_mean,geometry", "--epochs", "1",
-           "--hidden", "16", "--devices", "2", "--strategy", "ddp", "--no-progress", "--methods", "xmem"]
+    cmd = [
+        str(BIN / "xmem-traj"),
+        "train",
+        "--dataroot",
+        str(synth_root),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--run-dir",
+        str(tmp_path / "runs"),
+        "--name",
+        "ddp",
+        "--image-height",
+        "64",
+        "--image-width",
+        "128",
+        "--features",
+        "hidden_mean,geometry",
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--no-progress",
+        "--methods",
+        "xmem",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[xmem] Epoch 0: ADE" in proc.stdout
@@ -213,46 +341,64 @@ def test_every_command_has_help(command):
 
 
 def test_finetuning_xmem_parts_trains_online(synth_root, tmp_path):
-    cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
-                      max_steps=2, epochs=1, methods="xmem", batch_size=8, name="ft",
-                      map=False)  # (and a head without the map)
+    cfg = tiny_config(
+        synth_root,
+        tmp_path,
+        finetune_xmem="value_encoder.hidden_reinforce",
+        max_steps=2,
+        epochs=1,
+        methods="xmem",
+        batch_size=8,
+        name="ft",
+        map=False,
+    )  # (and a head without the map)
     run = run_training(cfg)
     ckpt = torch.load(RunLayout(run).checkpoint("xmem", 0), map_location="cpu", weights_only=True)
-    key = "backbone.network.value_encoder.hidden_reinforce.transform.weight"
+    key = "model.backbone.network.value_encoder.hidden_reinforce.transform.weight"
     from xmem_traj.xmem import load_xmem
+
     start = load_xmem(None).state_dict()["value_encoder.hidden_reinforce.transform.weight"]
-    assert not torch.equal(ckpt["state_dict"][key], start)          # fine-tuned
-    frozen = "backbone.network.key_encoder.conv1.weight"
-    assert torch.equal(ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"])
-    dm = TrajDataModule.from_config(cfg)
-    dm.setup("validate")
-    model = load_predictor(RunLayout(run).checkpoint("xmem", 0), dm.backbone)
-    assert model.backbone is not None
+    assert not torch.equal(ckpt["state_dict"][key], start)  # fine-tuned
+    frozen = "model.backbone.network.key_encoder.conv1.weight"
+    assert torch.equal(
+        ckpt["state_dict"][frozen], load_xmem(None).state_dict()["key_encoder.conv1.weight"]
+    )
+    data = prepare(cfg, roles=("val",))
+    model = load_predictor(RunLayout(run).checkpoint("xmem", 0), data.context.backbone)
+    assert model.model.backbone is not None
 
 
 def test_finetuning_keeps_the_cue_loss_on_xmems_own_features(synth_root, tmp_path):
     """Online (fine-tuned) targets carry the cue labels, and the auxiliary loss reads the cues
-    off the features XMem computes in the step (not the zero placeholders of the batch)."""
-    from xmem_traj.traj.batch import collate_traj
+    off the features XMem computes in the step (the batch carries no cached features)."""
+    from xmem_traj.traj.datamodules import method_slots, model_spec
     from xmem_traj.traj.predictor import TrajectoryPredictor
-    cfg = tiny_config(synth_root, tmp_path, finetune_xmem="value_encoder.hidden_reinforce",
-                      methods="xmem", cue_loss=1.0)
-    dm = TrajDataModule.from_config(cfg)
-    data = dm.targets("train", "xmem")
-    batch = collate_traj([data[i] for i in range(4)])
-    assert batch.cues is not None and batch.cue_valid is not None and batch.frames is not None
-    targets = dm.train_set.targets
-    model = TrajectoryPredictor.from_config(dm.cfg, "xmem", feature_dim=dm.feature_dim("xmem"),
-                                            past_steps=targets.past_steps, future_steps=targets.future_steps,
-                                            seed=0, backbone=dm.backbone)
+    from xmem_traj.traj.targets import TargetTensors
+
+    cfg = tiny_config(
+        synth_root,
+        tmp_path,
+        finetune_xmem="value_encoder.hidden_reinforce",
+        methods="xmem",
+        cue_loss=1.0,
+    )
+    data = prepare(cfg, roles=("train",))
+    batch = TargetTensors(data.train, method_slots(data, "xmem", "train")).batch(range(4))
+    assert {"cue_labels", "cue_labels_valid", "frames", "init_masks"} <= set(batch.extras)
+    assert "xmem" not in batch.extras
+    spec = model_spec(data, "xmem")
+    model = TrajectoryPredictor(
+        spec=spec.to_dict(), lr=1e-3, weight_decay=0.0, epochs=1, seed=0, backbone=spec.backbone
+    )
     logged, read = {}, []
     model.log = lambda name, value, **kw: logged.__setitem__(name, float(value.detach()))
-    cue_logits = model.head.cue_logits
-    model.head.cue_logits = lambda feats: read.append(feats) or cue_logits(feats)
+    head = model.model.head
+    cue_logits = head.cue_logits
+    head.cue_logits = lambda feats: read.append(feats) or cue_logits(feats)
     model.training_step(batch, 0).backward()
     assert "train/cue_loss" in logged and logged["train/cue_loss"] > 0
-    assert len(read) == 1 and read[0].abs().sum() > 0 and batch.features.abs().sum() == 0
-    grads = [p.grad for n, p in model.backbone.network.named_parameters() if p.requires_grad]
+    assert len(read) == 1 and read[0].abs().sum() > 0
+    grads = [p.grad for n, p in model.model.backbone.network.named_parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
 
 
@@ -260,14 +406,23 @@ def test_feature_drop_hides_whole_targets_in_training_only():
     """--feature-drop: in training a drawn share of targets is predicted exactly as if it had no
     valid feature frame; in eval every target keeps its features."""
     from xmem_traj.traj.head import TrajectoryHead
+
     torch.manual_seed(0)
-    head = TrajectoryHead(6, kind="gru", hidden=8, num_modes=2, past_steps=4, future_steps=3,
-                          dropout=0.0, feature_drop=0.5)
+    head = TrajectoryHead(
+        6,
+        kind="gru",
+        hidden=8,
+        num_modes=2,
+        past_steps=4,
+        future_steps=3,
+        dropout=0.0,
+        feature_drop=0.5,
+    )
     feats, valid = torch.randn(64, 5, 6), torch.ones(64, 5, dtype=torch.bool)
     past, past_valid = torch.randn(64, 4, 2), torch.ones(64, 4, dtype=torch.bool)
     blind = head(feats, torch.zeros_like(valid), past, past_valid)[0]
     torch.manual_seed(1)
-    keep = torch.rand(64, 1) >= 0.5                  # the draw the head makes after this seed
+    keep = torch.rand(64, 1) >= 0.5  # the draw the head makes after this seed
     torch.manual_seed(1)
     trained = head(feats, valid, past, past_valid)[0]
     dropped = ~keep[:, 0]
@@ -285,20 +440,43 @@ def test_cue_vision_reads_xmem_only_through_the_cue_readout():
     """--vision cues: the frames reach the trajectory only through the cue readout, so features
     with the same readout give the same prediction; the map raster is read beside them."""
     from xmem_traj.traj.head import TrajectoryHead
+
     torch.manual_seed(0)
-    kw = dict(kind="gru", hidden=8, num_modes=2, past_steps=4, future_steps=3, dropout=0.0, n_cues=6,
-              map_shape=(32, 24))
-    cues, features = TrajectoryHead(12, vision="cues", **kw).eval(), TrajectoryHead(12, vision="features", **kw).eval()
+    kw = dict(
+        kind="gru",
+        hidden=8,
+        num_modes=2,
+        past_steps=4,
+        future_steps=3,
+        dropout=0.0,
+        n_cues=6,
+        map_shape=(32, 24),
+    )
+    cues, features = (
+        TrajectoryHead(12, vision="cues", **kw).eval(),
+        TrajectoryHead(12, vision="features", **kw).eval(),
+    )
     f1, f2 = torch.randn(16, 5, 12), torch.randn(16, 5, 12)
-    valid, past, past_valid = torch.ones(16, 5, dtype=torch.bool), torch.randn(16, 4, 2), torch.ones(16, 4, dtype=torch.bool)
+    valid, past, past_valid = (
+        torch.ones(16, 5, dtype=torch.bool),
+        torch.randn(16, 4, 2),
+        torch.ones(16, 4, dtype=torch.bool),
+    )
     maps = torch.rand(16, 32, 24)
     with torch.no_grad():
-        assert not torch.allclose(cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0])
+        assert not torch.allclose(
+            cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0]
+        )
         cues.cue_readout.weight.zero_()  # the readout no longer depends on the features
-        assert torch.allclose(cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0])
-        assert not torch.allclose(cues(f1, valid, past, past_valid, maps)[0],
-                                  cues(f1, valid, past, past_valid, torch.rand(16, 32, 24))[0])
+        assert torch.allclose(
+            cues(f1, valid, past, past_valid, maps)[0], cues(f2, valid, past, past_valid, maps)[0]
+        )
+        assert not torch.allclose(
+            cues(f1, valid, past, past_valid, maps)[0],
+            cues(f1, valid, past, past_valid, torch.rand(16, 32, 24))[0],
+        )
         features.cue_readout.weight.zero_()  # reading the projection itself: still depends on them
-        assert not torch.allclose(features(f1, valid, past, past_valid, maps)[0],
-                                  features(f2, valid, past, past_valid, maps)[0])
-
+        assert not torch.allclose(
+            features(f1, valid, past, past_valid, maps)[0],
+            features(f2, valid, past, past_valid, maps)[0],
+        )

@@ -54,4 +54,4 @@ def test_offroad_loss_reads_the_raster_in_the_agent_frame():
     offroad_loss(point, raster).backward()
     assert point.grad[..., 1].item() > 0                                      # descent: back onto it
     with pytest.raises(ConfigError, match="offroad_loss"):
-        TrainConfig(offroad_loss=1.0, map=False).validate()
+        TrainConfig.of(offroad_loss=1.0, map=False)

@@ -1,4 +1,5 @@
 """The batched engine against per-video InferenceCore runs, memory caps, and input errors."""
+
 from __future__ import annotations
 
 import pickle
@@ -8,13 +9,26 @@ import pytest
 import torch
 
 from conftest import normalise, synthetic_video
-from xmem_traj.xmem import (BatchedInferenceCore, CheckpointError, InferenceCore, load_xmem,
-                            random_state_dict)
+from xmem_traj.xmem import (
+    BatchedInferenceCore,
+    CheckpointError,
+    InferenceCore,
+    load_xmem,
+    random_state_dict,
+)
 
 H, W = 64, 96  # padded grid 4×6 = 24 elements per memory frame
-CONFIG = {"mem_every": 2, "deep_update_every": -1, "top_k": 16, "enable_long_term": True,
-          "enable_long_term_count_usage": True, "max_mid_term_frames": 4,
-          "min_mid_term_frames": 2, "num_prototypes": 8, "max_long_term_elements": 40}
+CONFIG = {
+    "mem_every": 2,
+    "deep_update_every": -1,
+    "top_k": 16,
+    "enable_long_term": True,
+    "enable_long_term_count_usage": True,
+    "max_mid_term_frames": 4,
+    "min_mid_term_frames": 2,
+    "num_prototypes": 8,
+    "max_long_term_elements": 40,
+}
 
 
 def one_hot(index_mask, labels):
@@ -22,8 +36,12 @@ def one_hot(index_mask, labels):
 
 
 # Per video: object count and the frame at which the last object is added (None: all at t=0).
-VIDEOS = [dict(n=2, add_at=None, seed=1), dict(n=1, add_at=None, seed=2),
-          dict(n=3, add_at=5, seed=3), dict(n=2, add_at=3, seed=4)]
+VIDEOS = [
+    dict(n=2, add_at=None, seed=1),
+    dict(n=1, add_at=None, seed=2),
+    dict(n=3, add_at=5, seed=3),
+    dict(n=2, add_at=3, seed=4),
+]
 T = 10
 
 
@@ -45,10 +63,15 @@ def video_calls(spec):
     return frames, calls
 
 
-@pytest.mark.parametrize("config", [CONFIG, {**CONFIG, "deep_update_every": 3,
-                                             "enable_long_term_count_usage": False},
-                                    {**CONFIG, "enable_long_term": False}],
-                         ids=["sync", "async-nousage", "no-longterm"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        CONFIG,
+        {**CONFIG, "deep_update_every": 3, "enable_long_term_count_usage": False},
+        {**CONFIG, "enable_long_term": False},
+    ],
+    ids=["sync", "async-nousage", "no-longterm"],
+)
 def test_batched_equals_per_video(recipe_xmem, config):
     data = [video_calls(v) for v in VIDEOS]
     singles = []
@@ -59,14 +82,18 @@ def test_batched_equals_per_video(recipe_xmem, config):
             if labels is not None:
                 core.set_all_labels(labels)
             m = None if mask is None else one_hot(mask, core.all_labels)
-            outs.append((core.step(normalise(frames[t]), m, valid, end=t == T - 1),
-                         core.memory.get_hidden()[0].clone()))
+            outs.append(
+                (
+                    core.step(normalise(frames[t]), m, valid, end=t == T - 1),
+                    core.memory.get_hidden()[0].clone(),
+                )
+            )
         singles.append(outs)
 
     engine = BatchedInferenceCore(recipe_xmem, config, batch_size=len(VIDEOS))
     for t in range(T):
         masks, valids = [], []
-        for b, (frames, calls) in enumerate(data):
+        for b, (_, calls) in enumerate(data):
             labels, mask, valid = calls[t]
             if labels is not None:
                 engine.set_all_labels(b, labels)
@@ -78,8 +105,9 @@ def test_batched_equals_per_video(recipe_xmem, config):
             ref_prob, ref_hidden = singles[b][t]
             assert probs[b].shape == ref_prob.shape
             torch.testing.assert_close(probs[b], ref_prob, atol=1e-4, rtol=0)
-            torch.testing.assert_close(engine.videos[b].memory.get_hidden()[0], ref_hidden,
-                                       atol=1e-4, rtol=0)
+            torch.testing.assert_close(
+                engine.videos[b].memory.get_hidden()[0], ref_hidden, atol=1e-4, rtol=0
+            )
     sizes = [engine.videos[b].memory.work_mem.num_groups for b in range(len(VIDEOS))]
     assert sizes == [1, 1, 2, 2]  # mid-video additions made their own object groups
 
@@ -99,8 +127,14 @@ def test_inactive_videos_are_not_stepped(recipe_xmem):
 
 def test_memory_stays_within_caps_over_200_frames(recipe_xmem):
     h, w = 48, 64  # 3×4 = 12 elements per memory frame
-    cfg = {"mem_every": 1, "top_k": 8, "max_mid_term_frames": 3, "min_mid_term_frames": 2,
-           "num_prototypes": 6, "max_long_term_elements": 30}
+    cfg = {
+        "mem_every": 1,
+        "top_k": 8,
+        "max_mid_term_frames": 3,
+        "min_mid_term_frames": 2,
+        "num_prototypes": 6,
+        "max_long_term_elements": 30,
+    }
     frames, labels = synthetic_video(200, h, w, 2, seed=11)
     core = InferenceCore(recipe_xmem, cfg)
     core.set_all_labels([1, 2])
@@ -176,15 +210,20 @@ def test_single_object_and_no_hidden_checkpoints_load(tmp_path):
     sd = net.state_dict()
     sd["value_encoder.conv1.weight"] = sd["value_encoder.conv1.weight"][:, :4].clone()
     loaded = load_xmem(sd)
-    assert torch.equal(loaded.value_encoder.conv1.weight[:, 4], torch.zeros_like(
-        loaded.value_encoder.conv1.weight[:, 4]))
-    no_hidden = {k: v for k, v in net.state_dict().items()
-                 if "hidden_update" not in k and "hidden_reinforce" not in k}
+    assert torch.equal(
+        loaded.value_encoder.conv1.weight[:, 4],
+        torch.zeros_like(loaded.value_encoder.conv1.weight[:, 4]),
+    )
+    no_hidden = {
+        k: v
+        for k, v in net.state_dict().items()
+        if "hidden_update" not in k and "hidden_reinforce" not in k
+    }
     cv = 512
     w = no_hidden["decoder.fuser.block1.conv1.weight"]
-    no_hidden["decoder.fuser.block1.conv1.weight"] = w[:, :1024 + cv].clone()
+    no_hidden["decoder.fuser.block1.conv1.weight"] = w[:, : 1024 + cv].clone()
     w = no_hidden["decoder.fuser.block1.downsample.weight"]
-    no_hidden["decoder.fuser.block1.downsample.weight"] = w[:, :1024 + cv].clone()
+    no_hidden["decoder.fuser.block1.downsample.weight"] = w[:, : 1024 + cv].clone()
     model = load_xmem(no_hidden)
     assert model.hidden_dim == 0
     frames, labels = synthetic_video(3, H, W, 1, seed=9)

@@ -1,4 +1,5 @@
 """Feature read-out: pooling and geometry on known masks, and shapes from a real step."""
+
 import numpy as np
 import torch
 
@@ -36,11 +37,21 @@ def test_object_features_from_steps(recipe_xmem):
     core.step(normalise(frames[1]))
     f1 = object_features(core.last_output)
     shapes = {k: tuple(v.shape) for k, v in f1.items()}
-    assert shapes == {"hidden_mean": (2, 64), "hidden_pooled": (2, 64), "readout_pooled": (2, 512),
-                      "key_pooled": (2, 64), "f16_pooled": (2, 1024), "geometry": (2, 7),
-                      "f8_pooled": (2, 512), "f8_halves": (2, 1024), "f4_halves": (2, 512)}
+    assert shapes == {
+        "hidden_mean": (2, 64),
+        "hidden_pooled": (2, 64),
+        "readout_pooled": (2, 512),
+        "key_pooled": (2, 64),
+        "f16_pooled": (2, 1024),
+        "geometry": (2, 7),
+        "f8_pooled": (2, 512),
+        "f8_halves": (2, 1024),
+        "f4_halves": (2, 512),
+    }
     # the halves split each object's mass: their mass-weighted mean is the whole-mask pooling
-    assert torch.isfinite(f1["f8_halves"]).all() and not torch.equal(f1["f8_halves"][:, :512], f1["f8_halves"][:, 512:])
+    assert torch.isfinite(f1["f8_halves"]).all() and not torch.equal(
+        f1["f8_halves"][:, :512], f1["f8_halves"][:, 512:]
+    )
     hid = core.memory.get_hidden()[0]
     assert torch.allclose(f1["hidden_mean"], hid.mean(dim=(2, 3)))
     assert all(torch.isfinite(v).all() for v in f1.values())

@@ -1,4 +1,5 @@
 """XMem against the reference's own numbers: every fixture in shared/xmem_reference/fixture_*."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,10 @@ def mask_for_call(inputs, call: dict, all_labels: list[int]) -> torch.Tensor:
     key = re.search(r'inputs\.npz\["([^"]+)"\]', text)
     key = key.group(1) if key else f"mask_t{call['t']}"
     if key not in inputs:
-        raise KeyError(f"fixture call at t={call['t']} gives a mask but inputs.npz has no {key!r}; "
-                       f"keys: {sorted(inputs.keys())}")
+        raise KeyError(
+            f"fixture call at t={call['t']} gives a mask but inputs.npz has no {key!r}; "
+            f"keys: {sorted(inputs.keys())}"
+        )
     labels = re.search(r"over labels \[([0-9, ]+)\]", text)
     labels = [int(x) for x in labels.group(1).split(",")] if labels else list(all_labels)
     index = inputs[key]
@@ -57,14 +60,21 @@ def run_fixture(network, fixture_dir):
             mask = mask_for_call(inputs, call, core.all_labels).to(DEVICE)
         prob = core.step(image, mask, valid_labels=call.get("valid_labels"), end=call["end"])
         mem = core.memory
-        records.append({
-            "probs": prob.cpu(), "hidden": mem.get_hidden()[0].cpu(),
-            "work_size": mem.work_mem.size, "long_size": mem.long_mem.size if mem.long_mem else 0,
-            "work_groups": [mem.work_mem.get_v_size(g) for g in range(mem.work_mem.num_groups)],
-            "long_groups": ([mem.long_mem.get_v_size(g) for g in range(mem.long_mem.num_groups)]
-                            if mem.long_mem else []),
-            "output": core.last_output,
-        })
+        records.append(
+            {
+                "probs": prob.cpu(),
+                "hidden": mem.get_hidden()[0].cpu(),
+                "work_size": mem.work_mem.size,
+                "long_size": mem.long_mem.size if mem.long_mem else 0,
+                "work_groups": [mem.work_mem.get_v_size(g) for g in range(mem.work_mem.num_groups)],
+                "long_groups": (
+                    [mem.long_mem.get_v_size(g) for g in range(mem.long_mem.num_groups)]
+                    if mem.long_mem
+                    else []
+                ),
+                "output": core.last_output,
+            }
+        )
     return spec, records
 
 
@@ -80,11 +90,17 @@ def test_reference_fixture(recipe_xmem, fixture_dir):
         assert rec["work_groups"] == call["work_groups"], f"t={t}"
         assert rec["long_groups"] == call["long_groups"], f"t={t}"
         assert rec["hidden"].shape[0] == expected["hidden_num_objects"][t]
-        np.testing.assert_allclose(rec["probs"].numpy(), expected["probs"][t], atol=ATOL, rtol=0,
-                                   err_msg=f"probs at t={t}")
+        np.testing.assert_allclose(
+            rec["probs"].numpy(), expected["probs"][t], atol=ATOL, rtol=0, err_msg=f"probs at t={t}"
+        )
         n = int(expected["hidden_num_objects"][t])
-        np.testing.assert_allclose(rec["hidden"].numpy(), expected["hidden"][t][:n], atol=ATOL,
-                                   rtol=0, err_msg=f"hidden at t={t}")
+        np.testing.assert_allclose(
+            rec["hidden"].numpy(),
+            expected["hidden"][t][:n],
+            atol=ATOL,
+            rtol=0,
+            err_msg=f"hidden at t={t}",
+        )
 
 
 @pytest.mark.parametrize("fixture_dir", fixture_dirs(), ids=lambda p: p.name)
@@ -104,25 +120,32 @@ def test_reference_intermediates(recipe_xmem, fixture_dir):
     with torch.no_grad():
         image0, _ = pad_divide_by(normalise(inputs["frames"][0]), 16)
         key, shrinkage, selection, f16, f8, f4 = net.encode_key(image0[None])
-        close("f0_key", key[0]); close("f0_shrinkage", shrinkage[0]); close("f0_selection", selection[0])
-        close("f0_f16", f16[0]); close("f0_f8_every8th_channel", f8[0, 0::8])
+        close("f0_key", key[0])
+        close("f0_shrinkage", shrinkage[0])
+        close("f0_selection", selection[0])
+        close("f0_f16", f16[0])
+        close("f0_f8_every8th_channel", f8[0, 0::8])
         close("f0_f4_every8th_channel", f4[0, 0::8])
         mask0, _ = pad_divide_by(mask_for_call(inputs, first, labels), 16)
         prob0 = aggregate(mask0, dim=0)[1]
         zeros = torch.zeros((len(labels), net.hidden_dim, *key.shape[-2:]))
         value, hidden0 = net.encode_value(image0[None], f16, zeros, prob0[1:], [len(labels)])
-        close("f0_value", value); close("f0_value_hidden_out", hidden0)
+        close("f0_value", value)
+        close("f0_value_hidden_out", hidden0)
 
         image1, _ = pad_divide_by(normalise(inputs["frames"][1]), 16)
         key1, _, selection1, *feats1 = net.encode_key(image1[None], need_sk=False)
-        close("f1_key", key1[0]); close("f1_selection", selection1[0])
+        close("f1_key", key1[0])
+        close("f1_selection", selection1[0])
         readout = records[1]["output"].readout
         close("f1_memory_readout", readout)
         hidden_in = records[0]["hidden"]
         close("f1_hidden_in", hidden_in)
-        hidden_out, logits = net.decoder(*feats1, hidden_in, readout,
-                                         torch.zeros(readout.shape[0], dtype=torch.long))
-        close("f1_decoder_logits", logits); close("f1_decoder_hidden_out", hidden_out)
+        hidden_out, logits = net.decoder(
+            *feats1, hidden_in, readout, torch.zeros(readout.shape[0], dtype=torch.long)
+        )
+        close("f1_decoder_logits", logits)
+        close("f1_decoder_hidden_out", hidden_out)
 
 
 def test_recipe_checkpoint_file_roundtrip(recipe_state_dict, tmp_path):

@@ -1,4 +1,5 @@
 """XMem's segmentation training (the reference's pass and losses) and `xmem-traj train-xmem`."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from xmem_traj.xmem.checkpoint import load_xmem
-from xmem_traj.xmem.training import (bootstrap_share, bootstrapped_ce, clip_loss, dice_loss, mask_iou,
-                                     segment_clip)
+from xmem_traj.xmem.training import (
+    bootstrap_share,
+    bootstrapped_ce,
+    clip_loss,
+    dice_loss,
+    mask_iou,
+    segment_clip,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -23,14 +30,23 @@ def test_losses_on_known_answers():
     assert bootstrap_share(20, start_warm=10, end_warm=20) == pytest.approx(0.15)
     logits = torch.randn(2, 2, 8, 8)
     target = (torch.rand(2, 8, 8) > 0.5).long()
-    assert bootstrapped_ce(logits, target, 1.0) == pytest.approx(float(F.cross_entropy(logits, target)))
+    assert bootstrapped_ce(logits, target, 1.0) == pytest.approx(
+        float(F.cross_entropy(logits, target))
+    )
     # The hardest quarter of each clip's 64 pixels, then the mean over the 2 clips.
-    raw = F.cross_entropy(logits, target, reduction="none").flatten(1).sort(dim=1, descending=True).values
-    assert bootstrapped_ce(logits, target, 0.25) == pytest.approx(float(raw[:, :16].mean()), rel=1e-6)
+    raw = (
+        F.cross_entropy(logits, target, reduction="none")
+        .flatten(1)
+        .sort(dim=1, descending=True)
+        .values
+    )
+    assert bootstrapped_ce(logits, target, 0.25) == pytest.approx(
+        float(raw[:, :16].mean()), rel=1e-6
+    )
     gt = torch.zeros(1, 8, 8)
     gt[0, :4] = 1
-    assert dice_loss(gt, gt) == pytest.approx(1 - 65 / 65)           # perfect: 0
-    assert dice_loss(1 - gt, gt) == pytest.approx(1 - 1 / 65)        # disjoint: ~1
+    assert dice_loss(gt, gt) == pytest.approx(1 - 65 / 65)  # perfect: 0
+    assert dice_loss(1 - gt, gt) == pytest.approx(1 - 1 / 65)  # disjoint: ~1
     assert mask_iou(gt * 0.9, gt).item() == pytest.approx(1.0)
     assert mask_iou(torch.zeros(1, 8, 8), torch.zeros(1, 8, 8)).isnan().all()
 
@@ -59,9 +75,27 @@ def test_segment_clip_learns_one_clip():
 
 def test_train_xmem_cli_writes_loadable_weights(synth_root, tmp_path):
     out = tmp_path / "XMem-synth.pth"
-    cmd = [str(BIN / "xmem-traj"), "train-xmem", "--dataroot", str(synth_root), "--out", str(out),
-           "--steps", "2", "--clips-per-step", "1", "--eval-clips", "1", "--crop-size", "96",
-           "--freeze", "key_encoder", "--no-progress", "--precision", "32"]
+    cmd = [
+        str(BIN / "xmem-traj"),
+        "train-xmem",
+        "--dataroot",
+        str(synth_root),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--clips-per-step",
+        "1",
+        "--eval-clips",
+        "1",
+        "--crop-size",
+        "96",
+        "--freeze",
+        "key_encoder",
+        "--no-progress",
+        "--precision",
+        "32",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "mask IoU on 1 held-out clips" in res.stdout

@@ -1,5 +1,6 @@
 """Files and folders that appear whole or not at all, locks between processes sharing a cache,
 and the cleaning of temporary folders that a killed process left behind."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,7 @@ def clean_stale_temporaries(parent: Path, name: str) -> None:
     """Remove `<name>.tmp-<pid>-*` siblings whose process is gone (a kill -9 mid-write)."""
     for tmp in Path(parent).glob(f"{name}{TMP_MARK}*"):
         try:
-            pid = int(tmp.name[len(name) + len(TMP_MARK):].split("-", 1)[0])
+            pid = int(tmp.name[len(name) + len(TMP_MARK) :].split("-", 1)[0])
         except ValueError:
             pid = -1  # an old-style name without a pid: nobody can own it any more
         if pid != os.getpid() and (pid < 0 or not _pid_alive(pid)):
@@ -59,7 +60,9 @@ def write_dir_atomically(final: Path, write: Callable[[Path], None]) -> Path:
 
 
 def write_file_atomically(final: Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary sibling file, then rename it over `final`."""
+    """Call write(tmp) on a temporary sibling file (same folder, so the same filesystem),
+    flush it to disk, then rename it over `final`: a reader (or a kill, or a full disk) sees
+    the old file or the new one, never part of one."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f"{final.name}{TMP_MARK}{os.getpid()}-", dir=final.parent)
@@ -67,11 +70,22 @@ def write_file_atomically(final: Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        _fsync(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync(final.parent)
     return final
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -95,4 +109,24 @@ def file_lock(path: Path, *, waiting: Callable[[], None] | None = None) -> Itera
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-__all__ = ["clean_stale_temporaries", "file_lock", "write_dir_atomically", "write_file_atomically"]
+def is_locked(path: Path) -> bool:
+    """Does another process hold file_lock(path) now?"""
+    path = Path(path)
+    if not path.exists():
+        return False
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+__all__ = [
+    "clean_stale_temporaries",
+    "file_lock",
+    "is_locked",
+    "write_dir_atomically",
+    "write_file_atomically",
+]

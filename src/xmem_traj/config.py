@@ -1,341 +1,193 @@
-"""TrainConfig: the single source of truth for a training run. The CLI's options are generated
-from its fields (with their help), a TOML or JSON file can set any of them, and explicit CLI
-options override the file. Every value goes through one typed validation before any work
-starts (`TrainConfig.validate`); the resolved config is written into every run directory."""
+"""TrainConfig: the single source of truth for a run, nested in groups (config_groups.py:
+data, world, xmem, model, optim, run, eval, experimental). Each builder receives only its
+group.
+
+The CLI's options are generated from the fields (options.py: one flag per field,
+`--kebab-case`; names are unique across groups); a TOML or JSON file may set any of them, flat
+(`hidden = 64`) or in tables (`[model] hidden = 64`); explicit CLI options override the file.
+Every value goes through one typed validation before any work starts, and the "auto" values
+are resolved once, by `TrainConfig.resolved` (what the data offers decides them). The resolved
+config is written into every run directory as config.json (nested)."""
+
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_groups import (
+    TRAJ_XMEM_CONFIG,
+    TYPES,
+    DataConfig,
+    EvalConfig,
+    ExperimentalConfig,
+    ModelConfig,
+    OptimConfig,
+    RunConfig,
+    SegmentationConfig,
+    WorldConfig,
+    XMemConfig,
+    check_fields,
+    split_list,
+)
 from .errors import ConfigError
-from .methods import METHODS
-from .xmem.features import FEATURE_KINDS, FEATURE_SETS, resolve_feature_kinds
-#: XMem settings for agent windows: 2 Hz key frames are far apart, so every frame is memory.
-TRAJ_XMEM_CONFIG = {"mem_every": 1, "top_k": 30, "max_mid_term_frames": 10, "min_mid_term_frames": 5}
 
-
-def _f(default, help: str, *, choices: tuple | None = None, min: float | None = None,
-       max: float | None = None):
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
-    return field(default=default, metadata=meta)
-
-
-def _feature_help() -> str:
-    kinds = "; ".join(f"{k}: {v.help}" for k, v in FEATURE_KINDS.items())
-    sets = ", ".join(f"{k} = {'+'.join(v)}" for k, v in FEATURE_SETS.items() if k != "all")
-    return f"a feature set ({sets}, all) or a comma list of kinds ({kinds})"
+GROUPS: dict[str, type] = {
+    "data": DataConfig,
+    "world": WorldConfig,
+    "xmem": XMemConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "run": RunConfig,
+    "eval": EvalConfig,
+    "experimental": ExperimentalConfig,
+}
+#: field name → its group (field names are unique across groups: they are the CLI flags)
+FIELD_GROUP: dict[str, str] = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
 
 
 @dataclass
 class TrainConfig:
-    # data
-    dataroot: str = _f("", "nuScenes folder (v1.0-*/, samples/, sweeps/, maps/); empty: the "
-                          "synthetic nuScenes, generated on first use into the cache directory")
-    version: str = _f("", "table version (v1.0-mini, v1.0-trainval); empty: detected")
-    train_split: str = _f("", "empty: mini_train for v1.0-mini, train for v1.0-trainval")
-    val_split: str = _f("", "empty: mini_val for v1.0-mini, val for v1.0-trainval")
-    challenge: bool = _f(True, "targets from maps/prediction/prediction_scenes.json (the "
-                              "prediction challenge split); --no-challenge: every agent")
-    categories: str = _f("vehicle", "comma list of category prefixes kept (empty: all)")
-    frames: str = _f("keyframes", "keyframes (2 Hz) or sweeps (every camera frame)",
-                     choices=("keyframes", "sweeps"))
-    history_s: float = _f(2.0, "seconds of past (the challenge allows 2)", min=0.5, max=2.0)
-    future_s: float = _f(6.0, "seconds predicted (the challenge's horizon is 6)", min=0.5)
-    image_height: int = _f(144, "height of the frames fed to XMem", min=16)
-    image_width: int = _f(256, "width of the frames fed to XMem", min=16)
-    synth_train_scenes: int = _f(30, "scenes of the synthetic default dataset's train split "
-                                        "(v1.0-trainval names of the challenge's train)", min=0, max=500)
-    synth_train_val_scenes: int = _f(6, "… of its train_val split (where choices are made)", min=0, max=200)
-    synth_val_scenes: int = _f(16, "… of its val split (what the README reports)", min=0, max=150)
-    synth_target_stride: int = _f(2, "the synthetic world lists a target every n-th key frame "
-                                     "of an agent (2: every second)", min=1)
-    synth_seed: int = _f(0, "seed of the synthetic default dataset")
-    cache_dir: str = _f("", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj")
-    # XMem
-    xmem_weights: str = _f("", "official XMem checkpoint (XMem.pth, XMem-s012.pth); empty: "
-                              "seeded random init (features are untrained)")
-    features: str = _f("cues", _feature_help())
-    view: str = _f("agent", "what XMem looks at: frame (the whole camera frame, one video per "
-                            "camera window), agent (a crop around the agent's projected box, "
-                            "crop_size², one video per target) or both (features concatenated)",
-                   choices=("frame", "agent", "both"))
-    crop_size: int = _f(112, "side of the agent-centric crops fed to XMem (view agent/both)", min=16)
-    masks: str = _f("first", "first: XMem propagates each agent's first-frame mask (the seed's "
-                            "scheme); every: the agent's projected box mask is also given at every "
-                            "past frame (XMem re-anchored)", choices=("first", "every"))
-    finetune_xmem: str = _f("", "comma list of XMem module prefixes to fine-tune (disables the "
-                               "feature cache; slow); empty: frozen")
-    videos_per_step: int = _f(8, "camera windows XMem steps in lockstep during extraction", min=1)
-    precision: str = _f("auto", "XMem's (and training's) arithmetic: bf16 (bfloat16, about 2× "
-                                "faster where the hardware has it), 32 (float32, the reference's), "
-                                "auto: bf16 where native (CPUs with AVX512-BF16/AMX, GPUs with "
-                                "bf16), else 32", choices=("auto", "bf16", "32"))
-    # head
-    map: bool = _f(True, "every method's head also sees the map around the agent: the map "
-                         "expansion's drivable area (side streets, junctions, bends) rasterised "
-                         "in its frame; --no-map: the past track (and the method's inputs) only")
-    head: str = _f("gru", "gru or mlp", choices=("gru", "mlp"))
-    hidden: int = _f(128, "head width", min=1)
-    rollout: bool = _f(True, "the head predicts corrections to the constant-velocity roll-out "
-                             "(--no-rollout: raw positions)")
-    vision: str = _f("auto", "what the XMem model's head reads of the XMem features: cues (only "
-                             "the cue readout's per-frame probabilities, brake lamps, indicators "
-                             "and the face seen — what the cue oracle is given as truth — trained "
-                             "by the cue loss), features (their 128-wide projection), auto: cues "
-                             "where the data has cue labels (the synthetic world's side file), "
-                             "else features", choices=("auto", "cues", "features"))
-    dropout: float = _f(0.1, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
-    feature_drop: float = _f(0.0, "probability that the head is trained on a target without its "
-                                  "XMem features (all frames hidden: modality dropout), so that it "
-                                  "predicts from the past alone and vision can only add to that; "
-                                  "0: off", min=0.0, max=0.95)
-    cue_loss: float = _f(1.0, "weight of an auxiliary loss that asks the XMem model's feature "
-                              "branch to read the cues seen in each frame (labels from the "
-                              "synthetic world's side file, training only; off on data "
-                              "without one; 0: off)", min=0.0)
-    offroad_loss: float = _f(0.0, "weight of a loss on the share of every mode's predicted points "
-                                  "that fall off the drivable area of the map raster (all methods; "
-                                  "needs --map; 0: off)", min=0.0)
-    modes: int = _f(5, "predicted modes K (at most 25, the challenge's limit); >1 trains "
-                       "best-of-K with mode probabilities", min=1, max=25)
-    methods: str = _f("auto", "comma list of methods to train, the first is the run's main model "
-                              "(predict, viz): " + "; ".join(f"{m.name} = {m.label}" for m in METHODS.values())
-                              + "; auto: xmem, history_only and, where the data has the synthetic "
-                                "world's side file, cue_oracle")
-    # optimisation
-    epochs: int = _f(50, "training epochs", min=1)
-    batch_size: int = _f(32, "targets per batch", min=1)
-    lr: float = _f(2e-3, "AdamW learning rate (cosine decay)", min=0.0)
-    weight_decay: float = _f(1e-4, "AdamW weight decay", min=0.0)
-    seed: int = _f(0, "seed for weights init and data order (runs are repeatable)")
-    seeds: int = _f(3, "independent heads per method (seeds seed, seed+1, …); eval reports the "
-                       "mean ± sd over them, predict and viz use the first", min=1)
-    # run
-    run_dir: str = _f("runs", "where run directories are created")
-    name: str = _f("", "run name; empty: a timestamp and a random suffix")
-    accelerator: str = _f("cpu", "cpu, gpu, auto (Lightning)")
-    devices: int = _f(1, "devices per node; >1 with --strategy ddp (torchrun works too)", min=1)
-    num_nodes: int = _f(1, "nodes (DDP)", min=1)
-    strategy: str = _f("auto", "Lightning strategy: auto, ddp, ...")
-    num_workers: int = _f(0, "DataLoader workers for image loading", min=0)
-    progress: bool = _f(True, "progress bars")
-    max_steps: int = _f(-1, "stop after this many optimiser steps (-1: epochs decide)", min=-1)
+    data: DataConfig = field(default_factory=DataConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)
+    xmem: XMemConfig = field(default_factory=XMemConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
 
-    # ------------------------------------------------------------------ derived values
-    def resolved_cache_dir(self) -> Path:
-        return Path(self.cache_dir or os.environ.get("XMEM_TRAJ_CACHE")
-                    or Path.home() / ".cache" / "xmem-traj").expanduser()
+    @classmethod
+    def of(cls, **flat: Any) -> "TrainConfig":
+        """Defaults with these flat options (field names) set, validated."""
+        from .options import build_config
 
-    @property
-    def method_list(self) -> tuple[str, ...]:
-        """The methods named (empty for "auto", which the data module resolves)."""
-        return () if self.methods == "auto" else tuple(split_list(self.methods))
-
-    @property
-    def feature_kinds(self) -> tuple[str, ...]:
-        return resolve_feature_kinds(self.features)
-
-    @property
-    def category_list(self) -> tuple[str, ...] | None:
-        return tuple(split_list(self.categories)) or None
-
-    @property
-    def finetune_list(self) -> tuple[str, ...]:
-        return tuple(split_list(self.finetune_xmem))
-
-    @property
-    def resolved_precision(self) -> str:
-        """'bf16' or '32' (auto: bf16 where the accelerator computes it natively)."""
-        if self.precision != "auto":
-            return self.precision
-        return "bf16" if native_bf16(self.accelerator) else "32"
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return self.image_height, self.image_width
+        return build_config(flat)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    # ------------------------------------------------------------------ validation
+    def flat(self) -> dict[str, Any]:
+        """Every field by its (unique) name."""
+        return {name: getattr(getattr(self, group), name) for name, group in FIELD_GROUP.items()}
+
+    def with_options(self, **flat: Any) -> "TrainConfig":
+        """A copy with these flat options changed, validated."""
+        from .options import build_config
+
+        return build_config(flat, base=self.to_dict())
+
+    # ---------------------------------------------------------------- validation
     def validate(self) -> "TrainConfig":
         """Types, choices and ranges of every field, then the checks across fields; raises
-        ConfigError naming the key. Returns self."""
-        _check_fields(self)
-        try:
-            self.feature_kinds
-        except ValueError as err:
-            raise ConfigError(f"features: {err}") from None
-        methods = self.method_list
+        ConfigError naming the option. Returns self."""
+        for group in GROUPS:
+            check_fields(getattr(self, group))
+        from .methods import METHODS
+
+        model, xmem, exp = self.model, self.xmem, self.experimental
+        methods = model.method_list
         unknown = [m for m in methods if m not in METHODS]
-        if self.methods != "auto" and (unknown or not methods or len(set(methods)) != len(methods)):
-            raise ConfigError(f"methods: {self.methods!r} must be auto or a comma list of distinct "
-                              f"methods from {', '.join(METHODS)}")
-        top_k = TRAJ_XMEM_CONFIG["top_k"]
-        cells = math.ceil(self.image_height / 16) * math.ceil(self.image_width / 16)
-        if self.view != "frame" and math.ceil(self.crop_size / 16) ** 2 < top_k:
-            raise ConfigError(f"crop_size {self.crop_size} gives XMem fewer than top_k = {top_k} "
-                              "memory cells; use at least 96")
-        if (self.methods == "auto" or "xmem" in methods) and cells < top_k:
+        if model.methods != "auto" and (
+            unknown or not methods or len(set(methods)) != len(methods)
+        ):
             raise ConfigError(
-                f"image_height × image_width = {self.image_height}×{self.image_width} gives XMem "
-                f"a {math.ceil(self.image_height / 16)}×{math.ceil(self.image_width / 16)} key grid "
-                f"({cells} cells), fewer than its top_k = {top_k} memory matches; use at least "
-                "e.g. 96×96 or 80×128")
-        if self.offroad_loss > 0 and not self.map:
+                f"methods: {model.methods!r} must be auto or a comma list of "
+                f"distinct methods from {', '.join(METHODS)}"
+            )
+        top_k = TRAJ_XMEM_CONFIG["top_k"]
+        grid = (math.ceil(xmem.image_height / 16), math.ceil(xmem.image_width / 16))
+        if exp.view != "frame" and math.ceil(xmem.crop_size / 16) ** 2 < top_k:
+            raise ConfigError(
+                f"crop_size {xmem.crop_size} gives XMem fewer than top_k = "
+                f"{top_k} memory cells; use at least 96"
+            )
+        if (model.methods == "auto" or "xmem" in methods) and grid[0] * grid[1] < top_k:
+            raise ConfigError(
+                f"image_height × image_width = {xmem.image_height}×{xmem.image_width} gives "
+                f"XMem a {grid[0]}×{grid[1]} key grid ({grid[0] * grid[1]} cells), fewer than "
+                f"its top_k = {top_k} memory matches; use at least e.g. 96×96 or 80×128"
+            )
+        if exp.offroad_loss > 0 and not model.map:
             raise ConfigError("offroad_loss: needs the map raster; drop --no-map or set it to 0")
-        if self.max_steps == 0:
+        if len(split_list(self.eval.primary)) != 2:
+            raise ConfigError(f"primary: {self.eval.primary!r} must name two methods, A,B")
+        if self.optim.max_steps == 0:
             raise ConfigError("max_steps: 0 trains nothing; use -1 (epochs decide) or >= 1")
-        if self.xmem_weights and not Path(self.xmem_weights).is_file():
-            raise ConfigError(f"xmem_weights: {self.xmem_weights} is not a file (the official "
-                              "XMem.pth or XMem-s012.pth)")
+        if xmem.xmem_weights and not Path(xmem.xmem_weights).is_file():
+            raise ConfigError(
+                f"xmem_weights: {xmem.xmem_weights} is not a file (the official "
+                "XMem.pth or XMem-s012.pth)"
+            )
+        if "/" in self.run.name or "\\" in self.run.name or self.run.name in (".", ".."):
+            raise ConfigError(
+                f"name: {self.run.name!r} must be a plain name (no path "
+                "separators, not . or ..); --run-dir says where runs go"
+            )
         return self
 
+    # ---------------------------------------------------------------- the "auto" values
+    def resolved(self, *, world_file: bool) -> "TrainConfig":
+        """The one place where "auto" values are decided: methods (the registry's defaults
+        that the data supports; world_file: the data has the synthetic world's side file),
+        vision (cues where cue labels exist), precision (bf16 where native) and the cache
+        directory. Raises ConfigError for a method the registry or the data cannot serve."""
+        from .methods import check_methods, default_methods
 
-@dataclass
-class SegmentationConfig:
-    """`xmem-traj train-xmem`'s own options (data, XMem weights, precision and seed come from
-    TrainConfig's)."""
-    out: str = _f("", "where the trained XMem state dict is written (official key names: "
-                      "--xmem-weights loads it); must not exist yet")
-    steps: int = _f(300, "optimiser steps", min=1)
-    clips_per_step: int = _f(4, "agent-view clips per step (one agent each)", min=1)
-    clip_frames: int = _f(3, "frames per clip, from the agent's first masked frame (the first "
-                             "frame's mask is given, the others are segmented from memory)", min=2)
-    xmem_lr: float = _f(1e-5, "AdamW learning rate (the reference's)", min=0.0)
-    xmem_weight_decay: float = _f(0.05, "AdamW weight decay", min=0.0)
-    freeze: str = _f("", "comma list of XMem module prefixes kept fixed, e.g. key_encoder "
-                         "(the ResNet-50: two thirds of a step's time); empty: train all")
-    eval_clips: int = _f(64, "held-out clips (of --val-split) whose mask IoU is reported before "
-                             "and after", min=0)
-
-    @property
-    def freeze_list(self) -> tuple[str, ...]:
-        return tuple(split_list(self.freeze))
-
-    def validate(self) -> "SegmentationConfig":
-        _check_fields(self)
-        if not self.out:
-            raise ConfigError("out: give the file the trained XMem is written to (--out XMem-synth.pth)")
-        out = Path(self.out)
-        if out.exists():
-            raise ConfigError(f"out: {out} exists; choose another name (a trained XMem is never overwritten)")
-        if not out.parent.is_dir():
-            raise ConfigError(f"out: folder {out.parent} does not exist")
-        return self
+        methods = (
+            default_methods(world_file=world_file)
+            if self.model.methods == "auto"
+            else check_methods(self.model.method_list, world_file=world_file)
+        )
+        labelled = world_file and self.model.cue_loss > 0
+        vision = (
+            self.model.vision
+            if self.model.vision != "auto"
+            else ("cues" if labelled else "features")
+        )
+        precision = (
+            self.xmem.precision
+            if self.xmem.precision != "auto"
+            else ("bf16" if native_bf16(self.run.accelerator) else "32")
+        )
+        return replace(
+            self,
+            model=replace(self.model, methods=",".join(methods), vision=vision),
+            xmem=replace(self.xmem, precision=precision),
+            data=replace(self.data, cache_dir=str(self.data.resolved_cache_dir())),
+        )
 
 
 def native_bf16(accelerator: str) -> bool:
-    """Does the device computes bfloat16 natively (not emulated)?"""
+    """Does the device compute bfloat16 natively (not emulated)?"""
     import torch
+
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     cpu = torch.backends.cpu.get_cpu_capability()
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    checks = [
+        getattr(torch.cpu, name, None)
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
     return any(check() for check in checks if check is not None) or "AMX" in cpu
 
 
-def split_list(text: str) -> list[str]:
-    """'a, b,,c' → ['a', 'b', 'c']: the one parser of comma lists in config values."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-_TYPES = {"bool": bool, "int": int, "float": float, "str": str}
-
-
-def _check_fields(config) -> None:
-    """Every field of a config dataclass through _checked (ints become floats where declared)."""
-    for f in fields(config):
-        setattr(config, f.name, _checked(f, getattr(config, f.name)))
-
-
-def _checked(f, value):
-    """One field's value with its declared type (ints are accepted for floats), choices and
-    range; ConfigError otherwise."""
-    kind = _TYPES[str(f.type)]
-    ok = (isinstance(value, bool) if kind is bool else
-          isinstance(value, int) and not isinstance(value, bool) if kind is int else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else
-          isinstance(value, str))
-    if not ok:
-        raise ConfigError(f"{f.name}: expected {kind.__name__}, got {type(value).__name__} {value!r}"
-                          + (" (write true/false without quotes)" if kind is bool else ""))
-    if kind is float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{f.name}: must be a finite number, got {value}")
-    meta = f.metadata
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
-    if meta.get("min") is not None and value < meta["min"]:
-        raise ConfigError(f"{f.name}: {value!r} is below its minimum {meta['min']}")
-    if meta.get("max") is not None and value > meta["max"]:
-        raise ConfigError(f"{f.name}: {value!r} is above its maximum {meta['max']}")
-    return value
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls=TrainConfig, *,
-                         config_file: bool = True) -> None:
-    """One option per field, --kebab-case, defaults shown; booleans as --x/--no-x."""
-    if config_file:
-        parser.add_argument("--config", help="TOML (.toml) or JSON (.json) file with any of the "
-                                             "TrainConfig options below")
-    for f in fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS,
-                              "help": f"{f.metadata.get('help', '')} (default: {f.default!r})"}
-        if f.type in (bool, "bool"):
-            kw["action"] = argparse.BooleanOptionalAction
-        else:
-            kw["type"] = _TYPES[str(f.type)]
-            if f.metadata.get("choices"):
-                kw["choices"] = f.metadata["choices"]
-        parser.add_argument(flag, **kw)
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A .toml or .json file → its table of options; ConfigError names the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    readers = {".toml": tomllib.loads, ".json": json.loads}
-    if path.suffix not in readers:
-        raise ConfigError(f"config file {path}: unknown extension {path.suffix!r}; use .toml or .json")
-    try:
-        data = readers[path.suffix](path.read_text())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"config file {path} cannot be parsed: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a table of options, got {type(data).__name__}")
-    return data
-
-
-def build_config(args: argparse.Namespace | dict, cls=TrainConfig, base: dict | None = None,
-                 source: str = "") -> TrainConfig:
-    """defaults ← base (e.g. a resumed run's config) ← --config file ← explicit CLI options,
-    validated."""
-    given = dict(vars(args) if isinstance(args, argparse.Namespace) else args)
-    known = {f.name for f in fields(cls)}
-    values = dict(base or {})
-    origin = {k: source or "the run's config" for k in values}
-    if given.get("config"):
-        from_file = read_config_file(given["config"])
-        values.update(from_file)
-        origin.update({k: str(given["config"]) for k in from_file})
-    values.update({k: v for k, v in given.items() if k in known})
-    unknown = sorted(set(values) - known)
-    if unknown:
-        where = {origin.get(k, "options") for k in unknown}
-        raise ConfigError(f"unknown config keys {unknown} in {', '.join(sorted(where))}; "
-                          "see `xmem-traj train --help`")
-    return cls(**values).validate()
-
-
-__all__ = ["SegmentationConfig", "TRAJ_XMEM_CONFIG", "TrainConfig", "add_config_arguments",
-           "build_config", "read_config_file", "split_list"]
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "ExperimentalConfig",
+    "FIELD_GROUP",
+    "GROUPS",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SegmentationConfig",
+    "TRAJ_XMEM_CONFIG",
+    "TYPES",
+    "TrainConfig",
+    "WorldConfig",
+    "XMemConfig",
+    "native_bf16",
+    "split_list",
+]

@@ -4,6 +4,7 @@ The CLI prints a `UserError` as one or two lines (what, where, what to do) and e
 status 2; anything else is a bug and keeps its traceback. `--debug` (or XMEM_TRAJ_DEBUG=1)
 shows the traceback of a UserError too.
 """
+
 from __future__ import annotations
 
 

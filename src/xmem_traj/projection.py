@@ -3,6 +3,7 @@ global → ego (this image's own ego pose) → camera; keep corners in front (z 
 view_points; intersect the convex hull with the image rectangle (the image's real size).
 A box need not pass BoxVisibility.ANY to count: a bus filling the frame with every corner
 outside it still intersects the image."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,7 +13,8 @@ from nuscenes.utils.data_classes import Box
 from nuscenes.utils.geometry_utils import view_points
 from PIL import Image, ImageDraw
 from pyquaternion import Quaternion
-from shapely.geometry import MultiPoint, Polygon, box as shapely_box
+from shapely.geometry import MultiPoint, Polygon
+from shapely.geometry import box as shapely_box
 
 
 def box_to_camera(box: Box, ego_pose: dict, calibrated_sensor: dict) -> Box:
@@ -25,8 +27,9 @@ def box_to_camera(box: Box, ego_pose: dict, calibrated_sensor: dict) -> Box:
     return box
 
 
-def projected_hull(box_cam: Box, intrinsic: Sequence[Sequence[float]], width: int,
-                   height: int) -> Polygon | None:
+def projected_hull(
+    box_cam: Box, intrinsic: Sequence[Sequence[float]], width: int, height: int
+) -> Polygon | None:
     """Convex hull of the in-front corners, clipped to [0, width] × [0, height]; None when it
     does not cover any area of the image."""
     corners = box_cam.corners()
@@ -44,8 +47,9 @@ def projected_hull(box_cam: Box, intrinsic: Sequence[Sequence[float]], width: in
     return inter
 
 
-def rasterize(polygon: Polygon, width: int, height: int, out_width: int, out_height: int
-              ) -> np.ndarray:
+def rasterize(
+    polygon: Polygon, width: int, height: int, out_width: int, out_height: int
+) -> np.ndarray:
     """Fill a polygon given in (width × height) pixel coordinates into a bool (out_height,
     out_width) mask, scaling coordinates to the output size."""
     sx, sy = out_width / width, out_height / height

@@ -1,5 +1,6 @@
 """Agent frame ↔ global frame, the devkit's convention (PredictHelper, in_agent_frame=True):
 origin at the agent's box centre, the agent's heading rotated onto +y."""
+
 from __future__ import annotations
 
 import torch
@@ -16,19 +17,21 @@ def _rotation(angle: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
-def local_to_global(coords: torch.Tensor, translation: torch.Tensor, rotation: torch.Tensor
-                    ) -> torch.Tensor:
+def local_to_global(
+    coords: torch.Tensor, translation: torch.Tensor, rotation: torch.Tensor
+) -> torch.Tensor:
     """coords (B, …, 2) in the agent frame, translation (B, ≥2), rotation (B, 4) → global."""
-    angle = torch.pi / 2 - quaternion_yaw(rotation)            # devkit angle_of_rotation
-    rot = _rotation(-angle)                                    # (B, 2, 2)
+    angle = torch.pi / 2 - quaternion_yaw(rotation)  # devkit angle_of_rotation
+    rot = _rotation(-angle)  # (B, 2, 2)
     shape = coords.shape
     flat = coords.reshape(shape[0], -1, 2)
     out = flat @ rot.transpose(1, 2) + translation[:, None, :2]
     return out.reshape(shape)
 
 
-def global_to_local(coords: torch.Tensor, translation: torch.Tensor, rotation: torch.Tensor
-                    ) -> torch.Tensor:
+def global_to_local(
+    coords: torch.Tensor, translation: torch.Tensor, rotation: torch.Tensor
+) -> torch.Tensor:
     angle = torch.pi / 2 - quaternion_yaw(rotation)
     rot = _rotation(angle)
     shape = coords.shape

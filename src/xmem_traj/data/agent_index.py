@@ -5,6 +5,7 @@ box is largest at the target sample, the past window of that camera (key frames 
 camera frame), where the agent first shows up in it and its 2-D hull there, and the past and
 future tracks straight from PredictHelper. Built once; the Dataset then only reads files.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,100 +26,12 @@ from pyquaternion import Quaternion
 
 from ..errors import DatasetError
 from ..projection import box_to_camera, projected_hull
+from .records import CAMERA_HZ, AgentRecord, steps
+from .tables import check_dataroot, load_nuscenes
 
 log = logging.getLogger(__name__)
 
-TABLES = ("category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor",
-          "ego_pose", "log", "scene", "sample", "sample_data", "sample_annotation", "map")
 CHALLENGE_SPLITS = ("mini_train", "mini_val", "train", "train_val", "val")
-KEYFRAME_HZ = 2
-CAMERA_HZ = 12
-
-
-@dataclass
-class AgentRecord:
-    instance_token: str
-    sample_token: str
-    sample_timestamp: int               # µs
-    scene_name: str
-    category: str
-    camera: str
-    frame_tokens: list[str]             # oldest → newest, "" for padding
-    frame_paths: list[str]              # absolute paths, "" for padding
-    frame_timestamps: list[int]         # µs, 0 for padding
-    init_frame: int                     # first window frame in which the agent is in view
-    init_hull: list[tuple[float, float]]  # its clipped hull there, pixels of the source image
-    frame_hulls: list[list[tuple[float, float]]]  # hull at every window frame ([] if not in view)
-    source_size: tuple[int, int]        # (width, height) of that camera's images
-    past: np.ndarray                    # (P, 2) agent frame, oldest first (PredictHelper)
-    future: np.ndarray                  # (F, 2) agent frame (PredictHelper)
-    translation: list[float]            # agent box at the target sample (global)
-    rotation: list[float]
-    box_area: float                     # clipped projected area / image area at the target
-    visibility: str
-
-    @property
-    def yaw(self) -> float:
-        """Heading of the agent's box at the target (rad, counter-clockwise from +x), as the
-        devkit's quaternion_yaw reads it."""
-        w, x, y, z = self.rotation
-        return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
-
-    def padded_tracks(self, past_steps: int, future_steps: int) -> dict[str, np.ndarray]:
-        """The tracks at key-frame rate, padded: past (P, 2) oldest first, right-aligned, with
-        past_valid (P,); traj (F, 2) left-aligned, with future_valid (F,). Agent frame."""
-        past = self.past[-past_steps:] if len(self.past) else self.past
-        fut = self.future[:future_steps]
-        out = {"past": np.zeros((past_steps, 2), np.float32), "past_valid": np.zeros(past_steps, bool),
-               "traj": np.zeros((future_steps, 2), np.float32),
-               "future_valid": np.zeros(future_steps, bool)}
-        if len(past):
-            out["past"][past_steps - len(past):] = past
-            out["past_valid"][past_steps - len(past):] = True
-        out["traj"][:len(fut)] = fut
-        out["future_valid"][:len(fut)] = True
-        return out
-
-
-def steps(seconds: float) -> int:
-    """Key-frame steps in `seconds` (2 Hz): 2 s of history → 4, a 6 s horizon → 12."""
-    return int(round(seconds * KEYFRAME_HZ))
-
-
-def check_dataroot(dataroot: str | os.PathLike, version: str) -> Path:
-    root = Path(dataroot)
-    if not str(dataroot) or not root.is_dir():
-        raise DatasetError(f"nuScenes dataroot {str(dataroot)!r} does not exist (pass --dataroot, "
-                           "the folder that holds v1.0-*/, samples/, sweeps/ and maps/)")
-    if not version:
-        raise DatasetError("no nuScenes version given (e.g. v1.0-mini or v1.0-trainval)")
-    table_dir = root / version
-    if not table_dir.is_dir():
-        found = sorted(p.name for p in root.glob("v1.0-*"))
-        raise DatasetError(f"{table_dir} does not exist; versions found under {root}: {found or 'none'}")
-    for table in TABLES:
-        if not (table_dir / f"{table}.json").exists():
-            raise DatasetError(f"missing nuScenes table {table_dir / (table + '.json')}")
-    return root
-
-
-def load_nuscenes(dataroot: str | os.PathLike, version: str) -> NuScenes:
-    """The devkit's NuScenes of a checked dataroot; a table that does not parse or does not fit
-    the schema is named in a DatasetError."""
-    root = check_dataroot(dataroot, version)
-    try:
-        return NuScenes(version=version, dataroot=str(root), verbose=False)
-    except (ValueError, KeyError, IndexError, TypeError, AssertionError) as err:
-        for table in TABLES:
-            path = root / version / f"{table}.json"
-            try:
-                records = json.loads(path.read_text())
-            except (ValueError, UnicodeDecodeError) as bad:
-                raise DatasetError(f"nuScenes table {path} is not valid JSON: {bad}") from None
-            if not isinstance(records, list):
-                raise DatasetError(f"nuScenes table {path} must hold a list of records") from None
-        raise DatasetError(f"the nuScenes tables in {root / version} do not fit the devkit's schema "
-                           f"({type(err).__name__}: {err})") from None
 
 
 def prediction_scenes_path(dataroot: str | os.PathLike) -> Path:
@@ -131,14 +44,24 @@ def challenge_targets(dataroot: str | os.PathLike, split: str) -> list[tuple[str
         raise DatasetError(
             f"the prediction challenge split needs {path}; it ships with the nuScenes map "
             "expansion pack (nuScenes-map-expansion-v1.3), whose maps/ folder goes into the "
-            "dataroot. Or pass challenge=False (--no-challenge) to use every agent of the split.")
+            "dataroot. Or pass challenge=False (--no-challenge) to use every agent of the split."
+        )
     if split not in CHALLENGE_SPLITS:
         raise DatasetError(f"challenge split must be one of {CHALLENGE_SPLITS}, got {split!r}")
     try:
         tokens = get_prediction_challenge_split(split, dataroot=str(dataroot))
     except json.JSONDecodeError as err:
         raise DatasetError(f"{path} is not valid JSON: {err}") from None
-    return [tuple(t.split("_")) for t in tokens]
+    except (TypeError, AttributeError, KeyError) as err:
+        raise DatasetError(
+            f"{path} must map scene names to lists of "
+            f"'<instance>_<sample>' tokens ({type(err).__name__}: {err})"
+        ) from None
+    pairs = [tuple(t.split("_")) if isinstance(t, str) else () for t in tokens]
+    bad = next((t for t, p in zip(tokens, pairs) if len(p) != 2 or not all(p)), None)
+    if bad is not None:
+        raise DatasetError(f"{path}: {bad!r} is not an '<instance token>_<sample token>' pair")
+    return pairs
 
 
 def split_scenes(split: str) -> set[str]:
@@ -153,8 +76,14 @@ def split_scenes(split: str) -> set[str]:
 class AgentIndexer:
     """Builds AgentRecords against one loaded NuScenes."""
 
-    def __init__(self, nusc: NuScenes, *, frames: str = "keyframes", history_s: float = 2.0,
-                 future_s: float = 6.0):
+    def __init__(
+        self,
+        nusc: NuScenes,
+        *,
+        frames: str = "keyframes",
+        history_s: float = 2.0,
+        future_s: float = 6.0,
+    ):
         if frames not in ("keyframes", "sweeps"):
             raise DatasetError(f"frames must be 'keyframes' or 'sweeps', got {frames!r}")
         self.nusc = nusc
@@ -165,8 +94,11 @@ class AgentIndexer:
         self.past_steps = steps(history_s)
         self.future_steps = steps(future_s)
         # Sweeps: ~12 Hz, with room for timing jitter (26 frames can fall in 2 s).
-        self.window_len = (self.past_steps + 1 if frames == "keyframes"
-                           else int(np.ceil(history_s * CAMERA_HZ * 1.25)) + 1)
+        self.window_len = (
+            self.past_steps + 1
+            if frames == "keyframes"
+            else int(np.ceil(history_s * CAMERA_HZ * 1.25)) + 1
+        )
         self.skipped: Counter = Counter()
 
     # --------------------------------------------------------------------------- geometry
@@ -175,8 +107,9 @@ class AgentIndexer:
         if not cs["camera_intrinsic"]:
             return None
         pose = self.nusc.get("ego_pose", sd["ego_pose_token"])
-        return projected_hull(box_to_camera(box, pose, cs), cs["camera_intrinsic"], sd["width"],
-                              sd["height"])
+        return projected_hull(
+            box_to_camera(box, pose, cs), cs["camera_intrinsic"], sd["width"], sd["height"]
+        )
 
     def best_camera(self, ann: dict, sample: dict) -> tuple[str, float] | None:
         box = self.nusc.get_box(ann["token"])
@@ -237,14 +170,64 @@ class AgentIndexer:
         a, b = nusc.get("sample_annotation", prev_ann), nusc.get("sample_annotation", curr_ann)
         t0, t1 = nusc.get("sample", curr["prev"])["timestamp"], curr["timestamp"]
         t = max(t0, min(t1, sd["timestamp"]))
-        center = [np.interp(t, [t0, t1], [c0, c1]) for c0, c1 in zip(a["translation"], b["translation"])]
-        rotation = Quaternion.slerp(q0=Quaternion(a["rotation"]), q1=Quaternion(b["rotation"]),
-                                    amount=(t - t0) / (t1 - t0))
+        center = [
+            np.interp(t, [t0, t1], [c0, c1]) for c0, c1 in zip(a["translation"], b["translation"])
+        ]
+        rotation = Quaternion.slerp(
+            q0=Quaternion(a["rotation"]), q1=Quaternion(b["rotation"]), amount=(t - t0) / (t1 - t0)
+        )
         return Box(center, b["size"], rotation, name=b["category_name"], token=b["token"])
 
     # --------------------------------------------------------------------------- records
-    def record(self, instance_token: str, sample_token: str, *, require_full_future: bool,
-               min_area: float, min_visibility: int) -> AgentRecord | None:
+    def record(
+        self,
+        instance_token: str,
+        sample_token: str,
+        *,
+        require_full_future: bool,
+        min_area: float,
+        min_visibility: int,
+    ) -> AgentRecord | None:
+        """The target's record, or None (counted in self.skipped by reason)."""
+        found = self._checked_target(
+            instance_token, sample_token, require_full_future, min_area, min_visibility
+        )
+        if found is None:
+            return None
+        ann, sample, future, (channel, area) = found
+        nusc = self.nusc
+        tokens = self.window(sample, channel)
+        init, hulls = self._window_hulls(instance_token, tokens)
+        pad = self.window_len - len(tokens)
+        sds = [nusc.get("sample_data", t) for t in tokens]
+        past = self.helper.get_past_for_agent(instance_token, sample_token, self.history_s, True)
+        return AgentRecord(
+            instance_token=instance_token,
+            sample_token=sample_token,
+            sample_timestamp=sample["timestamp"],
+            scene_name=nusc.get("scene", sample["scene_token"])["name"],
+            category=ann["category_name"],
+            camera=channel,
+            frame_tokens=[""] * pad + tokens,
+            frame_paths=[""] * pad + [os.path.join(nusc.dataroot, sd["filename"]) for sd in sds],
+            frame_timestamps=[0] * pad + [sd["timestamp"] for sd in sds],
+            init_frame=init[0] + pad,
+            init_hull=init[1],
+            source_size=init[2],
+            frame_hulls=[[] for _ in range(pad)] + hulls,
+            past=np.asarray(past, dtype=np.float32).reshape(-1, 2)[::-1].copy(),
+            future=np.asarray(future, dtype=np.float32).reshape(-1, 2),
+            translation=list(ann["translation"]),
+            rotation=list(ann["rotation"]),
+            box_area=float(area),
+            visibility=ann["visibility_token"] or "0",
+        )
+
+    def _checked_target(
+        self, instance_token, sample_token, require_full_future, min_area, min_visibility
+    ):
+        """(annotation, sample, future, (camera, area)) of a target that passes the filters,
+        else None, counted by reason."""
         nusc, helper = self.nusc, self.helper
         key = (sample_token, instance_token)
         if key not in helper.inst_sample_to_ann:
@@ -256,50 +239,38 @@ class AgentIndexer:
         if require_full_future and len(future) < self.future_steps:
             self.skipped["future shorter than future_s"] += 1
             return None
-        vis = ann["visibility_token"] or "0"
-        if int(vis) < min_visibility:
+        if int(ann["visibility_token"] or "0") < min_visibility:
             self.skipped["below min_visibility"] += 1
             return None
         cam = self.best_camera(ann, sample)
         if cam is None:
             self.skipped["seen by no camera"] += 1
             return None
-        channel, area = cam
-        if area < min_area:
+        if cam[1] < min_area:
             self.skipped["below min_area"] += 1
             return None
-        tokens = self.window(sample, channel)
-        init = None
-        hulls: list[list[tuple[float, float]]] = []
+        return ann, sample, future, cam
+
+    def _window_hulls(self, instance_token: str, tokens: list[str]):
+        """The agent's clipped hull in each window frame ([] where not in view) and (index,
+        hull, (width, height)) of the first frame where it is in view."""
+        init, hulls = None, []
         for i, tok in enumerate(tokens):
-            sd = nusc.get("sample_data", tok)
+            sd = self.nusc.get("sample_data", tok)
             box = self.agent_box_in(instance_token, sd, own_or_interpolated=True)
             hull = None if box is None else self._hull(box, sd)
-            hulls.append([] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords])
+            hulls.append(
+                [] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords]
+            )
             if hull is not None and init is None:
                 init = (i, hulls[-1], (sd["width"], sd["height"]))
         assert init is not None, "the target frame itself is in view"
-        pad = self.window_len - len(tokens)
-        sds = [nusc.get("sample_data", t) for t in tokens]
-        past = helper.get_past_for_agent(instance_token, sample_token, self.history_s, True)
-        scene = nusc.get("scene", sample["scene_token"])
-        return AgentRecord(
-            instance_token=instance_token, sample_token=sample_token,
-            sample_timestamp=sample["timestamp"], scene_name=scene["name"],
-            category=ann["category_name"], camera=channel,
-            frame_tokens=[""] * pad + tokens,
-            frame_paths=[""] * pad + [os.path.join(nusc.dataroot, sd["filename"]) for sd in sds],
-            frame_timestamps=[0] * pad + [sd["timestamp"] for sd in sds],
-            init_frame=init[0] + pad, init_hull=init[1], source_size=init[2],
-            frame_hulls=[[] for _ in range(pad)] + hulls,
-            past=np.asarray(past, dtype=np.float32).reshape(-1, 2)[::-1].copy(),
-            future=np.asarray(future, dtype=np.float32).reshape(-1, 2),
-            translation=list(ann["translation"]), rotation=list(ann["rotation"]),
-            box_area=float(area), visibility=vis)
+        return init, hulls
 
 
-def candidate_targets(nusc: NuScenes, dataroot, split: str, challenge: bool | None,
-                      categories: tuple[str, ...] | None) -> tuple[list[tuple[str, str]], Counter, bool]:
+def candidate_targets(
+    nusc: NuScenes, dataroot, split: str, challenge: bool | None, categories: tuple[str, ...] | None
+) -> tuple[list[tuple[str, str]], Counter, bool]:
     """(instance, sample) pairs of the split → (targets, skipped counts, challenge used)."""
     skipped: Counter = Counter()
     use_challenge = prediction_scenes_path(dataroot).exists() if challenge is None else challenge
@@ -308,18 +279,28 @@ def candidate_targets(nusc: NuScenes, dataroot, split: str, challenge: bool | No
     else:
         scenes = split_scenes(split)
         scene_tokens = {s["token"] for s in nusc.scene if s["name"] in scenes}
-        pairs = [(a["instance_token"], a["sample_token"]) for a in nusc.sample_annotation
-                 if nusc.get("sample", a["sample_token"])["scene_token"] in scene_tokens]
+        pairs = [
+            (a["instance_token"], a["sample_token"])
+            for a in nusc.sample_annotation
+            if nusc.get("sample", a["sample_token"])["scene_token"] in scene_tokens
+        ]
+    known = [
+        p
+        for p in pairs
+        if p[0] in nusc._token2ind["instance"] and p[1] in nusc._token2ind["sample"]
+    ]
+    if len(known) < len(pairs):
+        skipped["token not in this version's tables"] += len(pairs) - len(known)
     if categories:
         kept = []
-        for inst, samp in pairs:
+        for inst, samp in known:
             name = nusc.get("category", nusc.get("instance", inst)["category_token"])["name"]
             if name.startswith(tuple(categories)):
                 kept.append((inst, samp))
             else:
-                skipped["category filtered out"] += 1
-        pairs = kept
-    return pairs, skipped, use_challenge
+                skipped[f"category {name} not among {', '.join(categories)}"] += 1
+        known = kept
+    return known, skipped, use_challenge
 
 
 @dataclass
@@ -330,21 +311,31 @@ class AgentTargets:
     version: str
     split: str
     challenge: bool
-    frames: str              # "keyframes" or "sweeps"
+    frames: str  # "keyframes" or "sweeps"
     history_s: float
     future_s: float
-    window_len: int          # frames per window (padded)
-    past_steps: int          # key-frame steps of past (2 Hz)
-    future_steps: int        # key-frame steps of future (2 Hz)
+    window_len: int  # frames per window (padded)
+    past_steps: int  # key-frame steps of past (2 Hz)
+    future_steps: int  # key-frame steps of future (2 Hz)
     records: list[AgentRecord]
-    skipped: Counter         # targets left out, by reason
+    skipped: Counter  # targets left out, by reason
 
 
-def index_targets(dataroot: str | os.PathLike, version: str, split: str, *, frames: str,
-                  history_s: float, future_s: float, challenge: bool | None = None,
-                  categories: Sequence[str] | None = None, min_visibility: int = 0,
-                  min_area: float = 0.0, require_full_future: bool = True,
-                  nusc: NuScenes | None = None) -> AgentTargets:
+def index_targets(
+    dataroot: str | os.PathLike,
+    version: str,
+    split: str,
+    *,
+    frames: str,
+    history_s: float,
+    future_s: float,
+    challenge: bool | None = None,
+    categories: Sequence[str] | None = None,
+    min_visibility: int = 0,
+    min_area: float = 0.0,
+    require_full_future: bool = True,
+    nusc: NuScenes | None = None,
+) -> AgentTargets:
     """One AgentRecord per target (instance, sample) of a split.
 
     split: mini_train/mini_val/train/train_val/val (challenge) or any devkit split name;
@@ -358,25 +349,34 @@ def index_targets(dataroot: str | os.PathLike, version: str, split: str, *, fram
     root = check_dataroot(dataroot, version)
     nusc = nusc or load_nuscenes(root, version)
     pairs, skipped, used_challenge = candidate_targets(
-        nusc, root, split, challenge, tuple(categories) if categories else None)
+        nusc, root, split, challenge, tuple(categories) if categories else None
+    )
     indexer = AgentIndexer(nusc, frames=frames, history_s=history_s, future_s=future_s)
-    records = []
-    for inst, samp in pairs:
-        try:
-            nusc.get("instance", inst)
-            nusc.get("sample", samp)
-        except KeyError:
-            skipped["token not in this version's tables"] += 1
-            continue
-        rec = indexer.record(inst, samp, require_full_future=require_full_future,
-                             min_area=min_area, min_visibility=min_visibility)
-        if rec is not None:
-            records.append(rec)
+    filters = dict(
+        require_full_future=require_full_future, min_area=min_area, min_visibility=min_visibility
+    )
+    records = [r for inst, samp in pairs if (r := indexer.record(inst, samp, **filters))]
     skipped += indexer.skipped
     if skipped:
         log.info("%s/%s: kept %d targets, skipped %s", version, split, len(records), dict(skipped))
     if not records:
-        raise DatasetError(f"no targets in {version}/{split} after filtering "
-                           f"(skipped: {dict(skipped) or 'none'})")
-    return AgentTargets(str(root), version, split, used_challenge, frames, history_s, future_s,
-                        indexer.window_len, indexer.past_steps, indexer.future_steps, records, skipped)
+        raise DatasetError(
+            f"no targets in {version}/{split} after filtering (skipped: {dict(skipped) or 'none'})"
+        )
+    steps_ = dict(
+        window_len=indexer.window_len,
+        past_steps=indexer.past_steps,
+        future_steps=indexer.future_steps,
+    )
+    return AgentTargets(
+        str(root),
+        version,
+        split,
+        used_challenge,
+        frames,
+        history_s,
+        future_s,
+        records=records,
+        skipped=skipped,
+        **steps_,
+    )

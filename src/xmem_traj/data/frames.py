@@ -1,7 +1,10 @@
 """Pixels of an agent record: camera frames read from disk and the agent's masks rasterised
 at the output size (the devkit's 2-D export hull, filled)."""
+
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Sequence
 
 import numpy as np
@@ -9,8 +12,8 @@ from PIL import Image
 from shapely.geometry import Polygon
 
 from ..errors import DatasetError
-from .agent_index import AgentRecord
 from ..projection import rasterize
+from .records import AgentRecord
 
 
 def load_frame(path: str, size: tuple[int, int] | None) -> np.ndarray:
@@ -29,6 +32,44 @@ def load_frame(path: str, size: tuple[int, int] | None) -> np.ndarray:
     except (OSError, SyntaxError, ValueError) as err:
         raise DatasetError(f"cannot read image {path}: {err}") from None
     return arr.transpose(2, 0, 1)
+
+
+def check_image_sizes(records: Sequence[AgentRecord]) -> None:
+    """The first image read per camera against its sample_data width and height: a
+    DatasetError naming the file where they differ (images and tables that do not belong
+    together are cropped in the wrong place otherwise)."""
+    seen: set[str] = set()
+    for rec in records:
+        if rec.camera in seen:
+            continue
+        path = rec.frame_paths[rec.init_frame]
+        try:
+            with Image.open(path) as im:
+                size = im.size
+        except FileNotFoundError:
+            raise DatasetError(f"missing image {path}") from None
+        except (OSError, SyntaxError, ValueError) as err:
+            raise DatasetError(f"cannot read image {path}: {err}") from None
+        if size != tuple(rec.source_size):
+            raise DatasetError(
+                f"image {path} is {size[0]}×{size[1]} pixels, but its "
+                f"sample_data record says {rec.source_size[0]}×"
+                f"{rec.source_size[1]}: the images do not belong to these tables"
+            )
+        seen.add(rec.camera)
+
+
+def image_files_sha256(records: Sequence[AgentRecord]) -> str:
+    """A hash of every window frame file's path, size and modification time: what identifies
+    the images' content in a cache key (re-written images under the same tokens change it)."""
+    h = hashlib.sha256()
+    for path in sorted({p for r in records for p in r.frame_paths if p}):
+        try:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+        except FileNotFoundError:
+            h.update(f"{path}|missing".encode())
+    return h.hexdigest()
 
 
 def load_frames(paths: Sequence[str], size: tuple[int, int]) -> np.ndarray:
@@ -58,8 +99,9 @@ def init_mask(rec: AgentRecord, size: tuple[int, int]) -> np.ndarray:
 def frame_masks(rec: AgentRecord, size: tuple[int, int]) -> np.ndarray:
     """The agent's hull at every window frame: bool (T, H, W), empty where it is not in view
     (what masks="every" hands XMem)."""
-    return np.stack([fill_hull(rec, hull, size) if hull else np.zeros(size, bool)
-                     for hull in rec.frame_hulls])
+    return np.stack(
+        [fill_hull(rec, hull, size) if hull else np.zeros(size, bool) for hull in rec.frame_hulls]
+    )
 
 
 __all__ = ["fill_hull", "frame_masks", "init_mask", "load_frame", "load_frames", "output_size"]

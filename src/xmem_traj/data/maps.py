@@ -3,12 +3,15 @@ NuScenesMap exactly as its OffRoadRate metric reads it (one mask per location at
 along y, origin at the canvas's south-west corner), and its raster in the agent frame — the
 head's map input, where side streets, junctions and the road's bends show.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from ..errors import DatasetError
 
 PIXELS_PER_METER = 10
 #: The agent-frame raster (devkit agent frame: heading along +y, x to the right), in metres:
@@ -18,11 +21,16 @@ MAP_X = (-24.0, 24.0)
 MAP_Y = (-8.0, 56.0)
 MAP_CELL = 2.0
 SUPERSAMPLE = 3
-MAP_SHAPE = (int(round((MAP_Y[1] - MAP_Y[0]) / MAP_CELL)), int(round((MAP_X[1] - MAP_X[0]) / MAP_CELL)))
+MAP_SHAPE = (
+    int(round((MAP_Y[1] - MAP_Y[0]) / MAP_CELL)),
+    int(round((MAP_X[1] - MAP_X[0]) / MAP_CELL)),
+)
 
 
 def has_map_expansion(dataroot: str | Path, locations) -> bool:
-    return all((Path(dataroot) / "maps" / "expansion" / f"{loc}.json").exists() for loc in locations)
+    return all(
+        (Path(dataroot) / "maps" / "expansion" / f"{loc}.json").exists() for loc in locations
+    )
 
 
 def _grid_points() -> np.ndarray:
@@ -50,10 +58,20 @@ class DrivableMaps:
         """The devkit's masks (NuScenesMap.get_map_mask over the whole canvas) for `locations`
         only (the devkit's metric loads all four, ~3 GB)."""
         from nuscenes.map_expansion.map_api import NuScenesMap
+
         masks = {}
         for loc in sorted(set(locations)):
-            masks[loc] = NuScenesMap(dataroot=str(dataroot), map_name=loc).get_map_mask(
-                patch_box=None, patch_angle=0, layer_names=["drivable_area"], canvas_size=None)[0]
+            try:
+                nusc_map = NuScenesMap(dataroot=str(dataroot), map_name=loc)
+            except (ValueError, KeyError, TypeError) as err:  # (JSONDecodeError is a ValueError)
+                path = Path(dataroot) / "maps" / "expansion" / f"{loc}.json"
+                raise DatasetError(
+                    f"map expansion {path} cannot be read by the devkit "
+                    f"({type(err).__name__}: {err}); it may be truncated"
+                ) from None
+            masks[loc] = nusc_map.get_map_mask(
+                patch_box=None, patch_angle=0, layer_names=["drivable_area"], canvas_size=None
+            )[0]
         return cls(masks)
 
     def drivable(self, location: str, xy: np.ndarray) -> np.ndarray:
@@ -66,19 +84,25 @@ class DrivableMaps:
         out[inside] = mask[rows[inside], cols[inside]] > 0
         return out
 
-    def rasters(self, locations: Sequence[str], translations: np.ndarray, yaws: np.ndarray
-                ) -> np.ndarray:
+    def rasters(
+        self, locations: Sequence[str], translations: np.ndarray, yaws: np.ndarray
+    ) -> np.ndarray:
         """Per agent (location, global xy (N, ≥2), yaw (N,)) → (N, H, W) float32: the drivable
         share of each MAP_SHAPE cell around it, in its frame (rows: along its heading, from
         MAP_Y[0] on; columns: from its left to its right)."""
         n = len(locations)
         out = np.zeros((n, *MAP_SHAPE), np.float32)
-        angle = np.pi / 2 - np.asarray(yaws, float)        # devkit angle_of_rotation
-        c, s = np.cos(-angle), np.sin(-angle)               # agent frame → global
+        angle = np.pi / 2 - np.asarray(yaws, float)  # devkit angle_of_rotation
+        c, s = np.cos(-angle), np.sin(-angle)  # agent frame → global
         px, py = _POINTS[:, 0], _POINTS[:, 1]
         for i, loc in enumerate(locations):
-            xy = np.stack([c[i] * px - s[i] * py + translations[i][0],
-                           s[i] * px + c[i] * py + translations[i][1]], 1)
+            xy = np.stack(
+                [
+                    c[i] * px - s[i] * py + translations[i][0],
+                    s[i] * px + c[i] * py + translations[i][1],
+                ],
+                1,
+            )
             hits = self.drivable(loc, xy).reshape(*MAP_SHAPE, SUPERSAMPLE * SUPERSAMPLE)
             out[i] = hits.mean(-1)
         return out

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from .agent_index import AgentRecord
-from .world_file import INTENT_WIDTH, KINDS, WorldFile, class_counts, manoeuvre_statistics
+from pathlib import Path
+
+from .records import AgentRecord
+from .world_file import (CLASSES, INTENT_WIDTH, KINDS, SIDE_FILE, WorldFile, class_counts,
+                         manoeuvre_statistics)
 
 INTENT_KINDS = KINDS
 
 
 class WorldCues(WorldFile):
     """WorldFile with the pipeline's names."""
+
+    @staticmethod
+    def where(dataroot: str | Path, version: str) -> Path:
+        """Where a dataroot's side file is (beside its tables)."""
+        return Path(dataroot) / version / SIDE_FILE
 
     def oracle_features(self, rec: AgentRecord) -> tuple[np.ndarray, np.ndarray]:
         """The cue oracle's inputs (and the cue loss's labels) per window frame:
@@ -26,4 +34,4 @@ def cue_statistics(cues: WorldFile) -> dict:
     return manoeuvre_statistics(cues)
 
 
-__all__ = ["INTENT_KINDS", "INTENT_WIDTH", "WorldCues", "class_counts", "cue_statistics"]
+__all__ = ["CLASSES", "INTENT_KINDS", "INTENT_WIDTH", "WorldCues", "class_counts", "cue_statistics"]

@@ -6,6 +6,7 @@ are), on the map expansion's drivable-area mask at 10 px/m.
 The masks are the devkit's (data/maps.py: NuScenesMap exactly as the devkit's metric builds
 them, but only for the locations the targets drive in).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,12 @@ def off_road_rate(pred: np.ndarray, locations, masks: dict[str, np.ndarray]) -> 
             x, y = _path(mode)
             rows = (np.asarray(y) * PIXELS_PER_METER).astype("int")
             cols = (np.asarray(x) * PIXELS_PER_METER).astype("int")
-            outside = (rows >= rows_max).any() or (rows < 0).any() or (cols >= cols_max).any() or (cols < 0).any()
+            outside = (
+                (rows >= rows_max).any()
+                or (rows < 0).any()
+                or (cols >= cols_max).any()
+                or (cols < 0).any()
+            )
             if outside or not np.all(mask[rows, cols]):
                 bad += 1
         out[i] = bad / len(modes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 WORLD_VERSION = 6
 
 _LAZY = {"CAMERAS": ".render", "challenge_scene_names": ".writer", "generate": ".writer",
-         "scene_names": ".writer", "version_of": ".writer"}
+         "scene_names": ".writer"}
 
 
 def __getattr__(name: str):
@@ -25,5 +25,4 @@ __all__ = [
     "challenge_scene_names",
     "generate",
     "scene_names",
-    "version_of",
 ]

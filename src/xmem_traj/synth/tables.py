@@ -1,16 +1,14 @@
 """The nuScenes tables as the synthetic writer fills them: the fixed category, attribute and
 visibility records, real scene names of the challenge splits, a table set with its own token
-generator, prev/next links, JPEG encoding and the dataroot's version."""
+generator, prev/next links, and JPEG encoding."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from nuscenes.utils.splits import create_splits_scenes
 from PIL import Image
 
-from ..errors import DatasetError
 
 CATEGORIES = [
     "human.pedestrian.adult", "human.pedestrian.child", "human.pedestrian.wheelchair",
@@ -86,17 +84,6 @@ def attribute(tr, state) -> str:
     return "vehicle.moving" if state["speed"] > 0.5 else "vehicle.stopped"
 
 
-def version_of(dataroot: str | Path) -> str:
-    """The one table version a dataroot holds (a v1.0-*/ folder with scene.json)."""
-    found = sorted(p.parent.name for p in Path(dataroot).glob("v1.0-*/scene.json"))
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise DatasetError(f"no nuScenes tables (v1.0-*/scene.json) under {dataroot}; "
-                           "pass --dataroot the folder that holds v1.0-mini/ or v1.0-trainval/")
-    raise DatasetError(f"{dataroot} holds several table versions {found}; pass --version")
-
-
 __all__ = [
     "ATTRIBUTES",
     "CATEGORIES",
@@ -107,5 +94,4 @@ __all__ = [
     "jpeg",
     "link",
     "scene_names",
-    "version_of",
 ]

@@ -44,7 +44,6 @@ from .tables import (
     jpeg,
     link,
     scene_names,
-    version_of,
 )
 from .vehicles import CUE_SOURCES
 
@@ -430,5 +429,4 @@ __all__ = [
     "generate",
     "scene_base",
     "scene_names",
-    "version_of",
 ]

@@ -8,14 +8,15 @@ The head starts from what physics knows: the kinematics the devkit's physics mod
 constant-velocity-and-heading roll-out, to which it predicts corrections; without a past the
 roll-out is standing still. `feature_dim = 0` gives the history-only model.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-OUTPUT_SCALE = 10.0   # the head predicts in units of 10 m
-STEP_S = 0.5          # key-frame interval of the tracks (2 Hz)
-KINEMATICS = 5        # speed, acceleration, yaw rate, lateral speed, has-past
+OUTPUT_SCALE = 10.0  # the head predicts in units of 10 m
+STEP_S = 0.5  # key-frame interval of the tracks (2 Hz)
+KINEMATICS = 5  # speed, acceleration, yaw rate, lateral speed, has-past
 
 
 def kinematics(past: torch.Tensor, past_valid: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,7 @@ def kinematics(past: torch.Tensor, past_valid: torch.Tensor) -> torch.Tensor:
     zero = past.new_zeros(past.shape[0])
     last, prev = past[:, -1], past[:, -2] if past.shape[1] > 1 else past[:, -1]
     v1, v2 = past_valid[:, -1], past_valid[:, -2] if past.shape[1] > 1 else past_valid[:, -1]
-    d_now = -last                       # displacement over the last interval
+    d_now = -last  # displacement over the last interval
     d_before = last - prev
     speed = torch.where(v1, d_now.norm(dim=-1) / STEP_S, zero)
     lateral = torch.where(v1, d_now[:, 0] / STEP_S, zero)
@@ -51,36 +52,66 @@ def constant_velocity(kin: torch.Tensor, future_steps: int) -> torch.Tensor:
 def map_encoder(shape: tuple[int, int], width: int) -> nn.Module:
     """(B, 1, H, W) raster → (B, width): three stride-2 convolutions, then a projection."""
     cells = ((shape[0] + 7) // 8) * ((shape[1] + 7) // 8)
-    return nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
-                         nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(32 * cells, width), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(32, 32, 3, 2, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * cells, width),
+        nn.ReLU(),
+    )
 
 
 class TrajectoryHead(nn.Module):
     """Past track (P steps), per-frame inputs (C wide, 0 = none) and the map raster (map_shape,
     None = no map) → K modes of F steps."""
 
-    def __init__(self, feature_dim: int, *, kind: str, hidden: int, num_modes: int,
-                 past_steps: int, future_steps: int, dropout: float, rollout: bool = True,
-                 n_cues: int = 0, feature_drop: float = 0.0,
-                 map_shape: tuple[int, int] | None = None, vision: str = "features"):
+    def __init__(
+        self,
+        feature_dim: int,
+        *,
+        kind: str,
+        hidden: int,
+        num_modes: int,
+        past_steps: int,
+        future_steps: int,
+        dropout: float,
+        rollout: bool = True,
+        n_cues: int = 0,
+        feature_drop: float = 0.0,
+        map_shape: tuple[int, int] | None = None,
+        vision: str = "features",
+    ):
         super().__init__()
         if kind not in ("gru", "mlp"):
             raise ValueError(f"head kind must be 'gru' or 'mlp', got {kind!r}")
         if vision not in ("features", "cues") or (vision == "cues" and feature_dim and not n_cues):
-            raise ValueError(f"vision must be 'features' or 'cues' (with n_cues > 0), got {vision!r}")
+            raise ValueError(
+                f"vision must be 'features' or 'cues' (with n_cues > 0), got {vision!r}"
+            )
         self.vision = vision
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
         self.feature_drop = feature_drop  # training only: a target's features all hidden
         self.future_steps, self.rollout = future_steps, rollout
-        self.past = nn.Sequential(nn.Linear(past_steps * 3 + KINEMATICS, hidden), nn.ReLU(),
-                                  nn.Linear(hidden, hidden), nn.ReLU())
+        self.past = nn.Sequential(
+            nn.Linear(past_steps * 3 + KINEMATICS, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+        )
         self.map = map_encoder(tuple(map_shape), hidden) if map_shape else None
         vision_out = hidden if map_shape else 0
         if feature_dim > 0:
             # Dropout after the projection: as strong a regulariser, far fewer random draws.
-            self.frame = nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden),
-                                       nn.ReLU(), nn.Dropout(dropout))
+            self.frame = nn.Sequential(
+                nn.LayerNorm(feature_dim),
+                nn.Linear(feature_dim, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+            )
             # With n_cues: a linear readout of the cues seen in each frame, trained by the
             # auxiliary loss so that the projection keeps what the cues look like. With vision
             # "cues" the frames reach the rest of the head only through it: its probabilities
@@ -92,25 +123,44 @@ class TrajectoryHead(nn.Module):
                 vision_out += hidden
             else:
                 vision_out += 2 * width  # masked mean over frames + the newest valid frame
-        self.out = nn.Sequential(nn.Linear(hidden + vision_out, 2 * hidden), nn.ReLU(),
-                                 nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)))
+        self.out = nn.Sequential(
+            nn.Linear(hidden + vision_out, 2 * hidden),
+            nn.ReLU(),
+            nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)),
+        )
 
     def cue_logits(self, features: torch.Tensor) -> torch.Tensor:
         """features (B, T, C) → (B, T, n_cues): the frame branch's reading of the cues (what
         the auxiliary loss trains; n_cues > 0 only)."""
         return self.cue_readout(self.frame(features))
 
-    def forward(self, features: torch.Tensor | None, feature_valid: torch.Tensor | None,
-                past: torch.Tensor, past_valid: torch.Tensor, map: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        features: torch.Tensor | None,
+        feature_valid: torch.Tensor | None,
+        past: torch.Tensor,
+        past_valid: torch.Tensor,
+        map: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
         frame, past_valid (B, P), map (B, H, W) (with map_shape) → trajectories (B, K, F, 2)
         agent frame, logits (B, K)."""
         pv = past_valid.to(past.dtype)[..., None]
         kin = kinematics(past, past_valid)
-        h = [self.past(torch.cat([(torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
-                                  kin / torch.tensor([10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device,
-                                                     dtype=kin.dtype)], -1))]
+        h = [
+            self.past(
+                torch.cat(
+                    [
+                        (torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
+                        kin
+                        / torch.tensor(
+                            [10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device, dtype=kin.dtype
+                        ),
+                    ],
+                    -1,
+                )
+            )
+        ]
         if self.feature_dim > 0:
             if self.training and self.feature_drop > 0:
                 keep = torch.rand(features.shape[0], 1, device=features.device) >= self.feature_drop
@@ -125,7 +175,7 @@ class TrajectoryHead(nn.Module):
                 h.append(last[0])
             else:
                 mean = x.sum(1) / fv.sum(1).clamp_min(1)
-                newest = (feature_valid.long().cumsum(1).argmax(1))
+                newest = feature_valid.long().cumsum(1).argmax(1)
                 h += [mean, x[torch.arange(x.shape[0]), newest]]
         if self.map is not None:
             h.append(self.map(map[:, None].to(past.dtype)))

@@ -2,6 +2,7 @@
 modes ranked by probability (descending), running min over the top k, ADE = mean pointwise L2,
 FDE = L2 of the last point, miss = max pointwise L2 >= 2 m. Metrics are torchmetrics.Metric
 classes with sum/count states, so they reduce correctly across DDP ranks."""
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,7 @@ def rank_over_top_k(values: torch.Tensor, probs: torch.Tensor, k: int, *, larges
     fewer than k modes all are used. Ties in probability are broken as the devkit's
     np.flip(argsort) does."""
     order = torch.flip(torch.argsort(probs, dim=-1, stable=True), dims=[-1])
-    ranked = values.gather(-1, order)[:, :min(k, values.shape[1])]
+    ranked = values.gather(-1, order)[:, : min(k, values.shape[1])]
     return ranked.max(-1).values if largest else ranked.min(-1).values
 
 
@@ -42,14 +43,22 @@ class _TopKMetric(Metric):
     def __init__(self, k: int, **kwargs):
         super().__init__(**kwargs)
         self.k = k
-        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state(
+            "total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
+        )
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def _per_agent(self, ade, fde, mx, probs) -> torch.Tensor:
         raise NotImplementedError
 
-    def update(self, pred: torch.Tensor, probs: torch.Tensor, gt: torch.Tensor,
-               gt_valid: torch.Tensor | None = None, valid: torch.Tensor | None = None) -> None:
+    def update(
+        self,
+        pred: torch.Tensor,
+        probs: torch.Tensor,
+        gt: torch.Tensor,
+        gt_valid: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+    ) -> None:
         """pred (B, M, T, 2), probs (B, M), gt (B, T, 2); valid (B,) selects agents."""
         values = self._per_agent(*displacement(pred, gt, gt_valid), probs)
         if valid is not None:
@@ -80,8 +89,13 @@ class MissRateTopK(_TopKMetric):
         return rank_over_top_k((mx >= self.tolerance).to(ade.dtype), probs, self.k)
 
 
-def per_agent_metrics(pred: torch.Tensor, probs: torch.Tensor, gt: torch.Tensor,
-                      gt_valid: torch.Tensor | None = None, ks=(1, 5, 10)) -> dict[str, torch.Tensor]:
+def per_agent_metrics(
+    pred: torch.Tensor,
+    probs: torch.Tensor,
+    gt: torch.Tensor,
+    gt_valid: torch.Tensor | None = None,
+    ks=(1, 5, 10),
+) -> dict[str, torch.Tensor]:
     """Each challenge metric per agent, (B,) float64: what the metric classes average."""
     ade, fde, mx = displacement(pred, gt, gt_valid)
     out = {}
@@ -103,8 +117,9 @@ def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
     return out
 
 
-def ade_fde_loss(pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor,
-                 gt_valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def ade_fde_loss(
+    pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's ADE/FDE loss, best-of-K for several modes → (ade, fde, loss), batch means.
 
     pred (B, M, T, 2), logits (B, M), gt (B, T, 2). The regression term is ADE + FDE of the
@@ -120,8 +135,9 @@ def ade_fde_loss(pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor,
     return ade_b.mean(), fde_b.mean(), loss
 
 
-def offroad_loss(pred: torch.Tensor, raster: torch.Tensor,
-                 gt_valid: torch.Tensor | None = None) -> torch.Tensor:
+def offroad_loss(
+    pred: torch.Tensor, raster: torch.Tensor, gt_valid: torch.Tensor | None = None
+) -> torch.Tensor:
     """The share of predicted points off the drivable area, every mode alike (what OffRoadRate
     counts) → a scalar; differentiable through bilinear sampling of the raster.
 
@@ -129,12 +145,13 @@ def offroad_loss(pred: torch.Tensor, raster: torch.Tensor,
     drivable share of each cell (data/maps.py: rows along y from MAP_Y[0], columns along x from
     MAP_X[0]), gt_valid (B, T). Points outside the raster count for nothing: there the map is
     not known to the head."""
-    u = (pred[..., 0] - MAP_X[0]) / (MAP_X[1] - MAP_X[0]) * 2 - 1   # column, -1..1 over the edges
-    v = (pred[..., 1] - MAP_Y[0]) / (MAP_Y[1] - MAP_Y[0]) * 2 - 1   # row
+    u = (pred[..., 0] - MAP_X[0]) / (MAP_X[1] - MAP_X[0]) * 2 - 1  # column, -1..1 over the edges
+    v = (pred[..., 1] - MAP_Y[0]) / (MAP_Y[1] - MAP_Y[0]) * 2 - 1  # row
     b, m, t = u.shape
     grid = torch.stack([u, v], -1).reshape(b, m * t, 1, 2).to(raster.dtype)
-    drivable = F.grid_sample(raster[:, None], grid, mode="bilinear", padding_mode="border",
-                             align_corners=False)
+    drivable = F.grid_sample(
+        raster[:, None], grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     off = 1.0 - drivable.reshape(b, m, t).to(pred.dtype)
     inside = (u.abs() <= 1) & (v.abs() <= 1)
     if gt_valid is not None:

@@ -1,79 +1,57 @@
-"""Targets as the head trains on them: tracks plus cached XMem features (or frames and masks
-when XMem is fine-tuned), and the epoch-seeded shuffling that makes resumed runs exact."""
+"""Targets as models train on them: a prepared split's tensors served as TrajBatches, and the
+epoch-seeded shuffling that makes resumed runs exact."""
+
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch.utils.data import BatchSampler, Dataset, Sampler
 
-from ..data.agent_dataset import NuScenesAgentDataset
-from ..data.frames import frame_masks, init_mask, load_frames, output_size
-from .batch import TrajBatch
+from .batch import CORE_FIELDS, TrajBatch, collate_traj
+from .prepare import PreparedSplit
 
 
-class CachedTargets(Dataset):
-    """Targets with precomputed per-frame features (history-only models ignore them)."""
+class TargetTensors(Dataset):
+    """A prepared split's targets as tensors: the core fields and the input slots a model
+    reads, stacked, so that a batch is one indexing of each (no per-item collation: what makes
+    cached training fast; DataLoader calls __getitems__ with a batch sampler). With online
+    inputs (XMem fine-tuned) items are read one by one instead, by DataLoader workers."""
 
-    def __init__(self, ds: NuScenesAgentDataset, features: np.ndarray, valid: np.ndarray,
-                 cues: tuple[np.ndarray, np.ndarray] | None = None, maps: np.ndarray | None = None):
-        self.features = torch.from_numpy(features)
-        self.valid = torch.from_numpy(valid)
-        self.cues = None if cues is None else (torch.from_numpy(cues[0]), torch.from_numpy(cues[1]))
-        self.maps = None if maps is None else torch.from_numpy(maps)
-        tracks = [ds.tracks(i) for i in range(len(ds))]
-        stack = lambda name: torch.from_numpy(np.stack([t[name] for t in tracks]))  # noqa: E731
-        self.past, self.past_valid = stack("past"), stack("past_valid")
-        self.traj, self.future_valid = stack("traj"), stack("future_valid")
-        self.translation = torch.tensor([r.translation for r in ds.records], dtype=torch.float32)
-        self.rotation = torch.tensor([r.rotation for r in ds.records], dtype=torch.float32)
+    def __init__(self, split: PreparedSplit, slots: Sequence[str]):
+        arrays = split.arrays
+        self.tensors = {name: torch.from_numpy(arrays[name]) for name in CORE_FIELDS[:-1]}
+        self.slots = tuple(s for s in slots if s in arrays)
+        self.extras = {s: torch.from_numpy(arrays[s]) for s in self.slots}
+        self.items = split.items
+        if self.items:
+            self.__getitems__ = None  # items one by one: each reads its frames
 
     def __len__(self) -> int:
-        return len(self.traj)
+        return len(self.tensors["traj"])
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"features": self.features[i], "feature_valid": self.valid[i], "past": self.past[i],
-                "past_valid": self.past_valid[i], "traj": self.traj[i],
-                "future_valid": self.future_valid[i], "translation": self.translation[i],
-                "rotation": self.rotation[i], "index": torch.tensor(i)}
-        if self.cues is not None:
-            item["cues"], item["cue_valid"] = self.cues[0][i], self.cues[1][i]
-        if self.maps is not None:
-            item["map"] = self.maps[i]
+        item = {k: v[i] for k, v in self.tensors.items()}
+        item["index"] = torch.tensor(i)
+        item.update({s: v[i] for s, v in self.extras.items()})
+        for load in self.items:
+            item.update(load(i))
         return item
 
     def __getitems__(self, indices: Sequence[int]) -> TrajBatch:
-        """Targets `indices` as one TrajBatch, by indexing the stacked tensors (no per-item
-        collation: what makes cached training fast; DataLoader calls it with a batch sampler)."""
+        """Targets `indices` as one TrajBatch."""
         idx = torch.as_tensor(indices, dtype=torch.long)
-        cues, cue_valid = (None, None) if self.cues is None else (self.cues[0][idx], self.cues[1][idx])
-        return TrajBatch(features=self.features[idx], feature_valid=self.valid[idx],
-                         past=self.past[idx], past_valid=self.past_valid[idx], traj=self.traj[idx],
-                         future_valid=self.future_valid[idx], translation=self.translation[idx],
-                         rotation=self.rotation[idx], index=idx, cues=cues, cue_valid=cue_valid,
-                         map=None if self.maps is None else self.maps[idx])
+        return TrajBatch(
+            **{k: v[idx] for k, v in self.tensors.items()},
+            index=idx,
+            extras={s: v[idx] for s, v in self.extras.items()},
+        )
 
-
-class OnlineTargets(CachedTargets):
-    """Targets with their frames and masks, for fine-tuning XMem (features computed online)."""
-
-    __getitems__ = None  # items one by one: each reads its frames
-
-    def __init__(self, ds: NuScenesAgentDataset, feature_dim: int,
-                 cues: tuple[np.ndarray, np.ndarray] | None = None, maps: np.ndarray | None = None):
-        super().__init__(ds, np.zeros((len(ds), ds.window_len, feature_dim), np.float32),
-                         np.zeros((len(ds), ds.window_len), bool), cues, maps)
-        self.ds = ds
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rec = self.ds.records[i]
-        size = output_size(rec, self.ds.image_size)
-        return {**super().__getitem__(i),
-                "frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
-                "init_masks": torch.from_numpy(init_mask(rec, size)),
-                "init_frame": torch.tensor(rec.init_frame),
-                "frame_masks": torch.from_numpy(frame_masks(rec, size))}
+    def batch(self, indices: Sequence[int]) -> TrajBatch:
+        """Targets `indices` as one TrajBatch, whichever way items are read."""
+        if self.items:
+            return collate_traj([self[i] for i in indices])
+        return self.__getitems__(indices)
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -103,4 +81,24 @@ class EpochBatchSampler(BatchSampler):
             self.sampler.set_epoch(epoch)
 
 
-__all__ = ["CachedTargets", "EpochShuffleSampler", "OnlineTargets"]
+class EnsembleBatchSampler(BatchSampler):
+    """Each step: one batch of every seed's own shuffle, concatenated seed-major."""
+
+    def __init__(self, n: int, seeds: Sequence[int], batch_size: int):
+        self.orders = [EpochShuffleSampler(n, s) for s in seeds]
+        self.n, self.batch_size = n, batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        for order in self.orders:
+            order.set_epoch(epoch)
+
+    def __iter__(self):
+        lists = [list(order) for order in self.orders]
+        for start in range(0, self.n, self.batch_size):
+            yield [i for order in lists for i in order[start : start + self.batch_size]]
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+
+__all__ = ["EnsembleBatchSampler", "EpochBatchSampler", "EpochShuffleSampler", "TargetTensors"]

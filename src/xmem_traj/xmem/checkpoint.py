@@ -1,5 +1,6 @@
 """Loading official XMem checkpoints (XMem.pth, XMem-s012.pth, …) unchanged, or a seeded
 random-init network when none is given."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,10 @@ def read_state_dict(path: str | os.PathLike, map_location="cpu") -> dict[str, to
     except OSError as err:
         raise CheckpointError(f"{path}: cannot be opened: {err}") from None
     if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
-        raise CheckpointError(f"{path}: not a torch checkpoint (neither the zip format of "
-                              "torch.save nor its legacy pickle format)")
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint (neither the zip format of "
+            "torch.save nor its legacy pickle format)"
+        )
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -40,12 +43,16 @@ def read_state_dict(path: str | os.PathLike, map_location="cpu") -> dict[str, to
             raise CheckpointError(
                 f"{path}: refused to load — the file holds pickled Python objects, not only "
                 f"tensors (weights_only=True). Save a plain state dict instead. Detail: "
-                f"{str(err).splitlines()[0]}") from None
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint: "
-                              f"{str(err).splitlines()[0]}") from None
+                f"{str(err).splitlines()[0]}"
+            ) from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a torch checkpoint: {str(err).splitlines()[0]}"
+        ) from None
     except Exception as err:  # noqa: BLE001  (a damaged file surfaces as many error types)
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint "
-                              f"({type(err).__name__}: {err}); is it truncated?") from None
+        raise CheckpointError(
+            f"{path}: cannot be read as a torch checkpoint "
+            f"({type(err).__name__}: {err}); is it truncated?"
+        ) from None
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -72,9 +79,12 @@ def random_state_dict(model: XMem, *, seed: int = 0) -> dict[str, torch.Tensor]:
             continue
         z = torch.randn(shape, generator=gen, dtype=torch.float64)
         if f"{prefix}.running_mean" in own:  # BatchNorm
-            value = {"weight": 1.0 + 0.05 * z, "bias": 0.05 * z, "running_mean": 0.05 * z,
-                     "running_var": 1.0 + 0.1 * torch.rand(shape, generator=gen,
-                                                           dtype=torch.float64)}[leaf]
+            value = {
+                "weight": 1.0 + 0.05 * z,
+                "bias": 0.05 * z,
+                "running_mean": 0.05 * z,
+                "running_var": 1.0 + 0.1 * torch.rand(shape, generator=gen, dtype=torch.float64),
+            }[leaf]
         elif leaf == "weight":
             value = z / math.sqrt(math.prod(shape[1:]))
             if key == "value_encoder.conv1.weight":
@@ -99,29 +109,45 @@ def _strict_load(model: XMem, state_dict: Mapping[str, torch.Tensor], source: st
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    mismatched = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-                  for k, v in own.items() if k in state_dict and state_dict[k].shape != v.shape]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     if missing or unexpected or mismatched:
+
         def block(title, items):
             shown = "\n    ".join(items[:20]) + ("\n    …" if len(items) > 20 else "")
             return f"\n  {title} ({len(items)}):\n    {shown}" if items else ""
+
         raise CheckpointError(
             f"{source} does not match XMem (key_dim={model.key_dim}, value_dim={model.value_dim}, "
-            f"hidden_dim={model.hidden_dim}):" + block("missing keys", missing)
-            + block("unexpected keys", unexpected) + block("shape mismatches", mismatched))
+            f"hidden_dim={model.hidden_dim}):"
+            + block("missing keys", missing)
+            + block("unexpected keys", unexpected)
+            + block("shape mismatches", mismatched)
+        )
     model.load_state_dict(state_dict, strict=True)
 
 
-def load_xmem(path_or_state_dict: PathOrStateDict | None = None, map_location="cpu", *,
-              single_object: bool = False, seed: int = 0) -> XMem:
+def load_xmem(
+    path_or_state_dict: PathOrStateDict | None = None,
+    map_location="cpu",
+    *,
+    single_object: bool = False,
+    seed: int = 0,
+) -> XMem:
     """An XMem in eval mode from a checkpoint path or state dict (dims inferred from shapes).
 
     With None, a seeded random-init network is returned (and a warning says so): its features
     are untrained, fine for tests and pipeline checks, meaningless as vision features.
     """
     if path_or_state_dict is None:
-        log.warning("no XMem checkpoint given: using random-init weights (seed %d); XMem "
-                    "features are UNTRAINED. Pass --xmem-weights XMem.pth for real features.", seed)
+        log.warning(
+            "no XMem checkpoint given: using random-init weights (seed %d); XMem "
+            "features are UNTRAINED. Pass --xmem-weights XMem.pth for real features.",
+            seed,
+        )
         model = XMem(XMemDims(single_object=single_object))
         model.load_state_dict(random_state_dict(model, seed=seed))
         return model.eval()

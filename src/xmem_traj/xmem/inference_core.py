@@ -5,6 +5,7 @@ Both share one implementation: `BatchedInferenceCore` keeps a `VideoState` (fram
 labels, MemoryManager) per video; `InferenceCore` is its B = 1 view with the reference's API.
 Devices follow the network and the inputs; nothing here calls .cuda().
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,78 +14,10 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .config import resolve_config
+from .engine_io import DEFAULT_PIXEL_BUDGET, KeyFeatures, StepOutput, budget_chunks
 from .masks import as_one_hot, pad_divide_by, unpad
 from .memory_manager import MemoryManager
 from .network import XMem, aggregate
-
-
-@dataclass
-class KeyFeatures:
-    """encode_key's outputs for B padded frames: key (B, CK, h, w), shrinkage (B, 1, h, w) |
-    None, selection (B, CK, h, w) | None, f16 (B, 1024, h, w), f8 (B, 512, 2h, 2w),
-    f4 (B, 256, 4h, 4w)."""
-
-    key: torch.Tensor
-    shrinkage: torch.Tensor | None
-    selection: torch.Tensor | None
-    f16: torch.Tensor
-    f8: torch.Tensor
-    f4: torch.Tensor
-
-    def _fields(self) -> tuple:
-        return self.key, self.shrinkage, self.selection, self.f16, self.f8, self.f4
-
-    def select(self, rows: torch.Tensor) -> "KeyFeatures":
-        """The frames at `rows` (B',) → KeyFeatures of B' frames."""
-        return KeyFeatures(*(None if t is None else t.index_select(0, rows) for t in self._fields()))
-
-    @staticmethod
-    def cat(parts: Sequence["KeyFeatures"]) -> "KeyFeatures":
-        """Frames of several KeyFeatures, in order."""
-        if len(parts) == 1:
-            return parts[0]
-        columns = zip(*(p._fields() for p in parts))
-        return KeyFeatures(*(None if col[0] is None else torch.cat(col, 0) for col in columns))
-
-
-@dataclass
-class StepOutput:
-    """What one step saw and produced for one video, at the padded /16 grid unless stated.
-
-    prob (N+1, H, W) unpadded, background first; key (CK, h, w); f16 (1024, h, w);
-    readout (N_mem, CV, h, w) or None when the frame was not segmented; hidden (N, CH, h, w)
-    after the step (None before the first mask or without sensory memory); pad (l, r, t, b);
-    f8 (512, 2h, 2w) and f4 (256, 4h, 4w), the key encoder's finer stages.
-    """
-
-    prob: torch.Tensor
-    key: torch.Tensor
-    f16: torch.Tensor
-    readout: torch.Tensor | None
-    hidden: torch.Tensor | None
-    pad: tuple[int, int, int, int]
-    f8: torch.Tensor | None = None
-    f4: torch.Tensor | None = None
-
-
-#: Pixels per network call beyond which the engine splits a batch: about 8 frames of
-#: 144×256 (measured: larger batches stop gaining on a CPU and lose at 480p).
-DEFAULT_PIXEL_BUDGET = 8 * 144 * 256
-
-
-def budget_chunks(sizes: Sequence[int], pixels: int, budget: int | None) -> list[slice]:
-    """Split items of sizes[i] units (frames or objects) of `pixels` each into consecutive runs
-    of at most `budget` pixels (at least one item per run); None: one run."""
-    if budget is None or not sizes:
-        return [slice(0, len(sizes))]
-    out, start, used = [], 0, 0
-    for i, n in enumerate(sizes):
-        if i > start and used + n * pixels > budget:
-            out.append(slice(start, i))
-            start, used = i, 0
-        used += n * pixels
-    out.append(slice(start, len(sizes)))
-    return out
 
 
 class VideoState:
@@ -127,17 +60,27 @@ class BatchedInferenceCore:
     one encode_value call for all videos that write memory.
     """
 
-    def __init__(self, network: XMem, config: Mapping[str, Any] | None = None, *,
-                 batch_size: int, grad_enabled: bool = False,
-                 pixel_budget: int | None = DEFAULT_PIXEL_BUDGET):
+    def __init__(
+        self,
+        network: XMem,
+        config: Mapping[str, Any] | None = None,
+        *,
+        batch_size: int,
+        grad_enabled: bool = False,
+        pixel_budget: int | None = DEFAULT_PIXEL_BUDGET,
+    ):
         self.network = network
         self.grad_enabled = grad_enabled  # True only to fine-tune XMem parts through the engine
         # Network calls over more than this many pixels (frames × H × W for encode_key,
         # objects × H × W for the decoder and value encoder) are split: beyond it a bigger
         # batch only spills the caches (None: never split).
         self.pixel_budget = pixel_budget
-        self.config = resolve_config(config, key_dim=network.key_dim,
-                                     value_dim=network.value_dim, hidden_dim=network.hidden_dim)
+        self.config = resolve_config(
+            config,
+            key_dim=network.key_dim,
+            value_dim=network.value_dim,
+            hidden_dim=network.hidden_dim,
+        )
         self.videos = [VideoState(self.config) for _ in range(batch_size)]
         self.last_outputs: list[StepOutput | None] = [None] * batch_size
         self._size: tuple[int, int] | None = None
@@ -158,11 +101,16 @@ class BatchedInferenceCore:
             raise ValueError(f"labels must be increasing positive integers, got {labels}")
         self.videos[video].all_labels = labels
 
-    def step(self, images: torch.Tensor | Sequence[torch.Tensor], masks: Sequence[torch.Tensor | None] | None = None,
-             valid_labels: Sequence[Sequence[int] | None] | None = None,
-             end: bool | Sequence[bool] = False,
-             active: Sequence[bool] | None = None, *,
-             key_features: KeyFeatures | None = None) -> list[torch.Tensor | None]:
+    def step(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        masks: Sequence[torch.Tensor | None] | None = None,
+        valid_labels: Sequence[Sequence[int] | None] | None = None,
+        end: bool | Sequence[bool] = False,
+        active: Sequence[bool] | None = None,
+        *,
+        key_features: KeyFeatures | None = None,
+    ) -> list[torch.Tensor | None]:
         """images (B, 3, H, W) normalised (or B tensors 3×H×W of one size); masks[b]: (N_b, H, W)
         one-hot/soft over all labels of video b, or an integer index mask (H, W), or None →
         per video prob (N_b+1, H, W), or None for videos with active[b] False (not stepped).
@@ -172,10 +120,14 @@ class BatchedInferenceCore:
         encodes them here."""
         with torch.set_grad_enabled(self.grad_enabled):
             images, masks, valid_labels, ends, active = self._check_inputs(
-                images, masks, valid_labels, end, active)
+                images, masks, valid_labels, end, active
+            )
             padded, pad = pad_divide_by(images, 16)
-            plans = [self._plan(i, masks[i], valid_labels[i], ends[i], images.shape[-2:])
-                     for i in range(self.batch_size) if active[i]]
+            plans = [
+                self._plan(i, masks[i], valid_labels[i], ends[i], images.shape[-2:])
+                for i in range(self.batch_size)
+                if active[i]
+            ]
             outputs: list[torch.Tensor | None] = [None] * self.batch_size
             if not plans:
                 return outputs
@@ -184,8 +136,10 @@ class BatchedInferenceCore:
             if key_features is None:
                 enc = self._encode_keys(frames, plans)
             elif key_features.key.shape[0] != len(plans):
-                raise ValueError(f"key_features has {key_features.key.shape[0]} rows for "
-                                 f"{len(plans)} active videos")
+                raise ValueError(
+                    f"key_features has {key_features.key.shape[0]} rows for "
+                    f"{len(plans)} active videos"
+                )
             else:
                 enc = key_features
             probs, readouts = self._segment(enc, plans)
@@ -195,8 +149,15 @@ class BatchedInferenceCore:
                 prob = unpad(probs[j], pad)
                 hid = self.videos[p.video].memory.hidden
                 self.last_outputs[p.video] = StepOutput(
-                    prob=prob, key=enc.key[j], f16=enc.f16[j], readout=readouts.get(j),
-                    hidden=None if hid is None else hid[0], pad=pad, f8=enc.f8[j], f4=enc.f4[j])
+                    prob=prob,
+                    key=enc.key[j],
+                    f16=enc.f16[j],
+                    readout=readouts.get(j),
+                    hidden=None if hid is None else hid[0],
+                    pad=pad,
+                    f8=enc.f8[j],
+                    f4=enc.f4[j],
+                )
                 outputs[p.video] = prob
             return outputs
 
@@ -207,8 +168,10 @@ class BatchedInferenceCore:
         if isinstance(images, (list, tuple)):
             sizes = {tuple(im.shape) for im in images}
             if len(sizes) > 1:
-                raise ValueError(f"all videos of a batch must share one image size, got "
-                                 f"{sorted(sizes)}; batch videos of different sizes separately")
+                raise ValueError(
+                    f"all videos of a batch must share one image size, got "
+                    f"{sorted(sizes)}; batch videos of different sizes separately"
+                )
             images = torch.stack(list(images))
         if images.ndim != 4 or images.shape[0] != b or images.shape[1] != 3:
             raise ValueError(f"images must be (B={b}, 3, H, W), got {tuple(images.shape)}")
@@ -223,8 +186,10 @@ class BatchedInferenceCore:
         if self._size is None:
             self._size = tuple(images.shape[-2:])
         elif tuple(images.shape[-2:]) != self._size:
-            raise ValueError(f"image size changed from {self._size} to {tuple(images.shape[-2:])} "
-                             "within a video; call clear_memory() before a new video")
+            raise ValueError(
+                f"image size changed from {self._size} to {tuple(images.shape[-2:])} "
+                "within a video; call clear_memory() before a new video"
+            )
         return images, masks, valid_labels, ends, active
 
     def _chunks(self, sizes: Sequence[int], pixels: int) -> list[slice]:
@@ -235,12 +200,15 @@ class BatchedInferenceCore:
         """encode_key for every active video (shrinkage/selection only if needed), in chunks."""
         need_sk = any(p.is_mem_frame for p in plans)
         need_ek = any(self.config["enable_long_term"] or p.need_segment for p in plans)
-        parts = [KeyFeatures(*self.network.encode_key(frames[c], need_sk=need_sk, need_ek=need_ek))
-                 for c in self._chunks([1] * len(plans), frames.shape[-2] * frames.shape[-1])]
+        parts = [
+            KeyFeatures(*self.network.encode_key(frames[c], need_sk=need_sk, need_ek=need_ek))
+            for c in self._chunks([1] * len(plans), frames.shape[-2] * frames.shape[-1])
+        ]
         return KeyFeatures.cat(parts)
 
-    def _segment(self, enc: KeyFeatures, plans: list[_Plan]
-                 ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    def _segment(
+        self, enc: KeyFeatures, plans: list[_Plan]
+    ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
         """Memory readout per video, then one decoder call over the objects of every video
         that segments → probs and readouts by plan index."""
         probs: dict[int, torch.Tensor] = {}
@@ -252,8 +220,8 @@ class BatchedInferenceCore:
         hidden_list = []
         for j in seg:
             mem = self.videos[plans[j].video].memory
-            sel = enc.selection[j:j + 1] if enc.selection is not None else None
-            readouts[j] = mem.match_memory(enc.key[j:j + 1], sel)
+            sel = enc.selection[j : j + 1] if enc.selection is not None else None
+            readouts[j] = mem.match_memory(enc.key[j : j + 1], sel)
             if mem.hidden is not None:
                 hidden_list.append(mem.hidden[0])
         counts = [readouts[j].shape[0] for j in seg]
@@ -262,20 +230,31 @@ class BatchedInferenceCore:
         for chunk in self._chunks(counts, pixels):
             part, part_counts = seg[chunk], counts[chunk]
             idx = torch.tensor(part, device=enc.key.device)
-            hidden = (torch.cat(hidden_list[chunk], 0) if net.hidden_dim > 0 else None)
+            hidden = torch.cat(hidden_list[chunk], 0) if net.hidden_dim > 0 else None
             new_hidden, _, seg_probs = net.segment(
-                (enc.f16.index_select(0, idx), enc.f8.index_select(0, idx), enc.f4.index_select(0, idx)),
-                torch.cat([readouts[j] for j in part], 0), hidden, part_counts, h_out=h_out)
+                (
+                    enc.f16.index_select(0, idx),
+                    enc.f8.index_select(0, idx),
+                    enc.f4.index_select(0, idx),
+                ),
+                torch.cat([readouts[j] for j in part], 0),
+                hidden,
+                part_counts,
+                h_out=h_out,
+            )
             start = 0
             for j, n, prob in zip(part, part_counts, seg_probs):
                 probs[j] = prob
                 if plans[j].is_normal_update and new_hidden is not None:
-                    self.videos[plans[j].video].memory.set_hidden(new_hidden[start:start + n][None])
+                    self.videos[plans[j].video].memory.set_hidden(
+                        new_hidden[start : start + n][None]
+                    )
                 start += n
         return probs, readouts
 
-    def _merge_given_masks(self, plans: list[_Plan], probs: dict[int, torch.Tensor],
-                           key: torch.Tensor) -> None:
+    def _merge_given_masks(
+        self, plans: list[_Plan], probs: dict[int, torch.Tensor], key: torch.Tensor
+    ) -> None:
         """Masks given this frame replace (valid labels) or extend the prediction in probs."""
         for j, p in enumerate(plans):
             if p.mask is None:
@@ -291,12 +270,16 @@ class BatchedInferenceCore:
                     keep = [i for i in range(pred_no_bg.shape[0]) if (i + 1) not in p.valid_labels]
                     mask[keep] = pred_no_bg[keep]
             probs[j] = aggregate(mask, dim=0)[1]
-            video.memory.create_hidden_state(len(video.all_labels), key[j:j + 1])
+            video.memory.create_hidden_state(len(video.all_labels), key[j : j + 1])
 
-    def _write_memory(self, frames: torch.Tensor, enc: KeyFeatures, plans: list[_Plan],
-                      probs: dict[int, torch.Tensor]) -> None:
+    def _write_memory(
+        self,
+        frames: torch.Tensor,
+        enc: KeyFeatures,
+        plans: list[_Plan],
+        probs: dict[int, torch.Tensor],
+    ) -> None:
         """One value-encoder call over every video that writes memory this frame."""
-        net = self.network
         mem = [j for j, p in enumerate(plans) if p.is_mem_frame]
         if not mem:
             return
@@ -312,18 +295,28 @@ class BatchedInferenceCore:
         if net.hidden_dim > 0:
             hidden = torch.cat([self.videos[plans[j].video].memory.hidden[0] for j in mem], 0)
         values, new_hidden = net.encode_value(
-            frames.index_select(0, idx), enc.f16.index_select(0, idx), hidden,
-            torch.cat([probs[j][1:] for j in mem], 0), counts, is_deep_update=deep)
+            frames.index_select(0, idx),
+            enc.f16.index_select(0, idx),
+            hidden,
+            torch.cat([probs[j][1:] for j in mem], 0),
+            counts,
+            is_deep_update=deep,
+        )
         start = 0
         for j, n in zip(mem, counts):
             p, video = plans[j], self.videos[plans[j].video]
-            sel = enc.selection[j:j + 1] if self.config["enable_long_term"] else None
-            video.memory.add_memory(enc.key[j:j + 1], enc.shrinkage[j:j + 1],
-                                    values[start:start + n][None], video.all_labels, sel)
+            sel = enc.selection[j : j + 1] if self.config["enable_long_term"] else None
+            video.memory.add_memory(
+                enc.key[j : j + 1],
+                enc.shrinkage[j : j + 1],
+                values[start : start + n][None],
+                video.all_labels,
+                sel,
+            )
             video.last_mem_ti = video.curr_ti
             if p.is_deep_update:
                 if new_hidden is not None:
-                    video.memory.set_hidden(new_hidden[start:start + n][None])
+                    video.memory.set_hidden(new_hidden[start : start + n][None])
                 video.last_deep_update_ti = video.curr_ti
             start += n
 
@@ -340,16 +333,20 @@ class BatchedInferenceCore:
             valid_labels = [int(x) for x in valid_labels]
         video.curr_ti = t
         sync = video.deep_update_sync
-        is_mem_frame = ((t - video.last_mem_ti >= self.config["mem_every"]) or mask is not None) \
-            and not end
-        need_segment = t > 0 and (valid_labels is None
-                                  or len(video.all_labels) != len(valid_labels))
-        is_deep_update = ((sync and is_mem_frame) or (
-            not sync and t - video.last_deep_update_ti >= self.config["deep_update_every"])) \
-            and not end
+        is_mem_frame = (
+            (t - video.last_mem_ti >= self.config["mem_every"]) or mask is not None
+        ) and not end
+        need_segment = t > 0 and (
+            valid_labels is None or len(video.all_labels) != len(valid_labels)
+        )
+        is_deep_update = (
+            (sync and is_mem_frame)
+            or (not sync and t - video.last_deep_update_ti >= self.config["deep_update_every"])
+        ) and not end
         is_normal_update = (not sync or not is_deep_update) and not end
-        return _Plan(i, mask, valid_labels, is_mem_frame, need_segment, is_deep_update,
-                     is_normal_update)
+        return _Plan(
+            i, mask, valid_labels, is_mem_frame, need_segment, is_deep_update, is_normal_update
+        )
 
 
 class InferenceCore:
@@ -383,8 +380,13 @@ class InferenceCore:
     def set_all_labels(self, all_labels: Sequence[int]) -> None:
         self._engine.set_all_labels(0, all_labels)
 
-    def step(self, image: torch.Tensor, mask: torch.Tensor | None = None,
-             valid_labels: Sequence[int] | None = None, end: bool = False) -> torch.Tensor:
+    def step(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        valid_labels: Sequence[int] | None = None,
+        end: bool = False,
+    ) -> torch.Tensor:
         """image: normalised 3×H×W float (padding to multiples of 16 happens inside);
         mask: N×H×W one-hot over all labels (or an H×W integer index mask) →
         prob (N+1)×H×W, background first."""

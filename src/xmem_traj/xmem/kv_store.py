@@ -1,6 +1,7 @@
 """KeyValueMemoryStore: keys, shrinkage, selection and usage shared by all objects; values per
 object group (objects that first appeared in the same annotation). A group with M_g value
 columns pairs with the LAST M_g key columns — the reference's convention, quirks included."""
+
 from __future__ import annotations
 
 import torch
@@ -18,11 +19,11 @@ def _cut(t: torch.Tensor | None, start: int, end: int) -> torch.Tensor | None:
 class KeyValueMemoryStore:
     def __init__(self, *, count_usage: bool):
         self.count_usage = count_usage
-        self.k: torch.Tensor | None = None          # (1, CK, M)
-        self.s: torch.Tensor | None = None          # (1, 1, M)
-        self.e: torch.Tensor | None = None          # (1, CK, M)
-        self.v: list[torch.Tensor] = []             # per group (n_g, CV, M_g)
-        self.obj_groups: list[list[int]] = []       # 0-based object indices per group
+        self.k: torch.Tensor | None = None  # (1, CK, M)
+        self.s: torch.Tensor | None = None  # (1, 1, M)
+        self.e: torch.Tensor | None = None  # (1, CK, M)
+        self.v: list[torch.Tensor] = []  # per group (n_g, CV, M_g)
+        self.obj_groups: list[list[int]] = []  # 0-based object indices per group
         self.all_objects: list[int] = []
         self.use_count: torch.Tensor | None = None  # (1, 1, M)
         self.life_count: torch.Tensor | None = None
@@ -41,8 +42,14 @@ class KeyValueMemoryStore:
     def get_v_size(self, group: int) -> int:
         return self.v[group].shape[2]
 
-    def add(self, key: torch.Tensor, value, shrinkage: torch.Tensor | None,
-            selection: torch.Tensor | None, objects: list[int] | None) -> None:
+    def add(
+        self,
+        key: torch.Tensor,
+        value,
+        shrinkage: torch.Tensor | None,
+        selection: torch.Tensor | None,
+        objects: list[int] | None,
+    ) -> None:
         """key (1, CK, n), shrinkage (1, 1, n), selection (1, CK, n) | None.
         With objects (1-based labels): value (N, CV, n) split into groups (working memory).
         Without: value is a list per group position, None to skip (long-term memory)."""
@@ -74,8 +81,10 @@ class KeyValueMemoryStore:
                 self.obj_groups.append(list(remaining))
                 self.all_objects.extend(remaining)
                 if sorted(self.all_objects) != self.all_objects:
-                    raise ValueError(f"objects must be added in increasing label order, got "
-                                     f"{[o + 1 for o in self.all_objects]}")
+                    raise ValueError(
+                        f"objects must be added in increasing label order, got "
+                        f"{[o + 1 for o in self.all_objects]}"
+                    )
         else:
             for gi, gv in enumerate(value):
                 if gv is None:
@@ -95,14 +104,18 @@ class KeyValueMemoryStore:
 
     def get_usage(self) -> torch.Tensor:
         if not self.count_usage:
-            raise RuntimeError("this memory store does not count usage "
-                               "(enable_long_term_count_usage is False)")
+            raise RuntimeError(
+                "this memory store does not count usage (enable_long_term_count_usage is False)"
+            )
         return self.use_count / self.life_count
 
     def get_all_sliced(self, start: int, end: int):
         """key, shrinkage, selection, usage over columns [start, end) (end == 0: to the end)."""
         sl = slice(start, None) if end == 0 else slice(start, end)
-        pick = (lambda t: None if t is None else t[:, :, sl])
+
+        def pick(t):
+            return None if t is None else t[:, :, sl]
+
         return pick(self.k), pick(self.s), pick(self.e), self.get_usage()[:, :, sl]
 
     def sieve_by_range(self, start: int, end: int, min_size: int) -> None:
@@ -125,7 +138,8 @@ class KeyValueMemoryStore:
         if self.num_groups > 1:
             raise NotImplementedError(
                 "removing obsolete long-term features with several object groups is not "
-                "supported by XMem (key indices do not map onto later groups' values)")
+                "supported by XMem (key indices do not map onto later groups' values)"
+            )
         if self.size <= max_size:
             # The reference calls topk(k=0) here and crashes on the empty result (it happens when
             # long-term size hits exactly max_long_term_elements − num_prototypes); removing

@@ -1,4 +1,5 @@
 """MemoryManager: working, long-term and sensory memory of ONE video (XMem §3.4–3.6)."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -25,8 +26,11 @@ class MemoryManager:
         self.HW: int | None = None
         self.hidden: torch.Tensor | None = None  # (1, N, CH, h, w)
         self.work_mem = KeyValueMemoryStore(count_usage=self.enable_long_term)
-        self.long_mem = (KeyValueMemoryStore(count_usage=self.enable_long_term_usage)
-                         if self.enable_long_term else None)
+        self.long_mem = (
+            KeyValueMemoryStore(count_usage=self.enable_long_term_usage)
+            if self.enable_long_term
+            else None
+        )
 
     # ----------------------------------------------------------------------------- reading
     def match_memory(self, query_key: torch.Tensor, selection: torch.Tensor | None) -> torch.Tensor:
@@ -39,24 +43,36 @@ class MemoryManager:
 
         if self.enable_long_term and long.engaged():
             long_size = long.size
-            similarity = get_similarity(torch.cat([long.k, work.k], -1),
-                                        torch.cat([long.s, work.s], -1), qk, qe)
+            similarity = get_similarity(
+                torch.cat([long.k, work.k], -1), torch.cat([long.s, work.s], -1), qk, qe
+            )
             sim_lt, sim_wm = similarity[:, :long_size], similarity[:, long_size:]
-            aff0, usage = topk_softmax(torch.cat([sim_lt[:, -long.get_v_size(0):], sim_wm], 1),
-                                       self.top_k)
+            aff0, usage = topk_softmax(
+                torch.cat([sim_lt[:, -long.get_v_size(0) :], sim_wm], 1), self.top_k
+            )
             affinity = [aff0]
             values = []
             for gi in range(num_groups):
                 if gi < long.num_groups:
                     if gi > 0:
-                        affinity.append(topk_softmax(torch.cat(
-                            [sim_lt[:, -long.get_v_size(gi):], sim_wm[:, -work.get_v_size(gi):]],
-                            1), self.top_k)[0])
+                        affinity.append(
+                            topk_softmax(
+                                torch.cat(
+                                    [
+                                        sim_lt[:, -long.get_v_size(gi) :],
+                                        sim_wm[:, -work.get_v_size(gi) :],
+                                    ],
+                                    1,
+                                ),
+                                self.top_k,
+                            )[0]
+                        )
                     values.append(torch.cat([long.v[gi], work.v[gi]], -1))
                 else:
                     if gi > 0:
-                        affinity.append(topk_softmax(sim_wm[:, -work.get_v_size(gi):],
-                                                     self.top_k)[0])
+                        affinity.append(
+                            topk_softmax(sim_wm[:, -work.get_v_size(gi) :], self.top_k)[0]
+                        )
                     values.append(work.v[gi])
             work.update_usage(usage[:, long_size:].flatten())
             if self.enable_long_term_usage:
@@ -66,16 +82,24 @@ class MemoryManager:
             aff0, usage = topk_softmax(similarity, self.top_k)
             if self.enable_long_term:
                 work.update_usage(usage.flatten())
-            affinity = [aff0] + [topk_softmax(similarity[:, -work.get_v_size(gi):], self.top_k)[0]
-                                 for gi in range(1, num_groups)]
+            affinity = [aff0] + [
+                topk_softmax(similarity[:, -work.get_v_size(gi) :], self.top_k)[0]
+                for gi in range(1, num_groups)
+            ]
             values = work.v
 
         readout = torch.cat([gv @ affinity[gi] for gi, gv in enumerate(values)], 0)
         return readout.view(readout.shape[0], self.CV, h, w)
 
     # ----------------------------------------------------------------------------- writing
-    def add_memory(self, key: torch.Tensor, shrinkage: torch.Tensor, value: torch.Tensor,
-                   objects: list[int], selection: torch.Tensor | None = None) -> None:
+    def add_memory(
+        self,
+        key: torch.Tensor,
+        shrinkage: torch.Tensor,
+        value: torch.Tensor,
+        objects: list[int],
+        selection: torch.Tensor | None = None,
+    ) -> None:
         """key (1, CK, h, w), shrinkage (1, 1, h, w), value (1, N, CV, h, w), objects: labels."""
         if self.HW is None:
             h, w = key.shape[-2:]
@@ -110,15 +134,18 @@ class MemoryManager:
             else:
                 candidate_value.append(None)
         proto_key, proto_value, proto_shrinkage = self._consolidate(
-            *self.work_mem.get_all_sliced(hw, end), candidate_value)
+            *self.work_mem.get_all_sliced(hw, end), candidate_value
+        )
         self.work_mem.sieve_by_range(hw, end, min_size=min_work + hw)
         self.long_mem.add(proto_key, proto_value, proto_shrinkage, selection=None, objects=None)
 
     def _consolidate(self, cand_key, cand_shrinkage, cand_selection, usage, cand_value):
         n = cand_key.shape[-1]
         if self.num_prototypes > n:
-            raise ValueError(f"num_prototypes={self.num_prototypes} exceeds the {n} consolidation "
-                             "candidates; lower it or raise max_mid_term_frames")
+            raise ValueError(
+                f"num_prototypes={self.num_prototypes} exceeds the {n} consolidation "
+                "candidates; lower it or raise max_mid_term_frames"
+            )
         _, idx = torch.topk(usage, k=self.num_prototypes, dim=-1, sorted=True)
         idx = idx.flatten()
         validity = [None if gv is None else idx >= (n - gv.shape[2]) for gv in cand_value]
@@ -129,12 +156,13 @@ class MemoryManager:
         for gi, gv in enumerate(cand_value):
             aff = None
             if gv is not None:
-                aff = full_softmax(similarity[:, -gv.shape[2]:, validity[gi]])
+                aff = full_softmax(similarity[:, -gv.shape[2] :, validity[gi]])
                 if aff.shape[-1] == 0:
                     aff = None
             affinity.append(aff)
-        proto_value = [None if affinity[gi] is None else gv @ affinity[gi]
-                       for gi, gv in enumerate(cand_value)]
+        proto_value = [
+            None if affinity[gi] is None else gv @ affinity[gi] for gi, gv in enumerate(cand_value)
+        ]
         proto_shrinkage = None if cand_shrinkage is None else cand_shrinkage @ affinity[0]
         return proto_key, proto_value, proto_shrinkage
 
@@ -146,8 +174,11 @@ class MemoryManager:
         if self.hidden is None:
             self.hidden = torch.zeros(shape, device=sample_key.device, dtype=sample_key.dtype)
         elif self.hidden.shape[1] != n:
-            extra = torch.zeros((1, n - self.hidden.shape[1], *shape[2:]),
-                                device=sample_key.device, dtype=self.hidden.dtype)
+            extra = torch.zeros(
+                (1, n - self.hidden.shape[1], *shape[2:]),
+                device=sample_key.device,
+                dtype=self.hidden.dtype,
+            )
             self.hidden = torch.cat([self.hidden, extra], 1)
 
     def get_hidden(self) -> torch.Tensor | None:

@@ -1,4 +1,5 @@
 """Memory reading maths: XMem's anisotropic L2 similarity and the top-k softmax."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,9 @@ import math
 import torch
 
 
-def get_similarity(mk: torch.Tensor, ms: torch.Tensor | None, qk: torch.Tensor,
-                   qe: torch.Tensor | None) -> torch.Tensor:
+def get_similarity(
+    mk: torch.Tensor, ms: torch.Tensor | None, qk: torch.Tensor, qe: torch.Tensor | None
+) -> torch.Tensor:
     """Negative shrinkage-scaled, selection-weighted squared distance.
 
     mk (B, CK, M) memory keys, ms (B, 1, M) shrinkage | None, qk (B, CK, Q) query keys,
@@ -16,8 +18,12 @@ def get_similarity(mk: torch.Tensor, ms: torch.Tensor | None, qk: torch.Tensor,
     three terms would cancel catastrophically.
     """
     with torch.autocast(mk.device.type, enabled=False):  # distances in float32, also under bf16
-        return _similarity(mk.float(), None if ms is None else ms.float(), qk.float(),
-                           None if qe is None else qe.float())
+        return _similarity(
+            mk.float(),
+            None if ms is None else ms.float(),
+            qk.float(),
+            None if qe is None else qe.float(),
+        )
 
 
 def _similarity(mk, ms, qk, qe):
@@ -48,7 +54,8 @@ def topk_softmax(similarity: torch.Tensor, top_k: int) -> tuple[torch.Tensor, to
         raise ValueError(
             f"memory holds {similarity.shape[1]} elements for an object group but top_k={top_k}: "
             "XMem needs at least top_k elements (one memory frame has (H/16)·(W/16)); use a "
-            "larger image or a smaller top_k")
+            "larger image or a smaller top_k"
+        )
     values, indices = torch.topk(similarity, k=top_k, dim=1)
     x_exp = values.exp()
     x_exp = x_exp / x_exp.sum(dim=1, keepdim=True)

@@ -6,6 +6,7 @@ Object ("group") tensors are kept flat: `g` is (O, C, H, W) for O objects in tot
 lets the batched engine run videos with different object counts through one network call.
 Every per-object conv is an ordinary Conv2d on (O, C, H, W), as the reference's GConv2D is.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,9 @@ class ChannelGate(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Flatten(), nn.Linear(channels, channels // reduction), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(channels, channels // reduction),
+            nn.ReLU(),
             nn.Linear(channels // reduction, channels),
         )
 
@@ -100,8 +103,8 @@ class FeatureFusionBlock(nn.Module):
 def _gru_gates(values: torch.Tensor, h: torch.Tensor, hidden_dim: int) -> torch.Tensor:
     """XMem's cell: new_h = f·h·(1−u) + u·tanh(c), channels ordered [forget, update, candidate]."""
     forget = torch.sigmoid(values[:, :hidden_dim])
-    update = torch.sigmoid(values[:, hidden_dim:hidden_dim * 2])
-    candidate = torch.tanh(values[:, hidden_dim * 2:])
+    update = torch.sigmoid(values[:, hidden_dim : hidden_dim * 2])
+    candidate = torch.tanh(values[:, hidden_dim * 2 :])
     return forget * h * (1 - update) + update * candidate
 
 
@@ -128,11 +131,14 @@ class HiddenUpdater(nn.Module):
         self.g4_conv = nn.Conv2d(g_dims[2], mid_dim, 1)
         self.transform = nn.Conv2d(mid_dim + hidden_dim, hidden_dim * 3, 3, padding=1)
 
-    def forward(self, g16: torch.Tensor, g8: torch.Tensor, g4: torch.Tensor,
-                h: torch.Tensor) -> torch.Tensor:
-        m = (self.g16_conv(g16)
-             + self.g8_conv(F.interpolate(g8, scale_factor=1 / 2, mode="area"))
-             + self.g4_conv(F.interpolate(g4, scale_factor=1 / 4, mode="area")))
+    def forward(
+        self, g16: torch.Tensor, g8: torch.Tensor, g4: torch.Tensor, h: torch.Tensor
+    ) -> torch.Tensor:
+        m = (
+            self.g16_conv(g16)
+            + self.g8_conv(F.interpolate(g8, scale_factor=1 / 2, mode="area"))
+            + self.g4_conv(F.interpolate(g4, scale_factor=1 / 4, mode="area"))
+        )
         return _gru_gates(self.transform(torch.cat([m, h], dim=1)), h, self.hidden_dim)
 
 
@@ -185,8 +191,14 @@ class ValueEncoder(nn.Module):
         self.fuser = FeatureFusionBlock(1024, 256, value_dim, value_dim)
         self.hidden_reinforce = HiddenReinforcer(value_dim, hidden_dim) if hidden_dim > 0 else None
 
-    def forward(self, image: torch.Tensor, f16: torch.Tensor, masks: torch.Tensor,
-                others: torch.Tensor, owner: torch.Tensor):
+    def forward(
+        self,
+        image: torch.Tensor,
+        f16: torch.Tensor,
+        masks: torch.Tensor,
+        others: torch.Tensor,
+        owner: torch.Tensor,
+    ):
         """image (B, 3, H, W), f16 (B, 1024, h, w), masks/others (O, H, W) → value (O, CV, h, w)."""
         g = masks[:, None] if self.single_object else torch.stack([masks, others], dim=1)
         g = torch.cat([distribute(image, owner), g], dim=1)
@@ -213,15 +225,24 @@ class Decoder(nn.Module):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.fuser = FeatureFusionBlock(1024, value_dim + hidden_dim, 512, 512)
-        self.hidden_update = (HiddenUpdater((512, 256, 257), 256, hidden_dim)
-                              if hidden_dim > 0 else None)
+        self.hidden_update = (
+            HiddenUpdater((512, 256, 257), 256, hidden_dim) if hidden_dim > 0 else None
+        )
         self.up_16_8 = UpsampleBlock(512, 512, 256)
         self.up_8_4 = UpsampleBlock(256, 256, 256)
         self.pred = nn.Conv2d(256, 1, 3, padding=1)
 
-    def forward(self, f16: torch.Tensor, f8: torch.Tensor, f4: torch.Tensor,
-                hidden: torch.Tensor | None, readout: torch.Tensor, owner: torch.Tensor, *,
-                h_out: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+    def forward(
+        self,
+        f16: torch.Tensor,
+        f8: torch.Tensor,
+        f4: torch.Tensor,
+        hidden: torch.Tensor | None,
+        readout: torch.Tensor,
+        owner: torch.Tensor,
+        *,
+        h_out: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
         """readout (O, CV, h, w), hidden (O, CH, h, w) → (new hidden | None, logits (O, H, W))."""
         g = readout if self.hidden_update is None else torch.cat([readout, hidden], dim=1)
         g16 = self.fuser(f16, g, owner)

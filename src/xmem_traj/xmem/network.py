@@ -6,6 +6,7 @@ hidden_dim) is inferred from a state dict exactly as the reference's
 `XMem.init_hyperparameters` does; `single_object` is a flag, never inferred. Memory and
 per-video state live in the inference engine (inference_core.py), not here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,9 @@ class XMemDims:
     single_object: bool = False
 
     @classmethod
-    def from_state_dict(cls, state_dict: Mapping[str, torch.Tensor], *,
-                        single_object: bool = False) -> "XMemDims":
+    def from_state_dict(
+        cls, state_dict: Mapping[str, torch.Tensor], *, single_object: bool = False
+    ) -> "XMemDims":
         """The reference's shape-based inference (hidden off when hidden_update is absent)."""
         try:
             key_dim = state_dict["key_proj.key_proj.weight"].shape[0]
@@ -35,7 +37,8 @@ class XMemDims:
         except KeyError as err:
             raise ValueError(
                 f"not an XMem state dict: key {err.args[0]!r} is missing "
-                f"(first keys: {list(state_dict)[:3]})") from None
+                f"(first keys: {list(state_dict)[:3]})"
+            ) from None
         hidden_w = state_dict.get("decoder.hidden_update.transform.weight")
         hidden_dim = 0 if hidden_w is None else hidden_w.shape[0] // 3
         return cls(int(key_dim), int(value_dim), int(hidden_dim), single_object)
@@ -61,21 +64,24 @@ def others_channel(masks: torch.Tensor, counts: list[int]) -> torch.Tensor:
     out = []
     start = 0
     for n in counts:
-        frame_masks = masks[start:start + n]
+        frame_masks = masks[start : start + n]
         if n == 1:
             out.append(torch.zeros_like(frame_masks))
         else:
-            out.append(torch.stack([
-                frame_masks[[j for j in range(n) if j != i]].sum(dim=0) for i in range(n)
-            ]))
+            out.append(
+                torch.stack(
+                    [frame_masks[[j for j in range(n) if j != i]].sum(dim=0) for i in range(n)]
+                )
+            )
         start += n
     return torch.cat(out, dim=0)
 
 
 def owner_index(counts: list[int], device: torch.device) -> torch.Tensor:
     """[2, 1] → tensor([0, 0, 1]): which frame each flat object belongs to."""
-    return torch.repeat_interleave(torch.arange(len(counts), device=device),
-                                   torch.tensor(counts, device=device))
+    return torch.repeat_interleave(
+        torch.arange(len(counts), device=device), torch.tensor(counts, device=device)
+    )
 
 
 class XMem(nn.Module):
@@ -106,11 +112,21 @@ class XMem(nn.Module):
         key (B, CK, h, w), shrinkage (B, 1, h, w) | None, selection (B, CK, h, w) | None,
         f16 (B, 1024, h, w), f8 (B, 512, 2h, 2w), f4 (B, 256, 4h, 4w)."""
         f16, f8, f4 = self.key_encoder(image)
-        key, shrinkage, selection = self.key_proj(f16, need_shrinkage=need_sk, need_selection=need_ek)
+        key, shrinkage, selection = self.key_proj(
+            f16, need_shrinkage=need_sk, need_selection=need_ek
+        )
         return key, shrinkage, selection, f16, f8, f4
 
-    def encode_value(self, image: torch.Tensor, f16: torch.Tensor, hidden: torch.Tensor | None,
-                     masks: torch.Tensor, counts: list[int], *, is_deep_update: bool = True):
+    def encode_value(
+        self,
+        image: torch.Tensor,
+        f16: torch.Tensor,
+        hidden: torch.Tensor | None,
+        masks: torch.Tensor,
+        counts: list[int],
+        *,
+        is_deep_update: bool = True,
+    ):
         """Objects of several frames in one call.
 
         image (B, 3, H, W), f16 (B, 1024, h, w), masks (O, H, W) with counts[b] objects of frame
@@ -123,9 +139,15 @@ class XMem(nn.Module):
             hidden = self.value_encoder.hidden_reinforce(value, hidden)
         return value, hidden
 
-    def segment(self, features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-                readout: torch.Tensor, hidden: torch.Tensor | None, counts: list[int], *,
-                h_out: bool = True):
+    def segment(
+        self,
+        features: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        readout: torch.Tensor,
+        hidden: torch.Tensor | None,
+        counts: list[int],
+        *,
+        h_out: bool = True,
+    ):
         """Decode the objects of several frames in one call.
 
         features = (f16, f8, f4) of B frames; readout (O, CV, h, w); hidden (O, CH, h, w) →

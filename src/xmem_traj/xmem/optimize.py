@@ -4,6 +4,7 @@ convolution before it, weights in the compute dtype, optionally channels-last.
 The reference-faithful network (what the fixtures test) is left untouched; the copy computes
 the same function up to float rounding (folding reorders a multiply and an add per channel).
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,9 +28,18 @@ class InferenceSettings:
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A conv computing bn(conv(x)) with BatchNorm's running statistics (eval mode)."""
     scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
-                      conv.padding, conv.dilation, conv.groups, bias=True,
-                      device=conv.weight.device, dtype=conv.weight.dtype)
+    fused = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
     with torch.no_grad():
         fused.weight.copy_(conv.weight * scale[:, None, None, None])

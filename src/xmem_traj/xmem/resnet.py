@@ -4,6 +4,7 @@ Only the layers XMem keeps are built, so the modules' state-dict keys are exactl
 checkpoint's (`res2`/`layer2`/`layer3` for the key encoder, `layer1..3` for the value encoder).
 Nothing is downloaded: the checkpoint provides every weight.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,9 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None
+    ):
         super().__init__()
         self.conv1 = conv3x3(in_ch, width, stride)
         self.bn1 = nn.BatchNorm2d(width)
@@ -46,7 +49,9 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(
+        self, in_ch: int, width: int, stride: int = 1, downsample: nn.Module | None = None
+    ):
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, width, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -65,8 +70,9 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
-def make_stage(block: type[BasicBlock] | type[Bottleneck], in_ch: int, width: int, blocks: int,
-               stride: int) -> nn.Sequential:
+def make_stage(
+    block: type[BasicBlock] | type[Bottleneck], in_ch: int, width: int, blocks: int, stride: int
+) -> nn.Sequential:
     """A ResNet stage; the first block gets a projection shortcut when shapes change."""
     out_ch = width * block.expansion
     downsample = _downsample(in_ch, out_ch, stride) if (stride != 1 or in_ch != out_ch) else None

@@ -14,6 +14,7 @@ model/trainer.py `do_pass`, model/losses.py), for clips of one object each:
 BatchNorm stays in eval mode (the reference's trainer keeps the network in eval mode).
 Stateless: the loop, data and checkpoints live in traj/segmentation.py.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,13 +30,20 @@ from .network import XMem, aggregate
 class ClipOutputs:
     """Per segmented frame t = 1 … T−1: aggregated logits (B, 2, H, W) and the object's
     probability (B, H, W)."""
+
     logits: list[torch.Tensor]
     probs: list[torch.Tensor]
 
 
-def segment_clip(net: XMem, frames: torch.Tensor, first_mask: torch.Tensor, *,
-                 num_ref_frames: int = 3, deep_update_prob: float = 0.2,
-                 generator: torch.Generator | None = None) -> ClipOutputs:
+def segment_clip(
+    net: XMem,
+    frames: torch.Tensor,
+    first_mask: torch.Tensor,
+    *,
+    num_ref_frames: int = 3,
+    deep_update_prob: float = 0.2,
+    generator: torch.Generator | None = None,
+) -> ClipOutputs:
     """frames (B, T, 3, H, W) normalised, H and W multiples of 16, T >= 2; first_mask (B, H, W)
     the object at frame 0 → the segmentation of frames 1 … T−1 (one object per clip)."""
     b, t_len = frames.shape[:2]
@@ -43,39 +51,70 @@ def segment_clip(net: XMem, frames: torch.Tensor, first_mask: torch.Tensor, *,
         raise ValueError(f"a clip needs at least 2 frames, got {t_len}")
     counts = [1] * b
     key, shrinkage, selection, f16, f8, f4 = (
-        None if x is None else x.unflatten(0, (b, t_len)) for x in net.encode_key(frames.flatten(0, 1)))
+        None if x is None else x.unflatten(0, (b, t_len))
+        for x in net.encode_key(frames.flatten(0, 1))
+    )
     hidden = None
     if net.hidden_dim > 0:
         hidden = frames.new_zeros((b, net.hidden_dim, *key.shape[-2:]), dtype=f16.dtype)
-    value, hidden = net.encode_value(frames[:, 0], f16[:, 0], hidden, first_mask.to(f16.dtype), counts)
+    value, hidden = net.encode_value(
+        frames[:, 0], f16[:, 0], hidden, first_mask.to(f16.dtype), counts
+    )
     values = [value]
     logits_out, probs_out = [], []
     for t in range(1, t_len):
-        if t <= num_ref_frames:
-            refs = torch.arange(t).expand(b, t)
-        else:  # per clip: frame 0 and num_ref_frames − 1 random earlier frames
-            refs = torch.stack([torch.cat([torch.zeros(1, dtype=torch.long),
-                                           torch.randperm(t - 1, generator=generator)[:num_ref_frames - 1] + 1])
-                                for _ in range(b)])
-        refs, rows = refs.to(key.device), torch.arange(b, device=key.device)[:, None]
-        mk = key[rows, refs].transpose(1, 2).flatten(2)                   # (B, CK, R·h·w)
-        ms = None if shrinkage is None else shrinkage[rows, refs].transpose(1, 2).flatten(2)
-        affinity = full_softmax(get_similarity(mk, ms, key[:, t].flatten(2),
-                                               None if selection is None else selection[:, t].flatten(2)))
-        mv = torch.stack(values, 1)[rows, refs].transpose(1, 2).flatten(2)  # (B, CV, R·h·w)
-        readout = (mv.float() @ affinity).view(b, -1, *key.shape[-2:])
+        refs = _reference_frames(t, b, num_ref_frames, generator).to(key.device)
+        readout = _read_memory(key, shrinkage, selection, values, refs, t)
         last = t == t_len - 1
-        hidden, obj_logits, _ = net.segment((f16[:, t], f8[:, t], f4[:, t]), readout.to(f16.dtype),
-                                            hidden, counts, h_out=not last)
+        hidden, obj_logits, _ = net.segment(
+            (f16[:, t], f8[:, t], f4[:, t]), readout.to(f16.dtype), hidden, counts, h_out=not last
+        )
         agg_logits, agg_prob = aggregate(torch.sigmoid(obj_logits.float())[:, None], dim=1)
         logits_out.append(agg_logits)
         probs_out.append(agg_prob[:, 1])
         if not last:
             deep = bool(torch.rand((), generator=generator) < deep_update_prob)
-            value, hidden = net.encode_value(frames[:, t], f16[:, t], hidden,
-                                             agg_prob[:, 1].to(f16.dtype), counts, is_deep_update=deep)
+            value, hidden = net.encode_value(
+                frames[:, t],
+                f16[:, t],
+                hidden,
+                agg_prob[:, 1].to(f16.dtype),
+                counts,
+                is_deep_update=deep,
+            )
             values.append(value)
     return ClipOutputs(logits_out, probs_out)
+
+
+def _reference_frames(t: int, b: int, num_ref_frames: int, generator) -> torch.Tensor:
+    """(B, R) memory frames read at frame t: all earlier ones up to num_ref_frames, beyond
+    that, per clip, frame 0 and num_ref_frames − 1 random earlier frames."""
+    if t <= num_ref_frames:
+        return torch.arange(t).expand(b, t)
+    return torch.stack(
+        [
+            torch.cat(
+                [
+                    torch.zeros(1, dtype=torch.long),
+                    torch.randperm(t - 1, generator=generator)[: num_ref_frames - 1] + 1,
+                ]
+            )
+            for _ in range(b)
+        ]
+    )
+
+
+def _read_memory(key, shrinkage, selection, values: list, refs: torch.Tensor, t: int):
+    """The full-softmax memory readout of frame t from the reference frames' keys and values
+    → (B, CV, h, w) float32."""
+    b = key.shape[0]
+    rows = torch.arange(b, device=key.device)[:, None]
+    mk = key[rows, refs].transpose(1, 2).flatten(2)  # (B, CK, R·h·w)
+    ms = None if shrinkage is None else shrinkage[rows, refs].transpose(1, 2).flatten(2)
+    qe = None if selection is None else selection[:, t].flatten(2)
+    affinity = full_softmax(get_similarity(mk, ms, key[:, t].flatten(2), qe))
+    mv = torch.stack(values, 1)[rows, refs].transpose(1, 2).flatten(2)  # (B, CV, R·h·w)
+    return (mv.float() @ affinity).view(b, -1, *key.shape[-2:])
 
 
 def bootstrap_share(step: int, *, start_warm: int, end_warm: int, top_p: float = 0.15) -> float:
@@ -122,5 +161,12 @@ def mask_iou(prob: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.full_like(union, float("nan")))
 
 
-__all__ = ["ClipOutputs", "bootstrap_share", "bootstrapped_ce", "clip_loss", "dice_loss", "mask_iou",
-           "segment_clip"]
+__all__ = [
+    "ClipOutputs",
+    "bootstrap_share",
+    "bootstrapped_ce",
+    "clip_loss",
+    "dice_loss",
+    "mask_iou",
+    "segment_clip",
+]

@@ -4,6 +4,7 @@ Videos are multi-object: object i (label i+1) enters at its init frame with its 
 which is how XMem adds objects mid-video. Frames before an object enters give zeros and are
 marked invalid.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,23 +13,23 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..config import TRAJ_XMEM_CONFIG, TrainConfig
-from ..xmem import BatchedInferenceCore, KeyFeatures, XMem, feature_width, load_xmem, object_features
-from ..xmem.inference_core import DEFAULT_PIXEL_BUDGET, budget_chunks
+from ..config import TRAJ_XMEM_CONFIG, XMemConfig
+from ..errors import ConfigError
+from ..xmem import (
+    BatchedInferenceCore,
+    KeyFeatures,
+    XMem,
+    feature_width,
+    load_xmem,
+    object_features,
+    resolve_feature_kinds,
+)
+from ..xmem.engine_io import DEFAULT_PIXEL_BUDGET, budget_chunks
 from ..xmem.masks import pad_divide_by
 from ..xmem.optimize import InferenceSettings, inference_copy
+from ..xmem.preprocess import normalise
 
 log = logging.getLogger(__name__)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def normalise(frames: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], (…, 3, H, W) → ImageNet-normalised, as XMem's eval.py feeds it."""
-    mean = torch.tensor(IMAGENET_MEAN, device=frames.device, dtype=frames.dtype)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, device=frames.device, dtype=frames.dtype)[:, None, None]
-    return (frames - mean) / std
 
 
 class XMemBackbone(nn.Module):
@@ -44,9 +45,17 @@ class XMemBackbone(nn.Module):
     channels-last, weights in the compute dtype); fine-tuning runs the network itself.
     """
 
-    def __init__(self, network: XMem, *, features: Sequence[str], masks: str,
-                 trainable: Sequence[str] = (), xmem_config: Mapping[str, Any] | None = None,
-                 precision: str = "32", channels_last: bool = True):
+    def __init__(
+        self,
+        network: XMem,
+        *,
+        features: Sequence[str],
+        masks: str,
+        trainable: Sequence[str] = (),
+        xmem_config: Mapping[str, Any] | None = None,
+        precision: str = "32",
+        channels_last: bool = True,
+    ):
         super().__init__()
         if precision not in ("32", "bf16"):
             raise ValueError(f"precision must be '32' or 'bf16', got {precision!r}")
@@ -62,19 +71,33 @@ class XMemBackbone(nn.Module):
         names = [n for n, _ in network.named_parameters()]
         for prefix in self.trainable:
             if not any(n.startswith(prefix) for n in names):
-                raise ValueError(f"no XMem parameters under {prefix!r} (e.g. decoder, "
-                                 "decoder.hidden_update, value_encoder.hidden_reinforce)")
+                raise ValueError(
+                    f"no XMem parameters under {prefix!r} (e.g. decoder, "
+                    "decoder.hidden_update, value_encoder.hidden_reinforce)"
+                )
         for name, p in network.named_parameters():
             p.requires_grad_(any(name.startswith(prefix) for prefix in self.trainable))
         network.eval()
 
     @classmethod
-    def from_config(cls, cfg: TrainConfig) -> "XMemBackbone":
-        """XMem from cfg.xmem_weights (or the seeded random init) with the config's features,
-        mask scheme and fine-tuned parts."""
-        network = load_xmem(cfg.xmem_weights or None, map_location="cpu", seed=cfg.seed)
-        return cls(network, features=cfg.feature_kinds, masks=cfg.masks, trainable=cfg.finetune_list,
-                   precision=cfg.resolved_precision)
+    def from_config(cls, xmem: XMemConfig, *, masks: str, seed: int) -> "XMemBackbone":
+        """XMem from xmem.xmem_weights (or the random init of `seed`) with the group's
+        features, fine-tuned parts and (resolved) precision, and the mask scheme `masks`.
+        A feature set that names no kind is a ConfigError."""
+        try:
+            kinds = resolve_feature_kinds(xmem.features)
+        except ValueError as err:
+            raise ConfigError(f"features: {err}") from None
+        if xmem.precision == "auto":
+            raise ValueError("resolve the config first (TrainConfig.resolved): precision is auto")
+        network = load_xmem(xmem.xmem_weights or None, map_location="cpu", seed=seed)
+        return cls(
+            network,
+            features=kinds,
+            masks=masks,
+            trainable=xmem.finetune_list,
+            precision=xmem.precision,
+        )
 
     @property
     def feature_dim(self) -> int:
@@ -103,16 +126,30 @@ class XMemBackbone(nn.Module):
         padded, _ = pad_divide_by(normalise(images), 16)
         pixels = padded.shape[-2] * padded.shape[-1]
         with self.autocast(images.device):
-            return KeyFeatures.cat([KeyFeatures(*net.encode_key(padded[c]))
-                                    for c in budget_chunks([1] * len(padded), pixels, DEFAULT_PIXEL_BUDGET)])
+            return KeyFeatures.cat(
+                [
+                    KeyFeatures(*net.encode_key(padded[c]))
+                    for c in budget_chunks([1] * len(padded), pixels, DEFAULT_PIXEL_BUDGET)
+                ]
+            )
 
     def train(self, mode: bool = True):  # BatchNorm stays in eval mode, as at XMem inference
         super().train(mode)
         self.network.eval()
         return self
 
-    def _step_masks(self, engine: BatchedInferenceCore, t: int, init_masks, init_frames,
-                    frame_masks, starts, active, size, device):
+    def _step_masks(
+        self,
+        engine: BatchedInferenceCore,
+        t: int,
+        init_masks,
+        init_frames,
+        frame_masks,
+        starts,
+        active,
+        size,
+        device,
+    ):
         """Per video: what is handed to XMem at frame t (masks, valid labels)."""
         masks, valid_labels = [], []
         for v in range(len(init_frames)):
@@ -136,10 +173,16 @@ class XMemBackbone(nn.Module):
                 valid_labels.append(None)
         return masks, valid_labels
 
-    def forward(self, frames: torch.Tensor, init_masks: Sequence[torch.Tensor],
-                init_frames: Sequence[Sequence[int]],
-                frame_masks: Sequence[torch.Tensor] | None = None, *,
-                key_features=None, on_step=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self,
+        frames: torch.Tensor,
+        init_masks: Sequence[torch.Tensor],
+        init_frames: Sequence[Sequence[int]],
+        frame_masks: Sequence[torch.Tensor] | None = None,
+        *,
+        key_features=None,
+        on_step=None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """frames (B, T, 3, H, W) RGB in [0, 1]; per video init_masks[b] (N_b, H, W) and
         init_frames[b] (N_b,) in entry order (and frame_masks[b] (N_b, T, H, W) with
         masks="every") → features (B, N, T, C) float32 and valid (B, N, T), N = max N_b
@@ -155,30 +198,61 @@ class XMemBackbone(nn.Module):
         device = frames.device
         out = torch.zeros((b, n_max, t_len, self.feature_dim), device=device)
         valid = torch.zeros((b, n_max, t_len), dtype=torch.bool, device=device)
-        engine = BatchedInferenceCore(self.runtime_network(), self.xmem_config, batch_size=b,
-                                      grad_enabled=bool(self.trainable) and torch.is_grad_enabled())
+        engine = BatchedInferenceCore(
+            self.runtime_network(),
+            self.xmem_config,
+            batch_size=b,
+            grad_enabled=bool(self.trainable) and torch.is_grad_enabled(),
+        )
         starts = [min(f) for f in init_frames]
         for t in range(t_len):
             active = [t >= s for s in starts]
             if not any(active):
                 continue
-            masks, valid_labels = self._step_masks(engine, t, init_masks, init_frames, frame_masks,
-                                                   starts, active, frames.shape[-2:], device)
-            keys = None if key_features is None else key_features(t, [v for v in range(b) if active[v]])
+            masks, valid_labels = self._step_masks(
+                engine,
+                t,
+                init_masks,
+                init_frames,
+                frame_masks,
+                starts,
+                active,
+                frames.shape[-2:],
+                device,
+            )
+            keys = (
+                None
+                if key_features is None
+                else key_features(t, [v for v in range(b) if active[v]])
+            )
             with self.autocast(device):
-                probs = engine.step(normalise(frames[:, t]), masks, valid_labels, active=active,
-                                    key_features=keys)
+                probs = engine.step(
+                    normalise(frames[:, t]), masks, valid_labels, active=active, key_features=keys
+                )
             if on_step is not None:
                 on_step(t, probs)
-            for v in range(b):
-                if not active[v]:
-                    continue
-                feats = object_features(engine.last_outputs[v], self.features,
-                                        value_dim=self.network.value_dim)
-                row = torch.cat([feats[k] for k in self.features], dim=1)
-                out[v, :row.shape[0], t] = row
-                valid[v, :row.shape[0], t] = True
+            self._read_features(engine, active, t, out, valid)
         return out, valid
 
+    def _read_features(
+        self,
+        engine: BatchedInferenceCore,
+        active: list[bool],
+        t: int,
+        out: torch.Tensor,
+        valid: torch.Tensor,
+    ) -> None:
+        """Every active video's per-object features at frame t into out (B, N, T, C) and
+        valid (B, N, T)."""
+        for v, on in enumerate(active):
+            if not on:
+                continue
+            feats = object_features(
+                engine.last_outputs[v], self.features, value_dim=self.network.value_dim
+            )
+            row = torch.cat([feats[k] for k in self.features], dim=1)
+            out[v, : row.shape[0], t] = row
+            valid[v, : row.shape[0], t] = True
 
-__all__ = ["XMemBackbone", "normalise"]
+
+__all__ = ["XMemBackbone"]

@@ -7,6 +7,7 @@ to need: each frame is decoded (in DataLoader workers, overlapping XMem) and key
 batched encode_key call per chunk) exactly once, kept while a chunk still needs it, and then
 dropped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ from tqdm.auto import tqdm
 
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.videos import FrameSource, VideoGroup
-from ..xmem.inference_core import KeyFeatures
+from ..xmem.engine_io import KeyFeatures
 from .backbone import XMemBackbone
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,29 @@ log = logging.getLogger(__name__)
 class ExtractionPlan:
     chunks: list[list[VideoGroup]]
     frame_ids: list[list[list[str]]]  # per chunk, per video: its frame ids ('' padding)
-    new_frames: list[list[str]]       # per chunk: frame ids it is the first to need
-    done_frames: list[list[str]]      # per chunk: frame ids it is the last to need
+    new_frames: list[list[str]]  # per chunk: frame ids it is the first to need
+    done_frames: list[list[str]]  # per chunk: frame ids it is the last to need
 
     @property
     def video_frames(self) -> int:
         return sum(bool(f) for chunk in self.frame_ids for ids in chunk for f in ids)
 
 
-def plan_extraction(ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
-                    videos_per_step: int, source: FrameSource) -> ExtractionPlan:
+def plan_extraction(
+    ds: NuScenesAgentDataset,
+    groups: Sequence[VideoGroup],
+    videos_per_step: int,
+    source: FrameSource,
+) -> ExtractionPlan:
     """Chunks of `videos_per_step` windows in (camera, scene, time) order."""
+
     def order(g: VideoGroup):
         rec = ds.records[g.items[0]]
         first = next((ts for ts in rec.frame_timestamps if ts), 0)
         return g.camera, rec.scene_name, first
+
     ordered = sorted(groups, key=order)
-    chunks = [ordered[i:i + videos_per_step] for i in range(0, len(ordered), videos_per_step)]
+    chunks = [ordered[i : i + videos_per_step] for i in range(0, len(ordered), videos_per_step)]
     frame_ids = [[source.ids(g) for g in chunk] for chunk in chunks]
     new_frames: list[list[str]] = [[] for _ in chunks]
     done_frames: list[list[str]] = [[] for _ in chunks]
@@ -74,32 +81,52 @@ class _ChunkInputs(Dataset):
         source, plan = self.source, self.plan
         size = source.size(plan.chunks[c][0])
         new = plan.new_frames[c]
-        images = (np.stack([source.load(fid, size) for fid in new]) if new
-                  else np.zeros((0, 3, *size), np.float32))
-        return {"chunk": c, "tokens": new, "images": torch.from_numpy(images),
-                "masks": [source.masks(g) for g in plan.chunks[c]]}
+        images = (
+            np.stack([source.load(fid, size) for fid in new])
+            if new
+            else np.zeros((0, 3, *size), np.float32)
+        )
+        return {
+            "chunk": c,
+            "tokens": new,
+            "images": torch.from_numpy(images),
+            "masks": [source.masks(g) for g in plan.chunks[c]],
+        }
 
 
 @dataclass
 class ExtractionStats:
-    video_frames: int = 0     # frames stepped by XMem, summed over videos
-    decoded: int = 0          # JPEGs decoded
-    key_encoded: int = 0      # frames through encode_key
+    video_frames: int = 0  # frames stepped by XMem, summed over videos
+    decoded: int = 0  # JPEGs decoded
+    key_encoded: int = 0  # frames through encode_key
 
 
-def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Sequence[VideoGroup],
-                   *, videos_per_step: int, crop_size: int = 112, num_workers: int = 0,
-                   device: torch.device | str = "cpu", progress: bool = True,
-                   desc: str = "XMem features",
-                   stats: ExtractionStats | None = None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+def extract_groups(
+    backbone: XMemBackbone,
+    ds: NuScenesAgentDataset,
+    groups: Sequence[VideoGroup],
+    *,
+    videos_per_step: int,
+    crop_size: int = 112,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "XMem features",
+    stats: ExtractionStats | None = None,
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Run XMem over the videos, `videos_per_step` in lockstep → {item: (features (T, C),
     valid (T,))}; frames shared by videos are decoded and key-encoded once."""
     source = FrameSource(ds.records, ds.image_size, crop_size)
     plan = plan_extraction(ds, groups, videos_per_step, source)
     stats = stats if stats is not None else ExtractionStats()
     device = torch.device(device)
-    loader = DataLoader(_ChunkInputs(source, plan), batch_size=None, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+    loader = DataLoader(
+        _ChunkInputs(source, plan),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
     images: dict[str, torch.Tensor] = {}
     keys: dict[str, KeyFeatures] = {}
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -115,7 +142,9 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
                     keys[tok] = encoded.select(torch.tensor([j], device=device))
             stats.decoded += len(item["tokens"])
             stats.key_encoded += len(item["tokens"])
-            feats, valid = _run_chunk(backbone, plan.frame_ids[c], item["masks"], images, keys, device)
+            feats, valid = _run_chunk(
+                backbone, plan.frame_ids[c], item["masks"], images, keys, device
+            )
             for b, g in enumerate(chunk):
                 for i, idx in enumerate(g.items):
                     out[idx] = (feats[b, i].cpu().numpy(), valid[b, i].cpu().numpy())
@@ -124,13 +153,23 @@ def extract_groups(backbone: XMemBackbone, ds: NuScenesAgentDataset, groups: Seq
             bar.update(len(chunk))
     bar.close()
     stats.video_frames += plan.video_frames
-    log.info("%s: %d video-frames, %d frames decoded and key-encoded once", desc,
-             stats.video_frames, stats.key_encoded)
+    log.info(
+        "%s: %d video-frames, %d frames decoded and key-encoded once",
+        desc,
+        stats.video_frames,
+        stats.key_encoded,
+    )
     return out
 
 
-def _run_chunk(backbone: XMemBackbone, frame_ids: list[list[str]], masks: list[dict],
-               images: dict[str, torch.Tensor], keys: dict[str, KeyFeatures], device):
+def _run_chunk(
+    backbone: XMemBackbone,
+    frame_ids: list[list[str]],
+    masks: list[dict],
+    images: dict[str, torch.Tensor],
+    keys: dict[str, KeyFeatures],
+    device,
+):
     """The chunk's videos through the backbone with their stored frames and key features."""
     t_len = len(frame_ids[0])
     some = images[next(f for ids in frame_ids for f in ids if f)]
@@ -142,9 +181,14 @@ def _run_chunk(backbone: XMemBackbone, frame_ids: list[list[str]], masks: list[d
 
     def key_features(t: int, videos: list[int]) -> KeyFeatures:
         return KeyFeatures.cat([keys[frame_ids[v][t]] for v in videos])
-    return backbone(frames, [m["init_masks"].to(device) for m in masks],
-                    [m["init_frames"].tolist() for m in masks],
-                    [m["frame_masks"].to(device) for m in masks], key_features=key_features)
+
+    return backbone(
+        frames,
+        [m["init_masks"].to(device) for m in masks],
+        [m["init_frames"].tolist() for m in masks],
+        [m["frame_masks"].to(device) for m in masks],
+        key_features=key_features,
+    )
 
 
 __all__ = ["ExtractionPlan", "ExtractionStats", "extract_groups", "plan_extraction"]

@@ -1,0 +1,400 @@
+"""The option groups of TrainConfig (config.py), one dataclass each, and train-xmem's own
+options: every default of the project, with its help, choices and range, and the one typed
+check of a field's value."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import ConfigError
+
+TRAJ_XMEM_CONFIG = {
+    "mem_every": 1,
+    "top_k": 30,
+    "max_mid_term_frames": 10,
+    "min_mid_term_frames": 5,
+}
+
+
+def _f(
+    default,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+):
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DataConfig:
+    """Which nuScenes, which splits and targets, and where caches live."""
+
+    dataroot: str = _f(
+        "",
+        "nuScenes folder (v1.0-*/, samples/, sweeps/, maps/); empty: the "
+        "synthetic nuScenes, generated on first use into the cache directory",
+    )
+    version: str = _f("", "table version (v1.0-mini, v1.0-trainval); empty: detected")
+    train_split: str = _f("", "empty: mini_train for v1.0-mini, train for v1.0-trainval")
+    val_split: str = _f("", "empty: mini_val for v1.0-mini, val for v1.0-trainval")
+    challenge: bool = _f(
+        True,
+        "targets from maps/prediction/prediction_scenes.json (the "
+        "prediction challenge split); --no-challenge: every agent",
+    )
+    categories: str = _f("vehicle", "comma list of category prefixes kept (empty: all)")
+    frames: str = _f(
+        "keyframes",
+        "keyframes (2 Hz) or sweeps (every camera frame)",
+        choices=("keyframes", "sweeps"),
+    )
+    history_s: float = _f(2.0, "seconds of past (the challenge allows 2)", min=0.5, max=2.0)
+    future_s: float = _f(6.0, "seconds predicted (the challenge's horizon is 6)", min=0.5)
+    cache_dir: str = _f(
+        "", "synthetic data and feature cache; empty: $XMEM_TRAJ_CACHE or ~/.cache/xmem-traj"
+    )
+
+    @property
+    def category_list(self) -> tuple[str, ...] | None:
+        return tuple(split_list(self.categories)) or None
+
+    def resolved_cache_dir(self) -> Path:
+        return Path(
+            self.cache_dir
+            or os.environ.get("XMEM_TRAJ_CACHE")
+            or Path.home() / ".cache" / "xmem-traj"
+        ).expanduser()
+
+
+@dataclass
+class WorldConfig:
+    """The synthetic default dataset (used when data.dataroot is empty)."""
+
+    synth_train_scenes: int = _f(
+        30,
+        "scenes of the synthetic default dataset's train split "
+        "(v1.0-trainval names of the challenge's train)",
+        min=0,
+        max=500,
+    )
+    synth_train_val_scenes: int = _f(
+        6, "… of its train_val split (where choices are made)", min=0, max=200
+    )
+    synth_val_scenes: int = _f(16, "… of its val split (what the README reports)", min=0, max=150)
+    synth_target_stride: int = _f(
+        2,
+        "the synthetic world lists a target every n-th key frame of an agent (2: every second)",
+        min=1,
+    )
+    synth_seed: int = _f(0, "seed of the synthetic default dataset")
+
+    @property
+    def scene_counts(self) -> tuple[int, int, int]:
+        return self.synth_train_scenes, self.synth_train_val_scenes, self.synth_val_scenes
+
+
+@dataclass
+class XMemConfig:
+    """XMem: its weights, what it looks at and what is read out of it."""
+
+    xmem_weights: str = _f(
+        "",
+        "official XMem checkpoint (XMem.pth, XMem-s012.pth); empty: "
+        "seeded random init (features are untrained)",
+    )
+    features: str = _f("cues", "a feature set or a comma list of feature kinds")
+    image_height: int = _f(144, "height of the frames fed to XMem", min=16)
+    image_width: int = _f(256, "width of the frames fed to XMem", min=16)
+    crop_size: int = _f(
+        112, "side of the agent-centric crops fed to XMem (view agent/both)", min=16
+    )
+    finetune_xmem: str = _f(
+        "",
+        "comma list of XMem module prefixes to fine-tune (disables the "
+        "feature cache; slow); empty: frozen",
+    )
+    videos_per_step: int = _f(8, "camera windows XMem steps in lockstep during extraction", min=1)
+    precision: str = _f(
+        "auto",
+        "XMem's (and training's) arithmetic: bf16 (bfloat16, about 2× "
+        "faster where the hardware has it), 32 (float32, the "
+        "reference's), auto: bf16 where native (CPUs with AVX512-BF16 "
+        "or AMX, GPUs with bf16), else 32",
+        choices=("auto", "bf16", "32"),
+    )
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image_height, self.image_width
+
+    @property
+    def finetune_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.finetune_xmem))
+
+
+@dataclass
+class ModelConfig:
+    """Which methods are trained and the shape of their heads."""
+
+    methods: str = _f(
+        "auto",
+        "comma list of methods to train, the first is the run's main "
+        "model (predict, viz); auto: the registry's defaults that the "
+        "data supports",
+    )
+    map: bool = _f(
+        True,
+        "every method's head also sees the map around the agent: the map "
+        "expansion's drivable area rasterised in its frame; --no-map: the "
+        "past track (and the method's inputs) only",
+    )
+    hidden: int = _f(128, "head width", min=1)
+    modes: int = _f(
+        5,
+        "predicted modes K (at most 25, the challenge's limit); >1 trains "
+        "best-of-K with mode probabilities",
+        min=1,
+        max=25,
+    )
+    vision: str = _f(
+        "auto",
+        "what the XMem model's head reads of the XMem features: cues "
+        "(only the cue readout's per-frame probabilities, trained by the "
+        "cue loss), features (their 128-wide projection: the seed's "
+        "path), auto: cues where the data has cue labels (the synthetic "
+        "world's side file), else features",
+        choices=("auto", "cues", "features"),
+    )
+    dropout: float = _f(0.1, "dropout on the XMem feature branch of the head", min=0.0, max=0.95)
+    cue_loss: float = _f(
+        1.0,
+        "weight of an auxiliary loss that asks the XMem model's feature "
+        "branch to read the cues seen in each frame (labels from the "
+        "synthetic world's side file, training only; off on data "
+        "without one; 0: off)",
+        min=0.0,
+    )
+
+    @property
+    def method_list(self) -> tuple[str, ...]:
+        """The methods named (empty for "auto")."""
+        return () if self.methods == "auto" else tuple(split_list(self.methods))
+
+
+@dataclass
+class OptimConfig:
+    """Training schedule and seeds."""
+
+    epochs: int = _f(50, "training epochs", min=1)
+    batch_size: int = _f(32, "targets per batch", min=1)
+    lr: float = _f(2e-3, "AdamW learning rate (cosine decay)", min=0.0)
+    weight_decay: float = _f(1e-4, "AdamW weight decay", min=0.0)
+    seed: int = _f(0, "seed for weights init and data order (runs are repeatable)")
+    seeds: int = _f(
+        3,
+        "independent heads per method (seeds seed, seed+1, …); eval reports "
+        "the mean over them, predict and viz use the first",
+        min=1,
+    )
+    max_steps: int = _f(-1, "stop after this many optimiser steps (-1: epochs decide)", min=-1)
+    stack_seeds: bool = _f(
+        False,
+        "train a method's seeds as one stacked model (each seed's own "
+        "weights, data order and optimiser state, one batched step); "
+        "off: one after the other. Models that cannot be stacked train one by one",
+    )
+
+
+@dataclass
+class RunConfig:
+    """Where the run goes and what it runs on."""
+
+    run_dir: str = _f("runs", "where run directories are created")
+    name: str = _f("", "run name (a plain name, no path); empty: a timestamp and a random suffix")
+    accelerator: str = _f("cpu", "cpu, gpu, auto (Lightning); XMem extraction runs there too")
+    devices: int = _f(1, "devices per node; >1 with --strategy ddp (torchrun works too)", min=1)
+    num_nodes: int = _f(1, "nodes (DDP)", min=1)
+    strategy: str = _f("auto", "Lightning strategy: auto, ddp, ...")
+    num_workers: int = _f(0, "DataLoader workers for image loading", min=0)
+    progress: bool = _f(True, "progress bars")
+
+
+@dataclass
+class EvalConfig:
+    """How a run is scored."""
+
+    primary: str = _f(
+        "xmem,history_only",
+        "the primary comparison, declared before the run: "
+        "A,B — the relative gain of method A over method "
+        "(or devkit baseline) B on minFDE_1, targets with a "
+        "past; every other comparison is exploratory",
+    )
+    replicates: int = _f(
+        2000, "bootstrap replicates of the intervals (scenes and training seeds resampled)", min=100
+    )
+
+    @property
+    def primary_pair(self) -> tuple[str, str]:
+        a, b = (split_list(self.primary) + ["", ""])[:2]
+        return a, b
+
+
+@dataclass
+class ExperimentalConfig:
+    """Options whose alternatives were measured and not kept (docs/experiments.md says what
+    each gave); they stay for reproducing those measurements."""
+
+    view: str = _f(
+        "agent",
+        "what XMem looks at: frame (the whole camera frame, one video per "
+        "camera window), agent (a crop around the agent's projected box, "
+        "crop_size², one video per target) or both (features "
+        "concatenated)",
+        choices=("frame", "agent", "both"),
+    )
+    masks: str = _f(
+        "first",
+        "first: XMem propagates each agent's first-frame mask (the seed's "
+        "scheme); every: the agent's projected box mask is also given at "
+        "every past frame",
+        choices=("first", "every"),
+    )
+    head: str = _f("gru", "the frame branch of the head: gru or mlp", choices=("gru", "mlp"))
+    rollout: bool = _f(
+        True,
+        "the head predicts corrections to the constant-velocity roll-out "
+        "(--no-rollout: raw positions)",
+    )
+    feature_drop: float = _f(
+        0.0,
+        "probability that the head is trained on a target without "
+        "its XMem features (modality dropout); 0: off",
+        min=0.0,
+        max=0.95,
+    )
+    offroad_loss: float = _f(
+        0.0,
+        "weight of a loss on the share of every mode's predicted "
+        "points off the drivable area of the map raster (all "
+        "methods; needs --map; 0: off)",
+        min=0.0,
+    )
+
+
+@dataclass
+class SegmentationConfig:
+    """`xmem-traj train-xmem`'s own options (data, XMem weights, precision and seed come from
+    TrainConfig's groups)."""
+
+    out: str = _f(
+        "",
+        "where the trained XMem state dict is written (official key names: "
+        "--xmem-weights loads it); must not exist yet",
+    )
+    steps: int = _f(300, "optimiser steps", min=1)
+    clips_per_step: int = _f(4, "agent-view clips per step (one agent each)", min=1)
+    clip_frames: int = _f(
+        3,
+        "frames per clip, from the agent's first masked frame (the first "
+        "frame's mask is given, the others are segmented from memory)",
+        min=2,
+    )
+    xmem_lr: float = _f(1e-5, "AdamW learning rate (the reference's)", min=0.0)
+    xmem_weight_decay: float = _f(0.05, "AdamW weight decay", min=0.0)
+    freeze: str = _f(
+        "",
+        "comma list of XMem module prefixes kept fixed, e.g. key_encoder "
+        "(the ResNet-50: two thirds of a step's time); empty: train all",
+    )
+    eval_clips: int = _f(
+        64, "held-out clips (of --val-split) whose mask IoU is reported before and after", min=0
+    )
+
+    @property
+    def freeze_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.freeze))
+
+    def validate(self) -> "SegmentationConfig":
+        check_fields(self)
+        if not self.out:
+            raise ConfigError(
+                "out: give the file the trained XMem is written to (--out XMem-synth.pth)"
+            )
+        out = Path(self.out)
+        if out.exists():
+            raise ConfigError(
+                f"out: {out} exists; choose another name (a trained XMem is never overwritten)"
+            )
+        if not out.parent.is_dir():
+            raise ConfigError(f"out: folder {out.parent} does not exist")
+        return self
+
+
+def split_list(text: str) -> list[str]:
+    """'a, b,,c' → ['a', 'b', 'c']: the one parser of comma lists in config values."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+TYPES = {"bool": bool, "int": int, "float": float, "str": str}
+
+
+def check_fields(config) -> None:
+    """Every field of a config dataclass through _checked (ints become floats where declared)."""
+    for f in fields(config):
+        setattr(config, f.name, _checked(f, getattr(config, f.name)))
+
+
+def _checked(f, value):
+    """One field's value with its declared type (ints are accepted for floats), choices and
+    range; ConfigError otherwise."""
+    kind = TYPES[str(f.type)]
+    ok = (
+        isinstance(value, bool)
+        if kind is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if kind is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, str)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{f.name}: expected {kind.__name__}, got {type(value).__name__} "
+            f"{value!r}" + (" (write true/false without quotes)" if kind is bool else "")
+        )
+    if kind is float:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{f.name}: must be a finite number, got {value}")
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
+    if meta.get("min") is not None and value < meta["min"]:
+        raise ConfigError(f"{f.name}: {value!r} is below its minimum {meta['min']}")
+    if meta.get("max") is not None and value > meta["max"]:
+        raise ConfigError(f"{f.name}: {value!r} is above its maximum {meta['max']}")
+    return value
+
+
+__all__ = [
+    "DataConfig",
+    "EvalConfig",
+    "ExperimentalConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "SegmentationConfig",
+    "TRAJ_XMEM_CONFIG",
+    "TYPES",
+    "WorldConfig",
+    "XMemConfig",
+    "check_fields",
+    "split_list",
+]

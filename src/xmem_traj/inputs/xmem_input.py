@@ -1,0 +1,108 @@
+"""The XMem input: per-frame features of XMem run over each target's camera window, starting
+from the agent's mask (slots "xmem" (N, T, C) and "xmem_valid" (N, T)). Frozen XMem: extracted
+once per split on the run's device and kept in the feature cache. Fine-tuned XMem (parts
+trainable): the frames and masks are read per item and XMem runs inside the model's step."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..data.frames import frame_masks, init_mask, load_frames, output_size
+from .backbone import XMemBackbone
+from .base import InputProvider, PrepareContext, SplitTargets, frame_slots, register_input
+from .feature_cache import load_or_extract, weights_fingerprint
+
+log = logging.getLogger(__name__)
+
+#: What an online (fine-tuning) item carries for the model's XMem (traj/models/frame_head.py).
+ONLINE_SLOTS = ("frames", "init_masks", "init_frame", "frame_masks")
+
+
+def make_backbone(cfg: TrainConfig) -> XMemBackbone:
+    """The run's XMem (resolved config): its weights or the random init of the run's seed."""
+    return XMemBackbone.from_config(cfg.xmem, masks=cfg.experimental.masks, seed=cfg.optim.seed)
+
+
+def views(cfg: TrainConfig) -> tuple[str, ...]:
+    """The views whose features are concatenated."""
+    return ("frame", "agent") if cfg.experimental.view == "both" else (cfg.experimental.view,)
+
+
+class XMemInput(InputProvider):
+    slots = frame_slots("xmem")
+
+    def __init__(self, ctx: PrepareContext, backbone: XMemBackbone):
+        self.ctx, self.backbone = ctx, backbone
+
+    @property
+    def online(self) -> bool:
+        return bool(self.backbone.trainable)
+
+    @property
+    def width(self) -> int:
+        return len(views(self.ctx.cfg)) * self.backbone.feature_dim
+
+    def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
+        if self.online:
+            return {}
+        cfg = self.ctx.cfg
+        parts = [
+            load_or_extract(
+                split.dataset,
+                self.backbone,
+                weights_fingerprint(cfg.xmem.xmem_weights or None, cfg.optim.seed),
+                cfg.data.resolved_cache_dir(),
+                videos_per_step=cfg.xmem.videos_per_step,
+                view=view,
+                crop_size=cfg.xmem.crop_size,
+                num_workers=cfg.run.num_workers,
+                device=self.ctx.device,
+                progress=cfg.run.progress,
+            )
+            for view in views(cfg)
+        ]
+        return {
+            "xmem": np.concatenate([p["features"] for p in parts], -1),
+            "xmem_valid": np.logical_and.reduce([p["valid"] for p in parts]),
+        }
+
+    def shapes(
+        self, split: SplitTargets, arrays: dict[str, np.ndarray]
+    ) -> dict[str, tuple[int, ...]]:
+        if arrays:
+            return super().shapes(split, arrays)
+        t = split.dataset.window_len  # online: what the model's own XMem will compute
+        return {"xmem": (t, self.width), "xmem_valid": (t,)}
+
+    def items(self, split: SplitTargets) -> Callable[[int], dict[str, torch.Tensor]] | None:
+        if not self.online:
+            return None
+        ds = split.dataset
+
+        def item(i: int) -> dict[str, torch.Tensor]:
+            rec = ds.records[i]
+            size = output_size(rec, ds.image_size)
+            return {
+                "frames": torch.from_numpy(load_frames(rec.frame_paths, size)),
+                "init_masks": torch.from_numpy(init_mask(rec, size)),
+                "init_frame": torch.tensor(rec.init_frame),
+                "frame_masks": torch.from_numpy(frame_masks(rec, size)),
+            }
+
+        return item
+
+
+def _xmem_input(ctx: PrepareContext) -> XMemInput:
+    if ctx.backbone is None:
+        raise ValueError("the XMem input needs the context's backbone (prepare builds it)")
+    return XMemInput(ctx, ctx.backbone)
+
+
+register_input("xmem", _xmem_input)
+
+__all__ = ["ONLINE_SLOTS", "XMemInput", "make_backbone", "views"]
