@@ -8,6 +8,7 @@ the misleading cues; with --calibrate, the drivers measured against the cited fi
     python bench/world_stats.py [--dataroot DIR] [--json FILE] [--calibrate]
         (default dataroot: the default synthetic dataset of the main job)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,10 +16,15 @@ import json
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
-from xmem_traj.data.tables import load_nuscenes
 from xmem_traj.data.sources import resolve_source
-from xmem_traj.data.world_file import (CAUSES, CLASSES, WorldFile, cause_table, class_counts,
-                                       manoeuvre_statistics, misleading_statistics)
+from xmem_traj.data.tables import load_nuscenes
+from xmem_traj.data.world_file import CAUSES, CLASSES, WorldFile
+from xmem_traj.data.world_summary import (
+    cause_table,
+    class_counts,
+    manoeuvre_statistics,
+    misleading_statistics,
+)
 from xmem_traj.errors import DatasetError
 
 
@@ -41,21 +47,33 @@ def split_tables(cfg: TrainConfig, source, world: WorldFile, nusc) -> dict:
             ds = NuScenesAgentDataset.from_config(
                 cfg.data, source.dataroot, source.version, split, image_size=None, nusc=nusc
             )
-        except DatasetError:        # a split the world has no scenes (or targets) for
+        except DatasetError:  # a split the world has no scenes (or targets) for
             print(f"| {split} | 0 | 0 | 0 |" + " — |" * len(CLASSES))
             continue
         with_past = [r for r in ds.records if len(r.past)]
         counts, causes = class_counts(world, with_past), cause_table(world, with_past)
         agents = len({r.instance_token for r in ds.records})
-        out[split] = {"targets": len(ds), "agents": agents, "with_past": len(with_past),
-                      "classes": counts, "causes": causes}
-        print(f"| {split} | {len(ds)} | {agents} | {len(with_past)} | "
-              + " | ".join(_pct(counts[c], len(with_past)) for c in CLASSES) + " |")
+        out[split] = {
+            "targets": len(ds),
+            "agents": agents,
+            "with_past": len(with_past),
+            "classes": counts,
+            "causes": causes,
+        }
+        print(
+            f"| {split} | {len(ds)} | {agents} | {len(with_past)} | "
+            + " | ".join(_pct(counts[c], len(with_past)) for c in CLASSES)
+            + " |"
+        )
         rows.append((split, len(with_past), causes))
-    print("\ntargets with a past by the cause of their next (or ongoing) manoeuvre (none: no "
-          "manoeuvre within the horizon, or one without a cause); in brackets: "
-          "those whose cause a window frame showed to the target's camera\n\n| split | "
-          + " | ".join(CAUSES) + " |\n|---|" + "---|" * len(CAUSES))
+    print(
+        "\ntargets with a past by the cause of their next (or ongoing) manoeuvre (none: no "
+        "manoeuvre within the horizon, or one without a cause); in brackets: "
+        "those whose cause a window frame showed to the target's camera\n\n| split | "
+        + " | ".join(CAUSES)
+        + " |\n|---|"
+        + "---|" * len(CAUSES)
+    )
     for split, n, causes in rows:
         print(
             f"| {split} | "
@@ -69,8 +87,10 @@ def split_tables(cfg: TrainConfig, source, world: WorldFile, nusc) -> dict:
 
 def manoeuvre_table(world: WorldFile) -> dict:
     stats = manoeuvre_statistics(world)
-    print("\n| manoeuvre | count | causes | with a cue | earliest cue's lead over the motion, "
-          "median [p10, p90] s |\n|---|---|---|---|---|")
+    print(
+        "\n| manoeuvre | count | causes | with a cue | earliest cue's lead over the motion, "
+        "median [p10, p90] s |\n|---|---|---|---|---|"
+    )
     for kind, s in stats.items():
         lead = (
             f"{s['lead_s_median']:+.2f} "
@@ -86,7 +106,9 @@ def manoeuvre_table(world: WorldFile) -> dict:
 def calibration() -> dict:
     """The drivers against the field values: queue discharge (HCM) on the calibration scenario."""
     import numpy as np
+
     from xmem_traj.synth.calibration import queue_discharge, start_up_lost_time
+
     lost, saturation = np.mean(
         [start_up_lost_time(queue_discharge(seed=s)) for s in range(5)], axis=0
     )
@@ -120,10 +142,12 @@ def main() -> None:
     }
     mis = out["misleading"]
     told = mis["brake"] + mis["indicator"]
-    print(f"\nmisleading cues (no manoeuvre follows): {mis['brake']} brake taps and "
-          f"{mis['indicator']} indicators on {mis['vehicles']} annotated vehicles, against "
-          f"{mis['cued_manoeuvres']} cued manoeuvres "
-          f"({100 * told / max(told + mis['cued_manoeuvres'], 1):.0f}% of all cues mislead)")
+    print(
+        f"\nmisleading cues (no manoeuvre follows): {mis['brake']} brake taps and "
+        f"{mis['indicator']} indicators on {mis['vehicles']} annotated vehicles, against "
+        f"{mis['cued_manoeuvres']} cued manoeuvres "
+        f"({100 * told / max(told + mis['cued_manoeuvres'], 1):.0f}% of all cues mislead)"
+    )
     if args.calibrate:
         out["calibration"] = calibration()
     print("\nsources of the rates:")

@@ -2,6 +2,7 @@
 dataroot: NuScenesMap and its layers, its lane discretisation (arcline_path_3), the prediction
 StaticLayerRasterizer with its default layers (it loads all four locations' files) and
 OffRoadRate. The devkit is never patched."""
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,7 @@ def test_lane_discretisation_follows_the_vehicles(nusc, city_map):
 
 def test_static_layer_rasterizer_draws_the_city(synth_root, nusc):
     helper = PredictHelper(nusc)
-    static = StaticLayerRasterizer(helper)                  # loads all four locations
+    static = StaticLayerRasterizer(helper)  # loads all four locations
     tokens = get_prediction_challenge_split("mini_train", dataroot=str(synth_root))[:4]
     assert tokens
     for token in tokens:
@@ -78,7 +79,7 @@ def test_static_layer_rasterizer_draws_the_city(synth_root, nusc):
         image = static.make_representation(instance, sample)
         assert image.shape == (500, 500, 3) and image.dtype == np.uint8
         drivable = (image == (255, 255, 255)).all(-1).mean()
-        lanes = (image.max(-1) > 0) & ~(image == image[..., :1]).all(-1)   # coloured lane lines
+        lanes = (image.max(-1) > 0) & ~(image == image[..., :1]).all(-1)  # coloured lane lines
         assert drivable > 0.05 and lanes.mean() > 0.001
 
 

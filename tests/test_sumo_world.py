@@ -2,6 +2,7 @@
 discharge a queue as HCM measures it, signals are obeyed (but for the cited red-light running),
 no two vehicles ever overlap, lamps and indicators follow the motion at the cited rates, causes
 are what SUMO reacted to, and the same seed gives the same bytes whatever the worker count."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,13 @@ from xmem_traj.synth.network import BLOCK_M, SPEEDS_KMH
 from xmem_traj.synth.scene import make_scene
 from xmem_traj.synth.signals import ALL_RED_S, CYCLE_S, YELLOW_S
 from xmem_traj.synth.traffic import STEP_S, WARMUP_S
-from xmem_traj.synth.vehicles import (BRAKE_LEAD_S, BRAKE_OFF, BRAKE_ON, LANE_CHANGE_UNSIGNALLED,
-                                      TURN_UNSIGNALLED)
+from xmem_traj.synth.vehicles import (
+    BRAKE_LEAD_S,
+    BRAKE_OFF,
+    BRAKE_ON,
+    LANE_CHANGE_UNSIGNALLED,
+    TURN_UNSIGNALLED,
+)
 from xmem_traj.synth.writer import dataset_city
 
 
@@ -82,15 +88,16 @@ def test_signals_are_obeyed_in_the_recorded_world(synth_root):
     """No vehicle of a generated world enters a junction later into red than the red-light
     runners of the cited rate do (RED_RUNNER_S; their rate: the whole-city test above)."""
     from xmem_traj.data.world_file import SIGNAL_STATES, WorldFile
+
     world = WorldFile.load(synth_root, "v1.0-mini")
     entries = late = red = 0
-    for token, agent in world.agents.items():
+    for agent in world.agents.values():
         rows = agent["states"]["rows"]
         for k in range(1, len(rows) - 1):
             if rows[k][0] == 0 or rows[k + 1][0] != 0 or rows[k][1] is None or rows[k][1] > 8.0:
-                continue                                   # not the step before entering
+                continue  # not the step before entering
             entries += 1
-            colours = [SIGNAL_STATES[r[0]] for r in rows[:k + 1]]
+            colours = [SIGNAL_STATES[r[0]] for r in rows[: k + 1]]
             if colours[-1] == "red":
                 red += 1
                 run = (
@@ -194,8 +201,10 @@ def test_indicators_follow_the_measured_rates(scenes):
                 if m.kind in counts:
                     counts[m.kind][0] += 1
                     counts[m.kind][1] += any(c[0] == "indicator" for c in m.cues)
-    for kind, unsignalled in (("turn", np.mean(list(TURN_UNSIGNALLED.values()))),
-                              ("lane_change", LANE_CHANGE_UNSIGNALLED)):
+    for kind, unsignalled in (
+        ("turn", np.mean(list(TURN_UNSIGNALLED.values()))),
+        ("lane_change", LANE_CHANGE_UNSIGNALLED),
+    ):
         n, signalled = counts[kind]
         sd = np.sqrt(n * unsignalled * (1 - unsignalled))
         assert n >= 20 and abs((n - signalled) - n * unsignalled) <= 3.5 * sd, (kind, n, signalled)
@@ -205,6 +214,7 @@ def test_causes_are_what_sumo_reacted_to(scenes, city):
     """A stop for a signal had the vehicle's own link red or yellow as it began, a stop for a
     leader had a slower or stopped vehicle close ahead; every cause is one of CAUSES."""
     from xmem_traj.data.world_file import CAUSES, KINDS
+
     seen = set()
     for scene in scenes:
         for tr in scene.tracks:
@@ -226,8 +236,11 @@ def test_causes_are_what_sumo_reacted_to(scenes, city):
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
@@ -242,13 +255,22 @@ def test_side_file_reader_answers_for_loader_records(synth_root, nusc, tmp_path)
     labels a perfect eye reads, the target's class and cause; a broken or foreign file is named."""
     import json
     import shutil
+
     from xmem_traj.data.agent_dataset import NuScenesAgentDataset
-    from xmem_traj.data.world_file import (CAUSES, CLASSES, CUE_LABEL_FIELDS, SCENE_STATE_FIELDS,
-                                           SIDE_FILE, WorldFile)
+    from xmem_traj.data.world_file import (
+        CAUSES,
+        CLASSES,
+        CUE_LABEL_FIELDS,
+        SCENE_STATE_FIELDS,
+        SIDE_FILE,
+        WorldFile,
+    )
     from xmem_traj.errors import DatasetError
+
     world = WorldFile.load(synth_root, "v1.0-mini")
-    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
-                                            image_size=None)
+    ds = NuScenesAgentDataset.from_nuscenes(
+        synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None
+    )
     causes, leaders = set(), 0
     for rec in ds.records:
         states, valid = world.scene_state(rec)
@@ -261,7 +283,7 @@ def test_side_file_reader_answers_for_loader_records(synth_root, nusc, tmp_path)
         assert (signal <= 1).all()
         assert (col["leader_gap_m"][col["leader"] == 0] == 0).all()
         head = labels[:, CUE_LABEL_FIELDS.index("head_seen")]
-        assert (labels[:, 5:8].sum(1) <= head).all()          # a colour only where a head is seen
+        assert (labels[:, 5:8].sum(1) <= head).all()  # a colour only where a head is seen
         assert world.target_class(rec) in CLASSES
         causes.add(world.target_cause(rec))
         leaders += int(col["leader"].any())

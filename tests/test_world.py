@@ -1,6 +1,7 @@
 """The map the head reads: the agent-frame raster is the devkit's drivable area seen from the
 agent (heading along +y, x to its right), as the off-road loss reads it. (The synthetic city
 itself is tested in test_sumo_world.py.)"""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,16 +17,19 @@ from xmem_traj.traj.metrics import offroad_loss
 def _one_street() -> DrivableMaps:
     """A map ("town") with one north-south street 10 m wide, x in [100, 110] m, y in [0, 300] m."""
     mask = np.zeros((int(400 * PIXELS_PER_METER), int(300 * PIXELS_PER_METER)), np.uint8)
-    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER:110 * PIXELS_PER_METER] = 1
+    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER : 110 * PIXELS_PER_METER] = 1
     return DrivableMaps({"town": mask})
 
 
 def test_map_raster_is_the_drivable_area_in_the_agent_frame():
     maps = _one_street()
-    north, east = maps.rasters(["town", "town"], np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
-                               np.array([np.pi / 2, 0.0]))
-    cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL       # x across the raster
-    rows = MAP_Y[0] + (np.arange(MAP_SHAPE[0]) + 0.5) * MAP_CELL       # y along it
+    north, east = maps.rasters(
+        ["town", "town"],
+        np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
+        np.array([np.pi / 2, 0.0]),
+    )
+    cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL  # x across the raster
+    rows = MAP_Y[0] + (np.arange(MAP_SHAPE[0]) + 0.5) * MAP_CELL  # y along it
     # Heading north along the street: drivable straight ahead, within ±5 m of the agent's x.
     assert np.allclose(north[:, np.abs(cols) < 4], 1) and np.allclose(north[:, np.abs(cols) > 6], 0)
     # Heading east across it: the street lies across the raster's rows at y in ±5 m.
@@ -39,19 +43,20 @@ def test_offroad_loss_reads_the_raster_in_the_agent_frame():
     """--offroad-loss: on a real raster (an agent heading east across a north-south street 10 m
     wide) a mode driving straight on leaves the road, modes turning into the street do not; the
     gradient pulls an off-road point back; points beyond the raster count for nothing."""
-    raster = torch.from_numpy(_one_street().rasters(
-        ["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0])))          # heading east
-    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0                   # 2 … 24 m
+    raster = torch.from_numpy(
+        _one_street().rasters(["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0]))
+    )  # heading east
+    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0  # 2 … 24 m
     zero = torch.zeros(12)
     straight = torch.stack([zero, steps], -1)
     left, right = torch.stack([-steps, zero], -1), torch.stack([steps, zero], -1)
     loss = lambda *modes: offroad_loss(torch.stack(modes)[None], raster).item()  # noqa: E731
     assert loss(left) < 0.01 and loss(right) < 0.01
-    assert loss(straight) > 0.7                                               # 2 of 12 points on it
-    beyond = torch.stack([zero, steps + 60.0], -1)                            # ahead of the raster
+    assert loss(straight) > 0.7  # 2 of 12 points on it
+    beyond = torch.stack([zero, steps + 60.0], -1)  # ahead of the raster
     assert loss(left, beyond) == pytest.approx(loss(left))
-    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)                # just past the kerb
+    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)  # just past the kerb
     offroad_loss(point, raster).backward()
-    assert point.grad[..., 1].item() > 0                                      # descent: back onto it
+    assert point.grad[..., 1].item() > 0  # descent: back onto it
     with pytest.raises(ConfigError, match="offroad_loss"):
         TrainConfig.of(offroad_loss=1.0, map=False)

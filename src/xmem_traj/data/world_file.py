@@ -1,93 +1,44 @@
-"""The synthetic world's side file: its schema and its reader. It says what caused what.
-
-`<dataroot>/<version>/xmem_traj_world.json` (beside the 13 tables; the devkit ignores it) holds
-
-- frames: per camera frame (sample_data token), every annotated agent in view: FRAME_FIELDS
-  (its lamps lit now, indicators active, the faces the camera sees, the unoccluded share);
-- heads: per camera frame, the signal heads in view: HEAD_FIELDS (state shown, whether their
-  lamps face the camera, pixels);
-- agents: per instance token its category, its true states every `dt` µs from `t0`
-  (STATE_FIELDS: controlling signal, distance to its stop line, that signal's head, leader,
-  gap, leader speed and braking, own lamps, speed) and its manoeuvres (kind, side, t_motion,
-  t_end in µs, cause among CAUSES, cause_ref: the leader's instance token or "head:<index>",
-  the cues it gave) and misleading cues;
-- signal_heads: per head index its signal, link, lane and pose;
-- sources: where every rate of the world comes from.
-
-This module imports nothing from synth/ (the generator imports the schema from here). A
-loader record `rec` (data.agent_index.AgentRecord) gives the instance, the target sample's
-timestamp and the window's frames of one camera; from them this reader derives the states,
-the labels a perfect eye reads, the target's class and cause.
+"""The synthetic world's side file read for the loader's records (data/world_schema.py holds
+its schema). A loader record `rec` (data.records.AgentRecord) gives the instance, the target
+sample's timestamp and the window's frames of one camera; from them this reader derives the
+agent's true states per frame (scene_state), the labels a perfect eye reads (cue_labels), the
+target's class of upcoming behaviour and its cause. A nuScenes copy without the side file has
+none of it (WorldFile.load gives None).
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..errors import DatasetError
-
-SIDE_FILE = "xmem_traj_world.json"
-FORMAT = 2
-FRAME_FIELDS = ("instance", "brake", "left", "right", "left_active", "right_active",
-                "back", "front", "left_side", "right_side", "visible")
-HEAD_FIELDS = ("head", "state", "facing", "pixels")
-STATE_FIELDS = ("signal", "stop_line_m", "head", "leader", "gap_m", "leader_speed",
-                "leader_braking", "brake", "left", "right", "speed")
-SIGNAL_STATES = ("none", "red", "yellow", "green", "off")       # codes of "signal" and "state"
-CAUSES = ("signal", "leader", "yield", "own_plan", "none")
-KINDS = ("lane_change", "turn", "stop", "go", "slow_down", "speed_up")
-CLASSES = ("foretold", "no_cue", "under_way", "no_change")
-#: Per window frame, the true states of the agent (scene_state's columns): its controlling
-#: signal's colour (one-hot; all zero: none), metres to that signal's stop line (0: none), its
-#: head in view of the record's camera, a leader, the gap to it (m), its speed (m/s), its brake
-#: lamps lit, the agent's own brake lamps and indicators (active), its speed (m/s).
-SCENE_STATE_FIELDS = ("signal_red", "signal_yellow", "signal_green", "signal_off", "stop_line_m",
-                      "head_in_view", "leader", "leader_gap_m", "leader_speed", "leader_braking",
-                      "brake", "left", "right", "speed")
-#: Per window frame, what a perfect eye reads in the record's camera (cue_labels' columns): the
-#: agent's own brake lamps, left and right indicators seen, the agent in view, its controlling
-#: signal's head seen face on and the colour it shows, its leader in view and that leader's brake
-#: lamps seen.
-CUE_LABEL_FIELDS = ("brake_seen", "left_seen", "right_seen", "in_view", "head_seen", "head_red",
-                    "head_yellow", "head_green", "leader_seen", "leader_brake_seen")
-UNDER_WAY_US = 500_000      # one key-frame interval
-HORIZON_US = 6_000_000
-MIN_VISIBLE = 0.25          # an agent's cue counts as seen where this much of it shows
-MIN_HEAD_PIXELS = 6         # a head's colour counts as seen from this many pixels on
-FORETELLS = {"stop": ("red", "yellow"), "slow_down": ("red", "yellow"), "go": ("green",),
-             "speed_up": ("green",)}
-INTENT_WIDTH = 2 * (len(KINDS) + 4)
+from .world_schema import (
+    CAUSES,
+    CLASSES,
+    CUE_LABEL_FIELDS,
+    FORETELLS,
+    FORMAT,
+    FRAME_FIELDS,
+    HEAD_FIELDS,
+    HORIZON_US,
+    INTENT_WIDTH,
+    KINDS,
+    MIN_HEAD_PIXELS,
+    MIN_VISIBLE,
+    SCENE_STATE_FIELDS,
+    SIDE_FILE,
+    SIGNAL_STATES,
+    STATE_FIELDS,
+    UNDER_WAY_US,
+    FrameCue,
+)
 
 
-class FrameCue:
-    """One agent's row of a frame (FRAME_FIELDS after the instance)."""
-
-    __slots__ = FRAME_FIELDS[1:]
-
-    def __init__(self, row: Sequence):
-        for name, value in zip(FRAME_FIELDS[1:10], row[1:10]):
-            setattr(self, name, bool(value))
-        self.visible = float(row[10])
-
-    @classmethod
-    def of(cls, row: Sequence) -> "FrameCue":
-        return cls(row)
-
-    def seen(self, category: str) -> dict[str, bool]:
-        """The cues a perfect eye reads off this frame: brake lamps on the visible rear, lit
-        indicators on any visible face of their side (a cyclist's arm, held out)."""
-        shown = self.visible >= MIN_VISIBLE
-        if category == "vehicle.bicycle":
-            return {"brake_seen": False, "left_seen": shown and self.left_active,
-                    "right_seen": shown and self.right_active}
-        face = {"left": self.back or self.front or self.left_side,
-                "right": self.back or self.front or self.right_side}
-        return {"brake_seen": shown and self.brake and self.back,
-                "left_seen": shown and self.left and face["left"],
-                "right_seen": shown and self.right and face["right"]}
+def side_file_path(dataroot: str | Path, version: str) -> Path:
+    """Where a dataroot's side file is (beside its tables)."""
+    return Path(dataroot) / version / SIDE_FILE
 
 
 class WorldFile:
@@ -107,7 +58,7 @@ class WorldFile:
     @classmethod
     def load(cls, dataroot: str | Path, version: str) -> "WorldFile | None":
         """The side file under dataroot/version, or None where there is none."""
-        path = Path(dataroot) / version / SIDE_FILE
+        path = side_file_path(dataroot, version)
         if not path.exists():
             return None
         try:
@@ -116,8 +67,10 @@ class WorldFile:
             raise DatasetError(f"side file {path} is not valid JSON: {err}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             got = data.get("format") if isinstance(data, dict) else None
-            raise DatasetError(f"side file {path} has format {got}, expected {FORMAT}; "
-                               "regenerate the synthetic dataset")
+            raise DatasetError(
+                f"side file {path} has format {got}, expected {FORMAT}; "
+                "regenerate the synthetic dataset"
+            )
         try:
             return cls(data, path)
         except (KeyError, TypeError, IndexError, ValueError) as err:
@@ -128,8 +81,13 @@ class WorldFile:
         if token not in self._states:
             s = self.agents[token]["states"]
             rows = s["rows"]
-            num = np.array([[np.nan if v is None else float(v) for i, v in enumerate(r) if i != 3]
-                            for r in rows], float).reshape(len(rows), len(STATE_FIELDS) - 1)
+            num = np.array(
+                [
+                    [np.nan if v is None else float(v) for i, v in enumerate(r) if i != 3]
+                    for r in rows
+                ],
+                float,
+            ).reshape(len(rows), len(STATE_FIELDS) - 1)
             self._states[token] = (int(s["t0"]), int(s["dt"]), num, [r[3] for r in rows])
         return self._states[token]
 
@@ -241,8 +199,12 @@ class WorldFile:
                     return True
                 if cue == "brake" and seen["brake_seen"]:
                     return True
-                if (cue == "brake_release" and frame.back and not frame.brake
-                        and frame.visible >= MIN_VISIBLE):
+                if (
+                    cue == "brake_release"
+                    and frame.back
+                    and not frame.brake
+                    and frame.visible >= MIN_VISIBLE
+                ):
                     return True
         return False
 
@@ -304,79 +266,28 @@ class WorldFile:
         if agent is None:
             return out
         t0, per = rec.sample_timestamp, len(KINDS) + 4
-        ahead = [m for m in agent["manoeuvres"]
-                 if m["t_end"] > t0 - UNDER_WAY_US and m["t_motion"] <= t0 + 8_000_000]
+        ahead = [
+            m
+            for m in agent["manoeuvres"]
+            if m["t_end"] > t0 - UNDER_WAY_US and m["t_motion"] <= t0 + 8_000_000
+        ]
         for j, m in enumerate(ahead[:2]):
-            row = out[j * per:(j + 1) * per]
+            row = out[j * per : (j + 1) * per]
             row[KINDS.index(m["kind"])] = 1.0
-            row[len(KINDS):] = [m["side"] == "left", m["side"] == "right",
-                                (m["t_motion"] - t0) / HORIZON_US, (m["t_end"] - t0) / HORIZON_US]
+            row[len(KINDS) :] = [
+                m["side"] == "left",
+                m["side"] == "right",
+                (m["t_motion"] - t0) / HORIZON_US,
+                (m["t_end"] - t0) / HORIZON_US,
+            ]
         return out
-
-
-# -- world statistics (bench/world_stats.py) ----------------------------------------------------
-def class_counts(world: WorldFile, records: Sequence) -> dict[str, int]:
-    counts = dict.fromkeys(CLASSES, 0)
-    for r in records:
-        counts[world.target_class(r)] += 1
-    return counts
-
-
-def cause_table(world: WorldFile, records: Sequence) -> dict[str, dict[str, int]]:
-    """Per cause: targets, and those whose cause a window frame showed."""
-    table = {c: {"targets": 0, "cause_visible": 0} for c in CAUSES}
-    for r in records:
-        cause = world.target_cause(r)
-        table[cause]["targets"] += 1
-        table[cause]["cause_visible"] += int(world.cause_visible(r))
-    return table
-
-
-def manoeuvre_statistics(world: WorldFile) -> dict:
-    """Over every annotated vehicle: manoeuvres by kind, their causes, the share that gave a cue
-    and the earliest cue's lead over the motion (s; negative: the cue came later)."""
-    stats: dict = {}
-    for agent in world.agents.values():
-        for m in agent["manoeuvres"]:
-            s = stats.setdefault(
-                m["kind"], {"count": 0, "cued": 0, "leads": [], "causes": dict.fromkeys(CAUSES, 0)}
-            )
-            s["count"] += 1
-            s["causes"][m["cause"]] += 1
-            if m["cues"]:
-                s["cued"] += 1
-                s["leads"].append((m["t_motion"] - min(on for _, on, _ in m["cues"])) / 1e6)
-    return {
-        k: {
-            "count": v["count"],
-            "causes": v["causes"],
-            "cued_share": v["cued"] / max(v["count"], 1),
-            "lead_s_median": float(np.median(v["leads"])) if v["leads"] else None,
-            "lead_s_p10_p90": (
-                [float(np.percentile(v["leads"], 10)), float(np.percentile(v["leads"], 90))]
-                if v["leads"]
-                else None
-            ),
-        }
-        for k, v in sorted(stats.items())
-    }
-
-
-def misleading_statistics(world: WorldFile) -> dict:
-    """Misleading cues (no manoeuvre follows) against the cued manoeuvres of moving vehicles."""
-    vehicles = [
-        a for a in world.agents.values() if a["category"].startswith("vehicle") and not a["parked"]
-    ]
-    mis = [m for a in vehicles for m in a.get("misleading", [])]
-    cued = sum(bool(m["cues"]) for a in vehicles for m in a["manoeuvres"])
-    return {"vehicles": len(vehicles), "brake": sum(m[0] == "brake" for m in mis),
-            "indicator": sum(m[0].startswith("indicator") for m in mis), "cued_manoeuvres": cued}
 
 
 __all__ = [
     "CAUSES",
     "CLASSES",
     "CUE_LABEL_FIELDS",
+    "FORETELLS",
     "FORMAT",
     "FRAME_FIELDS",
     "FrameCue",
@@ -392,8 +303,5 @@ __all__ = [
     "STATE_FIELDS",
     "UNDER_WAY_US",
     "WorldFile",
-    "cause_table",
-    "class_counts",
-    "manoeuvre_statistics",
-    "misleading_statistics",
+    "side_file_path",
 ]

@@ -9,13 +9,14 @@ segment of an LSL word is straight; the arcs of zero length are no turn), so tha
 discretisation retraces SUMO's path exactly. (An arc spline through the same vertices strays
 up to ~0.5 m from SUMO's path on its coarse turn samples; exactness was preferred.)
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-STRAIGHT_RADIUS = 1000.0     # the radius field of a straight path (the devkit ignores it there)
+STRAIGHT_RADIUS = 1000.0  # the radius field of a straight path (the devkit ignores it there)
 
 
 def _pose(x: float, y: float, yaw: float) -> list[float]:
@@ -33,9 +34,15 @@ def arcline_paths(shape: np.ndarray) -> list[dict]:
     paths = []
     for a, b in zip(pts[:-1], pts[1:]):
         yaw = math.atan2(b[1] - a[1], b[0] - a[0])
-        paths.append({"start_pose": _pose(a[0], a[1], yaw), "end_pose": _pose(b[0], b[1], yaw),
-                      "shape": "LSL", "radius": STRAIGHT_RADIUS,
-                      "segment_length": [0.0, round(float(np.hypot(*(b - a))), 6), 0.0]})
+        paths.append(
+            {
+                "start_pose": _pose(a[0], a[1], yaw),
+                "end_pose": _pose(b[0], b[1], yaw),
+                "shape": "LSL",
+                "radius": STRAIGHT_RADIUS,
+                "segment_length": [0.0, round(float(np.hypot(*(b - a))), 6), 0.0],
+            }
+        )
     return paths
 
 

@@ -6,6 +6,7 @@ The scenario: one 300 m single-lane approach to a signal (the same driver types 
 demand.py), red until RED_S while cars arrive and queue, then green; the stop-line crossing time
 of each car's front bumper gives its discharge headway.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -18,13 +19,16 @@ from .demand import vtypes_xml
 
 RED_S = 40.0
 QUEUE = 12
-STEP_S = 0.2                 # as the city (traffic.STEP_S)
+STEP_S = 0.2  # as the city (traffic.STEP_S)
 
 
 def _net(folder: Path) -> Path:
     import sumo
-    (folder / "q.nod.xml").write_text('<nodes><node id="a" x="0" y="0"/><node id="s" x="300" y="0" '
-                                      'type="traffic_light"/><node id="b" x="500" y="0"/></nodes>')
+
+    (folder / "q.nod.xml").write_text(
+        '<nodes><node id="a" x="0" y="0"/><node id="s" x="300" y="0" '
+        'type="traffic_light"/><node id="b" x="500" y="0"/></nodes>'
+    )
     (folder / "q.edg.xml").write_text(
         '<edges><edge id="in" from="a" to="s" numLanes="1" speed="13.89"/>'
         '<edge id="out" from="s" to="b" numLanes="1" speed="13.89"/></edges>'
@@ -32,7 +36,7 @@ def _net(folder: Path) -> Path:
     (folder / "q.tll.xml").write_text(
         f'<tlLogics><tlLogic id="s" type="static" programID="0" offset="0">'
         f'<phase duration="{RED_S}" state="r"/><phase duration="200" state="G"/>'
-        '</tlLogic></tlLogics>'
+        "</tlLogic></tlLogics>"
     )
     out = folder / "q.net.xml"
     subprocess.run(
@@ -58,6 +62,7 @@ def queue_discharge(seed: int = 0, vtype: str = "car") -> np.ndarray:
     """Discharge headways (s) of a queue of QUEUE cars at green onset: h[0] from green to the
     first car's front crossing the stop line, then between successive cars."""
     import libsumo as ls
+
     with tempfile.TemporaryDirectory(prefix="xmem-queue-") as tmp:
         folder = Path(tmp)
         net = _net(folder)
@@ -108,7 +113,9 @@ def red_light_running(city, demand, seed: int, seconds: float) -> dict:
     vehicle's front entering a junction from a signalised lane; on red: its link red then)."""
     import libsumo as ls
     from libsumo import constants as tc
+
     from .traffic import SUMO_OPTIONS, WARMUP_S
+
     link_of = {(c.from_lane, c.via): (c.tl, c.link_index) for c in city.net.connections if c.tl}
     with tempfile.TemporaryDirectory(prefix="xmem-rlr-") as tmp:
         routes = Path(tmp) / "r.rou.xml"
@@ -144,8 +151,11 @@ def red_light_running(city, demand, seed: int, seconds: float) -> dict:
                 lanes = now
         finally:
             ls.close()
-    return {"crossings": crossings, "on_red": red,
-            "per_hour_per_signal": red / (seconds / 3600.0) / max(len(city.net.programs), 1)}
+    return {
+        "crossings": crossings,
+        "on_red": red,
+        "per_hour_per_signal": red / (seconds / 3600.0) / max(len(city.net.programs), 1),
+    }
 
 
 __all__ = ["queue_discharge", "red_light_running", "start_up_lost_time"]

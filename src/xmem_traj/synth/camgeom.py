@@ -1,11 +1,13 @@
 """Fast box projection for the writer: the same region as projection.projected_hull (the
 devkit's recipe: corners in front, view_points, convex hull clipped to the image), with the
 global → camera transform of a frame computed once as matrices instead of per box."""
+
 from __future__ import annotations
 
 import numpy as np
 from pyquaternion import Quaternion
-from shapely.geometry import MultiPoint, Polygon, box as shapely_box
+from shapely.geometry import MultiPoint, Polygon
+from shapely.geometry import box as shapely_box
 
 from .render import box_corners
 
@@ -18,8 +20,9 @@ def world_to_camera(pose: dict, cs: dict) -> tuple[np.ndarray, np.ndarray]:
     return (r_ego @ r_cs).T, t
 
 
-def hull_area(state: dict, size, frame: tuple[np.ndarray, np.ndarray], K: np.ndarray, width: int,
-              height: int) -> float:
+def hull_area(
+    state: dict, size, frame: tuple[np.ndarray, np.ndarray], K: np.ndarray, width: int, height: int
+) -> float:
     """Image area (px²) of an agent's box (state x, y, yaw; size w, l, h) in the frame."""
     w, l, h = size
     corners = box_corners(state["x"], state["y"], h / 2, state["yaw"], w, l, h)

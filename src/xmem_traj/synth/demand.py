@@ -7,6 +7,7 @@ Background vehicles get an origin and a destination and SUMO routes them (its ro
 their departure), so they turn where their shortest way turns; SUMO's lane-change model
 (SL2015, sublane) moves them between lanes. DEMAND_SOURCES says where each value comes from.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,30 +28,30 @@ VEHICLE_TYPES = {
 #: reaction tau 1 s are SUMO's defaults), a start-up delay after a stop, lateral moves at most
 #: 1 m/s (the sublane model's default).
 DRIVER = {"sigma": 0.5, "tau": 1.0, "startupDelay": 1.2, "maxSpeedLat": 1.0, "minGapLat": 0.6}
-RED_RUNNER_SHARE = 0.2      # drivers who enter on red ...
-RED_RUNNER_S = 1.0          # ... up to this long after it began (SUMO jmDriveAfterRedTime)
-FLOW_VEH_H_LANE = 200.0     # vehicles entering per hour per lane of an entry street
-FILL_SPACING_M = 80.0       # one vehicle per this many metres of lane at the start
-PEDESTRIANS_PER_KM = 8.0   # of sidewalk, walking at the start
-EGO_ROUTE_M = 1100.0        # the ego's route: long enough to outlast the scene
-TURN_P = {"s": 0.5, "l": 0.25, "r": 0.25}   # the ego's choices at a junction
+RED_RUNNER_SHARE = 0.2  # drivers who enter on red ...
+RED_RUNNER_S = 1.0  # ... up to this long after it began (SUMO jmDriveAfterRedTime)
+FLOW_VEH_H_LANE = 200.0  # vehicles entering per hour per lane of an entry street
+FILL_SPACING_M = 80.0  # one vehicle per this many metres of lane at the start
+PEDESTRIANS_PER_KM = 8.0  # of sidewalk, walking at the start
+EGO_ROUTE_M = 1100.0  # the ego's route: long enough to outlast the scene
+TURN_P = {"s": 0.5, "l": 0.25, "r": 0.25}  # the ego's choices at a junction
 DEMAND_SOURCES = {
     "vehicle classes": "nuScenes' vehicle annotations are mostly cars (~80 %), then trucks, "
-                       "buses and bicycles (Caesar et al. 2020, CVPR, fig. 'object classes'); "
-                       "shares here assumed from it",
+    "buses and bicycles (Caesar et al. 2020, CVPR, fig. 'object classes'); "
+    "shares here assumed from it",
     "car-following": "SUMO Krauss model defaults (Krajzewicz et al. 2012): sigma 0.5, tau 1 s, "
-                     "accel 2.6, decel 4.5 m/s²",
+    "accel 2.6, decel 4.5 m/s²",
     "start-up delay": "1.2 s, calibrated (synth/calibration.py) so that a queue released by a "
-                      "green loses 2.0 s and discharges at 1.98 s headways: HCM 2010 start-up "
-                      "lost time 2.0 s, base saturation flow 1 900 veh/h/lane (1.89 s)",
+    "green loses 2.0 s and discharges at 1.98 s headways: HCM 2010 start-up "
+    "lost time 2.0 s, base saturation flow 1 900 veh/h/lane (1.89 s)",
     "red-light running": "Hunter, 'What is red light running? A case study from Rhode Island' "
-                         "(20 intersections, 1 359 h of video): 6.3 violations per intersection "
-                         "hour (1.2-15); a fifth of drivers here enter up to 1 s into red, "
-                         "measured 4.7 per signal hour over 20 min of the whole city "
-                         "(synth/calibration.py; 0.35 % of the stop-line crossings)",
+    "(20 intersections, 1 359 h of video): 6.3 violations per intersection "
+    "hour (1.2-15); a fifth of drivers here enter up to 1 s into red, "
+    "measured 4.7 per signal hour over 20 min of the whole city "
+    "(synth/calibration.py; 0.35 % of the stop-line crossings)",
     "lane changing": "SUMO SL2015 sublane model (Erdmann 2015), lateral speed <= 1 m/s",
     "entering flow": "400 veh/h/lane: moderate urban volume, under half a signalised lane's "
-                     "capacity (HCM 2010 base saturation flow 1 900 veh/h/lane)",
+    "capacity (HCM 2010 base saturation flow 1 900 veh/h/lane)",
     "pedestrians": "assumed (20 walking per km of sidewalk)",
 }
 
@@ -111,8 +112,9 @@ def ego_route(city: City, rng: np.random.Generator) -> list[str]:
     return route
 
 
-def scene_demand(city: City, rng: np.random.Generator, sim_seconds: float,
-                 ego_depart: float) -> Demand:
+def scene_demand(
+    city: City, rng: np.random.Generator, sim_seconds: float, ego_depart: float
+) -> Demand:
     """The vehicles and pedestrians of one scene's simulation (all departing by sim_seconds)."""
     net = city.net
     inner, entries, exits = city.interior_edges(), city.entry_edges(), city.exit_edges()
@@ -126,27 +128,43 @@ def scene_demand(city: City, rng: np.random.Generator, sim_seconds: float,
 
     def road_lanes(edge: str) -> int:
         return sum(net.lanes[lane].kind == "road" for lane in net.edges[edge].lanes)
+
     k = 0
-    for edge in inner:                                  # on the streets at the start
+    for edge in inner:  # on the streets at the start
         length = net.lanes[net.edges[edge].lanes[-1]].length
         for _ in range(rng.poisson(length * road_lanes(edge) / FILL_SPACING_M)):
-            trips.append((0.0, f'<trip id="v{k}" type="{vtype()}" depart="0.00" from="{edge}" '
-                               f'to="{exits[int(rng.integers(len(exits)))]}" departLane="random" '
-                               'departPos="random_free" departSpeed="max"/>'))
+            trips.append(
+                (
+                    0.0,
+                    f'<trip id="v{k}" type="{vtype()}" depart="0.00" from="{edge}" '
+                    f'to="{exits[int(rng.integers(len(exits)))]}" departLane="random" '
+                    'departPos="random_free" departSpeed="max"/>',
+                )
+            )
             k += 1
-    for edge in entries:                                # entering from the city's edge
+    for edge in entries:  # entering from the city's edge
         rate = FLOW_VEH_H_LANE * road_lanes(edge) / 3600.0
         t = rng.exponential(1 / rate)
         while t < sim_seconds:
-            trips.append((t, f'<trip id="v{k}" type="{vtype()}" depart="{t:.2f}" from="{edge}" '
-                             f'to="{exits[int(rng.integers(len(exits)))]}" '
-                             'departLane="best" departSpeed="max"/>'))
+            trips.append(
+                (
+                    t,
+                    f'<trip id="v{k}" type="{vtype()}" depart="{t:.2f}" from="{edge}" '
+                    f'to="{exits[int(rng.integers(len(exits)))]}" '
+                    'departLane="best" departSpeed="max"/>',
+                )
+            )
             k += 1
             t += rng.exponential(1 / rate)
     route = ego_route(city, rng)
-    trips.append((ego_depart, f'<vehicle id="ego" type="car" depart="{ego_depart:.2f}" '
-                              'departLane="best" departPos="random_free" departSpeed="max">'
-                              f'<route edges="{" ".join(route)}"/></vehicle>'))
+    trips.append(
+        (
+            ego_depart,
+            f'<vehicle id="ego" type="car" depart="{ego_depart:.2f}" '
+            'departLane="best" departPos="random_free" departSpeed="max">'
+            f'<route edges="{" ".join(route)}"/></vehicle>',
+        )
+    )
     trips += _pedestrians(city, rng)
     trips.sort(key=lambda tr: tr[0])
     body = "\n".join(text for _, text in trips)
@@ -156,16 +174,26 @@ def scene_demand(city: City, rng: np.random.Generator, sim_seconds: float,
 def _pedestrians(city: City, rng: np.random.Generator) -> list[tuple[float, str]]:
     """People walking from a random sidewalk to another (SUMO routes them over crossings)."""
     net = city.net
-    walks = [e for e in net.edges.values() if not e.function
-             and any(net.lanes[lane].kind == "sidewalk" for lane in e.lanes)
-             and e.from_node.startswith("n") and e.to_node.startswith("n")]
+    walks = [
+        e
+        for e in net.edges.values()
+        if not e.function
+        and any(net.lanes[lane].kind == "sidewalk" for lane in e.lanes)
+        and e.from_node.startswith("n")
+        and e.to_node.startswith("n")
+    ]
     km = sum(net.lanes[e.lanes[0]].length for e in walks) / 1000.0
     out = []
     for k in range(rng.poisson(PEDESTRIANS_PER_KM * km)):
         a, b = walks[int(rng.integers(len(walks)))], walks[int(rng.integers(len(walks)))]
         pos = rng.uniform(0.0, net.lanes[a.lanes[0]].length)
-        out.append((0.0, f'<person id="p{k}" depart="0.00" departPos="{pos:.1f}">'
-                         f'<personTrip from="{a.id}" to="{b.id}"/></person>'))
+        out.append(
+            (
+                0.0,
+                f'<person id="p{k}" depart="0.00" departPos="{pos:.1f}">'
+                f'<personTrip from="{a.id}" to="{b.id}"/></person>',
+            )
+        )
     return out
 
 

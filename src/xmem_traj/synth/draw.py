@@ -8,13 +8,14 @@ Cars and trucks: two rear lamps at the rear corners and a centre high-mounted st
 rider's arm stretched out for a hand signal. Pedestrians: the face shows when turned to the
 camera.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .ground import GRASS, Ground
 from .heads import HEAD_HEIGHT, HEAD_SIZE, POLE_HEIGHT, Head
-from .render import Canvas, Camera, add_box, box_corners, face_patch, facing, rotz
+from .render import Camera, Canvas, add_box, box_corners, face_patch, facing, rotz
 from .world import Track
 
 BRAKE_LIT, BRAKE_OFF = (255, 35, 25), (100, 22, 22)
@@ -23,7 +24,7 @@ BIKE_REAR_LIGHT = (200, 30, 30)
 HOUSING, POLE = (25, 25, 28), (90, 92, 95)
 LAMP_LIT = {"red": (255, 40, 30), "yellow": (255, 190, 0), "green": (40, 230, 110)}
 LAMP_OFF = {"red": (70, 20, 20), "yellow": (70, 55, 15), "green": (20, 60, 35)}
-HEAD_ID_BASE = 1_000_000        # id-buffer ids of signal heads: this + head index
+HEAD_ID_BASE = 1_000_000  # id-buffer ids of signal heads: this + head index
 AGENT_REACH_M, HEAD_REACH_M, GROUND_REACH_M = 90.0, 90.0, 130.0
 
 #: Where the lamps sit on a face: (u0, u1, v0, v1), u across the face seen from outside
@@ -113,10 +114,10 @@ def _head(canvas: Canvas, head: Head, colour: str, cam_pos: np.ndarray) -> bool:
 
 def _mast(canvas: Canvas, heads: list[Head], cam_pos: np.ndarray) -> None:
     """The pole at the far kerb and the arm out over the lanes that carry an approach's heads."""
-    right = min(heads, key=lambda hd: hd.lane)              # lane _0.. the rightmost lane first
+    right = min(heads, key=lambda hd: hd.lane)  # lane _0.. the rightmost lane first
     left = max(heads, key=lambda hd: hd.lane)
     yaw = right.yaw  # heads face the traffic: -x is along it
-    out = np.array([np.sin(yaw), -np.cos(yaw)])              # to the approach's right, seen from it
+    out = np.array([np.sin(yaw), -np.cos(yaw)])  # to the approach's right, seen from it
     out = -out
     px, py = right.x + out[0] * 3.0, right.y + out[1] * 3.0
     add_box(
@@ -126,12 +127,20 @@ def _mast(canvas: Canvas, heads: list[Head], cam_pos: np.ndarray) -> None:
     length = float(np.hypot(tx - px, ty - py))
     if length > 0.5:
         arm_yaw = float(np.arctan2(ty - py, tx - px))
-        add_box(canvas, box_corners((px + tx) / 2, (py + ty) / 2, HEAD_HEIGHT + 0.6, arm_yaw, 0.12,
-                                    length, 0.12), POLE, 0, cam_pos)
+        add_box(
+            canvas,
+            box_corners(
+                (px + tx) / 2, (py + ty) / 2, HEAD_HEIGHT + 0.6, arm_yaw, 0.12, length, 0.12
+            ),
+            POLE,
+            0,
+            cam_pos,
+        )
 
 
-def draw_world(scene, ground: Ground, cam: Camera, t: float,
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+def draw_world(
+    scene, ground: Ground, cam: Camera, t: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, dict, dict]:
     """Render camera `cam` at time t → (RGB (H, W, 3), id buffer (H, W), per agent index the
     faces it shows the camera, per signal head index whether its lamps face the camera);
     ids are 1 + index into scene.tracks, HEAD_ID_BASE + head index for heads."""
@@ -179,8 +188,8 @@ def _agent(canvas: Canvas, i: int, tr: Track, st: dict, cam_pos: np.ndarray) -> 
     add_box(canvas, corners, tr.colour, i + 1, cam_pos)
     if tr.category.startswith("human.pedestrian"):
         head = box_corners(st["x"], st["y"], h - 0.12, st["yaw"], w * 0.7, l * 0.7, 0.24)
-        add_box(canvas, head, (60, 40, 30), i + 1, cam_pos)           # hair all round
-        if visible_faces(head, cam_pos)["front"]:                      # face toward camera
+        add_box(canvas, head, (60, 40, 30), i + 1, cam_pos)  # hair all round
+        if visible_faces(head, cam_pos)["front"]:  # face toward camera
             canvas.add(face_patch(head, "front", 0.1, 0.9, 0.05, 0.85), (225, 180, 150), i + 1)
     else:
         _vehicle_lamps(canvas, corners, st, i + 1, faces, tr.category)

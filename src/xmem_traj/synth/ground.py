@@ -2,6 +2,7 @@
 sidewalks and walking areas, lane markings (dashed lane dividers, double yellow centre lines),
 zebra crossings and stop lines. Each frame draws those near its camera, in layer order.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from .netxml import Lane, RoadNet
 
 ASPHALT, SIDEWALK, GRASS = (72, 72, 76), (170, 168, 160), (95, 120, 70)
 WHITE, YELLOW = (235, 235, 235), (230, 190, 40)
-LINE_W = 0.12                  # marking width (m)
-DASH = (3.0, 9.0)              # lane divider: 10 ft line, 30 ft gap (MUTCD §3A.06)
-ZEBRA = (0.5, 0.5)             # crossing bars and gaps (m)
-STOP_LINE_DEPTH = 0.4          # MUTCD §3B.16: 12–24 in
+LINE_W = 0.12  # marking width (m)
+DASH = (3.0, 9.0)  # lane divider: 10 ft line, 30 ft gap (MUTCD §3A.06)
+ZEBRA = (0.5, 0.5)  # crossing bars and gaps (m)
+STOP_LINE_DEPTH = 0.4  # MUTCD §3B.16: 12–24 in
 
 
 @dataclass
@@ -64,50 +65,50 @@ def _crossing_bars(lane: Lane) -> list[np.ndarray]:
     return bars
 
 
-def build_ground(net: RoadNet) -> Ground:
-    """Every ground polygon of the city, in drawing order."""
-    layers: list[tuple[list[np.ndarray], tuple[int, int, int]]] = []
-    layers.append(([j.shape for j in net.junctions.values()
-                    if j.type not in ("internal", "dead_end") and len(j.shape) >= 3], ASPHALT))
-    layers.append(([lane.shape for lane in net.lanes.values() if lane.kind == "walkingarea"
-                    and len(lane.shape) >= 3], SIDEWALK))
-    roads = [lane for lane in net.lanes.values() if lane.kind == "road"]
-    layers.append(
-        ([q for lane in roads for q in _segments(lane, 0.0, lane.width / 2 + 0.02, None)], ASPHALT)
-    )
-    layers.append(([q for lane in net.lanes.values() if lane.kind == "sidewalk"
-                    for q in _segments(lane, 0.0, lane.width / 2, None)], SIDEWALK))
+def _markings(net: RoadNet) -> list[tuple[list[np.ndarray], tuple[int, int, int]]]:
+    """Lane dividers (dashed white), centre lines (yellow), crossings' bars and stop lines."""
     dividers, centre = [], []
     for edge in net.edges.values():
         lanes = sorted(
             (net.lanes[i] for i in edge.lanes if net.lanes[i].kind == "road"),
             key=lambda ln: ln.index,
         )
-        for right, left in zip(lanes, lanes[1:]):
+        for right in lanes[:-1]:
             dividers += _segments(right, right.width / 2, LINE_W / 2, DASH)
         if lanes and edge.from_node.startswith("n") and edge.to_node.startswith(("n", "f")):
             centre += _segments(lanes[-1], lanes[-1].width / 2 - 0.12, LINE_W / 2, None)
-    layers.append((dividers, WHITE))
-    layers.append((centre, YELLOW))
-    layers.append(
-        (
-            [
-                q
-                for lane in net.lanes.values()
-                if lane.kind == "crossing"
-                for q in _crossing_bars(lane)
-            ],
-            WHITE,
-        )
-    )
+    crossings = [
+        q for lane in net.lanes.values() if lane.kind == "crossing" for q in _crossing_bars(lane)
+    ]
     bars = []
     for sl in stop_lines(net):
         a, b = np.array(sl.a), np.array(sl.b)
         back = -np.array([np.cos(sl.heading), np.sin(sl.heading)]) * STOP_LINE_DEPTH
         bars.append(np.array([a, b, b + back, a + back]))
-    layers.append((bars, WHITE))
+    return [(dividers, WHITE), (centre, YELLOW), (crossings, WHITE), (bars, WHITE)]
+
+
+def build_ground(net: RoadNet) -> Ground:
+    """Every ground polygon of the city, in drawing order."""
+    lanes = net.lanes.values()
+    junctions = [
+        j.shape
+        for j in net.junctions.values()
+        if j.type not in ("internal", "dead_end") and len(j.shape) >= 3
+    ]
+    walking = [ln.shape for ln in lanes if ln.kind == "walkingarea" and len(ln.shape) >= 3]
+    roads = [
+        q
+        for ln in lanes
+        if ln.kind == "road"
+        for q in _segments(ln, 0.0, ln.width / 2 + 0.02, None)
+    ]
+    sidewalks = [
+        q for ln in lanes if ln.kind == "sidewalk" for q in _segments(ln, 0.0, ln.width / 2, None)
+    ]
+    layers = [(junctions, ASPHALT), (walking, SIDEWALK), (roads, ASPHALT), (sidewalks, SIDEWALK)]
     batches = []
-    for shapes, colour in layers:
+    for shapes, colour in layers + _markings(net):
         if not shapes:
             continue
         k = max(len(s) for s in shapes)

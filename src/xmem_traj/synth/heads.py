@@ -8,6 +8,7 @@ SUMO's state letters G/g green, y yellow, r/u/s red, o/O off. Stop lines sit whe
 end at a junction they must stop or yield at: at signals, at stop signs (SUMO link state s,
 w) and at yield lines (m).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,15 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 from shapely.geometry import LineString, Polygon
 
-from ..data.world_file import SIGNAL_STATES
+from ..data.world_schema import SIGNAL_STATES
 from .netxml import RoadNet
 
-HEAD_HEIGHT = 5.2          # m, centre of the head (MUTCD: 15–19 ft over the roadway)
-HEAD_SIZE = (0.35, 0.3, 1.0)   # width, depth, height (m): three 30 cm lamps
+HEAD_HEIGHT = 5.2  # m, centre of the head (MUTCD: 15–19 ft over the roadway)
+HEAD_SIZE = (0.35, 0.3, 1.0)  # width, depth, height (m): three 30 cm lamps
 POLE_HEIGHT = 6.0
-FAR_SIDE_M = 1.5           # beyond the junction's far edge
-STATE_OF = {"G": "green", "g": "green", "y": "yellow", "Y": "yellow", "r": "red", "R": "red",
-            "u": "red", "s": "red", "o": "off", "O": "off"}
+FAR_SIDE_M = 1.5  # beyond the junction's far edge
+STATE_OF = {
+    "G": "green",
+    "g": "green",
+    "y": "yellow",
+    "Y": "yellow",
+    "r": "red",
+    "R": "red",
+    "u": "red",
+    "s": "red",
+    "o": "off",
+    "O": "off",
+}
 
 
 @dataclass(frozen=True)
@@ -51,10 +62,10 @@ class Head:
 class StopLine:
     lane: str
     edge: str
-    kind: str               # TRAFFIC_LIGHT, STOP_SIGN, YIELD (the map's stop_line_type)
+    kind: str  # TRAFFIC_LIGHT, STOP_SIGN, YIELD (the map's stop_line_type)
     a: tuple[float, float]  # its two ends, across the lane
     b: tuple[float, float]
-    heading: float          # direction of travel
+    heading: float  # direction of travel
 
 
 def _far_side(net: RoadNet, lane_id: str, junction: str) -> tuple[float, float, float]:
@@ -84,16 +95,30 @@ def signal_heads(net: RoadNet) -> list[Head]:
         shown = next((c for c in links if c.dir == "s"), links[0])
         junction = net.edges[net.lanes[lane_id].edge].to_node
         x, y, h = _far_side(net, lane_id, junction)
-        heads.append(Head(len(heads), shown.tl, shown.link_index, lane_id,
-                          net.lanes[lane_id].edge, x, y, HEAD_HEIGHT, float(h + np.pi)))
+        heads.append(
+            Head(
+                len(heads),
+                shown.tl,
+                shown.link_index,
+                lane_id,
+                net.lanes[lane_id].edge,
+                x,
+                y,
+                HEAD_HEIGHT,
+                float(h + np.pi),
+            )
+        )
     return heads
 
 
 def controlling_head(heads: list[Head], net: RoadNet) -> dict[tuple[str, int], Head]:
     """(signal, link index) → the head over the lane that link leaves from."""
     by_lane = {h.lane: h for h in heads}
-    return {(c.tl, c.link_index): by_lane[c.from_lane] for c in net.connections
-            if c.tl and c.link_index >= 0 and c.from_lane in by_lane}
+    return {
+        (c.tl, c.link_index): by_lane[c.from_lane]
+        for c in net.connections
+        if c.tl and c.link_index >= 0 and c.from_lane in by_lane
+    }
 
 
 def stop_lines(net: RoadNet) -> list[StopLine]:
@@ -102,8 +127,15 @@ def stop_lines(net: RoadNet) -> list[StopLine]:
     for lane_id in sorted(lid for lid, lane in net.lanes.items() if lane.kind == "road"):
         states = {c.state for c in net.outgoing(lane_id)}
         tls = any(c.tl for c in net.outgoing(lane_id))
-        kind = ("TRAFFIC_LIGHT" if tls else "STOP_SIGN" if states & {"s", "w"}
-                else "YIELD" if states & {"m"} else "")
+        kind = (
+            "TRAFFIC_LIGHT"
+            if tls
+            else "STOP_SIGN"
+            if states & {"s", "w"}
+            else "YIELD"
+            if states & {"m"}
+            else ""
+        )
         if not kind:
             continue
         lane = net.lanes[lane_id]
@@ -113,5 +145,14 @@ def stop_lines(net: RoadNet) -> list[StopLine]:
     return out
 
 
-__all__ = ["HEAD_HEIGHT", "HEAD_SIZE", "Head", "POLE_HEIGHT", "SIGNAL_STATES", "StopLine",
-           "controlling_head", "signal_heads", "stop_lines"]
+__all__ = [
+    "HEAD_HEIGHT",
+    "HEAD_SIZE",
+    "Head",
+    "POLE_HEIGHT",
+    "SIGNAL_STATES",
+    "StopLine",
+    "controlling_head",
+    "signal_heads",
+    "stop_lines",
+]

@@ -13,25 +13,26 @@ reacting to when the motion began:
 
 Times are scene seconds; cause_ref names the leader (SUMO id) or the signal link ("tls#k").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.world_file import CAUSES, KINDS
+from ..data.world_schema import CAUSES, KINDS
 from .traffic import STEP_S
 from .world import Track
 
-V_STOPPED = 0.3           # m/s: at a standstill below this
-V_MOVING = 2.0            # m/s: a stop follows motion at least this fast
-SMOOTH_S = 0.6            # acceleration averaged over this window (pedal, not SUMO's step)
-EPISODE_ACCEL = 0.5       # m/s²: a slow-down / speed-up is an episode beyond this ...
-EPISODE_DELTA_V = 2.0     # m/s: ... changing the speed by at least this
-LEADER_TIME_GAP_S = 3.0   # a leader within this time gap (or LEADER_MIN_GAP_M) is close
+V_STOPPED = 0.3  # m/s: at a standstill below this
+V_MOVING = 2.0  # m/s: a stop follows motion at least this fast
+SMOOTH_S = 0.6  # acceleration averaged over this window (pedal, not SUMO's step)
+EPISODE_ACCEL = 0.5  # m/s²: a slow-down / speed-up is an episode beyond this ...
+EPISODE_DELTA_V = 2.0  # m/s: ... changing the speed by at least this
+LEADER_TIME_GAP_S = 3.0  # a leader within this time gap (or LEADER_MIN_GAP_M) is close
 LEADER_MIN_GAP_M = 15.0
-YIELD_REACH_M = 40.0      # a junction it must yield at within this distance
-TURN_REACH_M = 50.0       # slowing this close before its turn: for the turn
+YIELD_REACH_M = 40.0  # a junction it must yield at within this distance
+TURN_REACH_M = 50.0  # slowing this close before its turn: for the turn
 
 
 @dataclass
@@ -40,8 +41,8 @@ class Manoeuvre:
     off) with kind indicator, hand, brake or brake_release."""
 
     kind: str
-    side: str              # left / right for turns and lane changes
-    t_motion: float        # when the motion begins to change (s, scene clock)
+    side: str  # left / right for turns and lane changes
+    t_motion: float  # when the motion begins to change (s, scene clock)
     t_end: float
     cause: str
     cause_ref: str = ""
@@ -53,7 +54,7 @@ def smoothed_accel(track: Track) -> np.ndarray:
     v = track.speed
     k = max(1, int(round(SMOOTH_S / STEP_S / 2)))
     padded = np.concatenate([np.full(k, v[0]), v, np.full(k, v[-1])])
-    return (padded[2 * k:] - padded[:-2 * k]) / (2 * k * STEP_S)
+    return (padded[2 * k :] - padded[: -2 * k]) / (2 * k * STEP_S)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -83,8 +84,12 @@ def _signal_ahead(track: Track, i: int, net) -> tuple[str, float, str]:
 
 
 def _leader(track: Track, i: int) -> tuple[str, float, float, float]:
-    return (_value(track, "leader", i), float(_value(track, "gap", i)),
-            float(_value(track, "leader_speed", i)), float(_value(track, "leader_accel", i)))
+    return (
+        _value(track, "leader", i),
+        float(_value(track, "gap", i)),
+        float(_value(track, "leader_speed", i)),
+        float(_value(track, "leader_accel", i)),
+    )
 
 
 def cause_of(kind: str, track: Track, i: int, net) -> tuple[str, str]:
@@ -109,14 +114,19 @@ def cause_of(kind: str, track: Track, i: int, net) -> tuple[str, str]:
         if stopping_signal:
             return "signal", tls
         if inside or (not tls and link_state in ("m", "s", "w") and to_junction < YIELD_REACH_M):
-            return "yield", ""              # (waiting inside the junction: for a gap)
+            return "yield", ""  # (waiting inside the junction: for a gap)
         if link_dir in ("l", "r", "L", "R") and to_junction < TURN_REACH_M:
             return "own_plan", ""
         return "none", ""
     recent = range(max(0, i - int(8.0 / STEP_S)), i)
-    if kind == "go" and leader and gap < 60.0 and lv > v + 0.5 and any(
-            _value(track, "leader_speed", k) < V_STOPPED + 0.5 for k in recent):
-        return "leader", leader             # the queue ahead moved off
+    if (
+        kind == "go"
+        and leader
+        and gap < 60.0
+        and lv > v + 0.5
+        and any(_value(track, "leader_speed", k) < V_STOPPED + 0.5 for k in recent)
+    ):
+        return "leader", leader  # the queue ahead moved off
     if kind == "speed_up" and close and la > 0.3:
         return "leader", leader
     if state in ("G", "g") and any(
@@ -162,9 +172,9 @@ def _speed_events(track: Track) -> list[tuple[str, str, int, int]]:
         for s, e in _runs(sign * a > EPISODE_ACCEL):
             if s == 0 or e >= len(v):
                 continue
-            if abs(v[min(e, len(v) - 1)] - v[s]) < EPISODE_DELTA_V or (stopped[s:e + 1].any()):
+            if abs(v[min(e, len(v) - 1)] - v[s]) < EPISODE_DELTA_V or (stopped[s : e + 1].any()):
                 continue
-            if any(gs <= s <= ge for gs, ge in goes):      # (part of moving off)
+            if any(gs <= s <= ge for gs, ge in goes):  # (part of moving off)
                 continue
             out.append((kind, "", s, e))
     return out
@@ -185,8 +195,13 @@ def _path_events(track: Track, net) -> list[tuple[str, str, int, int]]:
                 while end < len(lanes) and lanes[end].startswith(":"):
                     end += 1
                 out.append(("turn", "left" if conn.dir in "lL" else "right", k, end))
-        elif (prev is not None and cur is not None and prev.kind == cur.kind == "road"
-              and prev.edge == cur.edge and prev.index != cur.index):
+        elif (
+            prev is not None
+            and cur is not None
+            and prev.kind == cur.kind == "road"
+            and prev.edge == cur.edge
+            and prev.index != cur.index
+        ):
             s = k - 1
             while s > 0 and abs(lat[s - 1]) > 0.05 and lanes[s - 1] == lanes[k - 1]:
                 s -= 1

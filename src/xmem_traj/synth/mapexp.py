@@ -15,6 +15,7 @@ Facts from the devkit: `version` is compared as a string; OffRoadRate rasterises
 at 10 px/m over a canvas whose size is fixed per location (MAP_EXTENTS), its origin at the
 south-west corner: the city is built inside it.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,10 +37,24 @@ MAP_EXTENTS = {
     "singapore-queenstown": (3228.6, 3687.1),
     "boston-seaport": (2979.5, 2118.1),
 }
-LOCATION = "boston-seaport"   # every synthetic log drives here
-LAYERS = ("polygon", "line", "node", "drivable_area", "road_segment", "road_block", "lane",
-          "ped_crossing", "walkway", "stop_line", "carpark_area", "road_divider", "lane_divider",
-          "traffic_light", "lane_connector")
+LOCATION = "boston-seaport"  # every synthetic log drives here
+LAYERS = (
+    "polygon",
+    "line",
+    "node",
+    "drivable_area",
+    "road_segment",
+    "road_block",
+    "lane",
+    "ped_crossing",
+    "walkway",
+    "stop_line",
+    "carpark_area",
+    "road_divider",
+    "lane_divider",
+    "traffic_light",
+    "lane_connector",
+)
 STOP_LINE_DEPTH = 0.4
 
 
@@ -50,8 +65,9 @@ def _polygons(geometry) -> list[Polygon]:
     if isinstance(geometry, Polygon):
         parts = [geometry]
     else:
-        parts = [g for g in getattr(geometry, "geoms", [])
-                 if isinstance(g, (Polygon, MultiPolygon))]
+        parts = [
+            g for g in getattr(geometry, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))
+        ]
         parts = [q for g in parts for q in (g.geoms if isinstance(g, MultiPolygon) else [g])]
     return [p for p in parts if not p.is_empty and p.area > 1e-3]
 
@@ -74,8 +90,13 @@ class _Expansion:
     """The tables of one location, with deterministic tokens."""
 
     def __init__(self, extent):
-        self.t: dict = {"version": "1.3", "canvas_edge": list(extent), **{k: [] for k in LAYERS},
-                        "arcline_path_3": {}, "connectivity": {}}
+        self.t: dict = {
+            "version": "1.3",
+            "canvas_edge": list(extent),
+            **{k: [] for k in LAYERS},
+            "arcline_path_3": {},
+            "connectivity": {},
+        }
         self._n = 0
 
     def token(self, kind: str) -> str:
@@ -91,8 +112,9 @@ class _Expansion:
         ring = lambda coords: [self.node(x, y) for x, y in list(coords)[:-1]]  # noqa: E731
         tok = self.token("polygon")
         holes = [{"node_tokens": ring(h.coords)} for h in poly.interiors]
-        self.t["polygon"].append({"token": tok, "exterior_node_tokens": ring(poly.exterior.coords),
-                                  "holes": holes})
+        self.t["polygon"].append(
+            {"token": tok, "exterior_node_tokens": ring(poly.exterior.coords), "holes": holes}
+        )
         return tok
 
     def line(self, coords) -> str:
@@ -126,10 +148,15 @@ def _lane_record(m: _Expansion, net: RoadNet, lane: Lane, poly: str) -> dict:
     left = "SINGLE_SOLID_YELLOW" if lane is road[-1] else "DOUBLE_DASHED_WHITE"
     right = "SINGLE_SOLID_WHITE" if lane is road[0] else "DOUBLE_DASHED_WHITE"
     start, end = _ends(lane)
-    return m.add("lane", polygon_token=poly, lane_type="CAR", from_edge_line_token=m.line(start),
-                 to_edge_line_token=m.line(end),
-                 left_lane_divider_segments=_divider(m, _offset(lane, lane.width / 2), left),
-                 right_lane_divider_segments=_divider(m, _offset(lane, -lane.width / 2), right))
+    return m.add(
+        "lane",
+        polygon_token=poly,
+        lane_type="CAR",
+        from_edge_line_token=m.line(start),
+        to_edge_line_token=m.line(end),
+        left_lane_divider_segments=_divider(m, _offset(lane, lane.width / 2), left),
+        right_lane_divider_segments=_divider(m, _offset(lane, -lane.width / 2), right),
+    )
 
 
 def _lanes(m: _Expansion, net: RoadNet) -> dict[str, str]:
@@ -139,8 +166,11 @@ def _lanes(m: _Expansion, net: RoadNet) -> dict[str, str]:
         if lane.kind not in ("road", "internal") or lane.geometric_length < 0.05:
             continue
         poly = m.polygon(lane_polygon(lane))
-        rec = (m.add("lane_connector", polygon_token=poly) if lane.kind == "internal"
-               else _lane_record(m, net, lane, poly))
+        rec = (
+            m.add("lane_connector", polygon_token=poly)
+            if lane.kind == "internal"
+            else _lane_record(m, net, lane, poly)
+        )
         tokens[lane.id] = rec["token"]
         m.t["arcline_path_3"][rec["token"]] = arcline_paths(lane.shape)
         m.t["connectivity"][rec["token"]] = {"incoming": [], "outgoing": []}
@@ -160,16 +190,29 @@ def _drivable(m: _Expansion, net: RoadNet) -> tuple[str, dict, dict]:
     """The drivable area (streets' lanes, paths through junctions, junction areas without their
     corner sidewalks; 1-cm seams between SUMO's lane shapes closed) → (its token, street edge →
     its lanes' polygon, junction → its area)."""
-    walking = unary_union([Polygon(ln.shape).buffer(0) for ln in net.lanes.values()
-                           if ln.kind == "walkingarea" and len(ln.shape) >= 3])
-    road = {e: unary_union([lane_polygon(ln) for ln in net.road_lanes(e)])
-            for e, edge in net.edges.items() if not edge.function}
+    walking = unary_union(
+        [
+            Polygon(ln.shape).buffer(0)
+            for ln in net.lanes.values()
+            if ln.kind == "walkingarea" and len(ln.shape) >= 3
+        ]
+    )
+    road = {
+        e: unary_union([lane_polygon(ln) for ln in net.road_lanes(e)])
+        for e, edge in net.edges.items()
+        if not edge.function
+    }
     road = {e: g for e, g in road.items() if not g.is_empty}
-    junctions = {j: Polygon(jn.shape).buffer(0).difference(walking)
-                 for j, jn in net.junctions.items()
-                 if jn.type not in ("internal", "dead_end") and len(jn.shape) >= 3}
-    paths = [lane_polygon(ln) for ln in net.lanes.values()
-             if ln.kind == "internal" and ln.geometric_length > 0.05]
+    junctions = {
+        j: Polygon(jn.shape).buffer(0).difference(walking)
+        for j, jn in net.junctions.items()
+        if jn.type not in ("internal", "dead_end") and len(jn.shape) >= 3
+    }
+    paths = [
+        lane_polygon(ln)
+        for ln in net.lanes.values()
+        if ln.kind == "internal" and ln.geometric_length > 0.05
+    ]
     area = unary_union(list(road.values()) + list(junctions.values()) + paths)
     area = area.buffer(0.1, join_style="mitre").buffer(-0.1, join_style="mitre").simplify(0.02)
     da = m.add("drivable_area", polygon_tokens=[m.polygon(p) for p in _polygons(area)])
@@ -184,27 +227,42 @@ def _areas(m: _Expansion, net: RoadNet) -> dict[str, str]:
         edge = net.edges[e]
         pair = f"{edge.to_node}_{edge.from_node}"
         if pair in road and pair < e:
-            continue                                   # (the street's segment came with its pair)
+            continue  # (the street's segment came with its pair)
         ways = [e] + ([pair] if pair in road else [])
-        seg = m.add("road_segment", polygon_token=_hull(m, unary_union([road[w] for w in ways])),
-                    is_intersection=False, drivable_area_token=da)
+        seg = m.add(
+            "road_segment",
+            polygon_token=_hull(m, unary_union([road[w] for w in ways])),
+            is_intersection=False,
+            drivable_area_token=da,
+        )
         for one in ways:
             start, end = _ends(net.road_lanes(one)[-1])
-            blocks[one] = m.add("road_block", polygon_token=_hull(m, road[one]),
-                                from_edge_line_token=m.line(start), to_edge_line_token=m.line(end),
-                                road_segment_token=seg["token"])["token"]
+            blocks[one] = m.add(
+                "road_block",
+                polygon_token=_hull(m, road[one]),
+                from_edge_line_token=m.line(start),
+                to_edge_line_token=m.line(end),
+                road_segment_token=seg["token"],
+            )["token"]
     for j in sorted(junctions):
         for p in _polygons(junctions[j])[:1]:
-            segments[j] = m.add("road_segment", polygon_token=m.polygon(p), is_intersection=True,
-                                drivable_area_token=da)["token"]
+            segments[j] = m.add(
+                "road_segment",
+                polygon_token=m.polygon(p),
+                is_intersection=True,
+                drivable_area_token=da,
+            )["token"]
     for ln in sorted(net.lanes.values(), key=lambda ln: ln.id):
         if ln.kind == "crossing":
             has_outline = ln.outline is not None and len(ln.outline) >= 3
             outline = Polygon(ln.outline).buffer(0) if has_outline else lane_polygon(ln)
             junction = ln.edge[1:].rsplit("_", 1)[0]
             for p in _polygons(outline)[:1]:
-                m.add("ped_crossing", polygon_token=m.polygon(p),
-                      road_segment_token=segments.get(junction, ""))
+                m.add(
+                    "ped_crossing",
+                    polygon_token=m.polygon(p),
+                    road_segment_token=segments.get(junction, ""),
+                )
         elif ln.kind == "sidewalk" or (ln.kind == "walkingarea" and len(ln.shape) >= 3):
             shape = lane_polygon(ln) if ln.kind == "sidewalk" else Polygon(ln.shape).buffer(0)
             for p in _polygons(shape):
@@ -221,14 +279,21 @@ def _dividers(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> None:
         road = net.road_lanes(e)
         pair = f"{edge.to_node}_{edge.from_node}"
         if pair not in blocks or e < pair:
-            m.add("road_divider", line_token=m.line(_offset(road[-1], road[-1].width / 2)),
-                  road_segment_token=segment_of[blocks[e]])
+            m.add(
+                "road_divider",
+                line_token=m.line(_offset(road[-1], road[-1].width / 2)),
+                road_segment_token=segment_of[blocks[e]],
+            )
         for right in road[:-1]:
             line = m.line(_offset(right, right.width / 2))
             nodes = m.t["line"][-1]["node_tokens"]
-            m.add("lane_divider", line_token=line,
-                  lane_divider_segments=[{"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"}
-                                         for n in nodes])
+            m.add(
+                "lane_divider",
+                line_token=line,
+                lane_divider_segments=[
+                    {"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"} for n in nodes
+                ],
+            )
 
 
 def _light(m: _Expansion, head, block: str) -> dict:
@@ -236,13 +301,31 @@ def _light(m: _Expansion, head, block: str) -> dict:
     _, _, h = HEAD_SIZE
     tip = (head.x + np.cos(head.yaw) * 0.5, head.y + np.sin(head.yaw) * 0.5)
     zero = {"tx": 0.0, "ty": 0.0, "rx": 0.0, "ry": 0.0, "rz": 0.0}
-    items = [{"color": colour, "shape": "CIRCLE", "rel_pos": {**zero, "tz": round(dz, 3)},
-              "to_road_block_tokens": []}
-             for colour, dz in (("RED", h * 0.32), ("YELLOW", 0.0), ("GREEN", -h * 0.32))]
-    pose = {"tx": round(head.x, 3), "ty": round(head.y, 3), "tz": head.z, "rx": 0.0, "ry": 0.0,
-            "rz": round(head.yaw, 6)}
-    return m.add("traffic_light", line_token=m.line([(head.x, head.y), tip]),
-                 traffic_light_type="VERTICAL", from_road_block_token=block, items=items, pose=pose)
+    items = [
+        {
+            "color": colour,
+            "shape": "CIRCLE",
+            "rel_pos": {**zero, "tz": round(dz, 3)},
+            "to_road_block_tokens": [],
+        }
+        for colour, dz in (("RED", h * 0.32), ("YELLOW", 0.0), ("GREEN", -h * 0.32))
+    ]
+    pose = {
+        "tx": round(head.x, 3),
+        "ty": round(head.y, 3),
+        "tz": head.z,
+        "rx": 0.0,
+        "ry": 0.0,
+        "rz": round(head.yaw, 6),
+    }
+    return m.add(
+        "traffic_light",
+        line_token=m.line([(head.x, head.y), tip]),
+        traffic_light_type="VERTICAL",
+        from_road_block_token=block,
+        items=items,
+        pose=pose,
+    )
 
 
 def _signals(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> None:
@@ -253,10 +336,14 @@ def _signals(m: _Expansion, net: RoadNet, blocks: dict[str, str]) -> None:
     for sl in stop_lines(net):
         a, b = np.array(sl.a), np.array(sl.b)
         back = -np.array([np.cos(sl.heading), np.sin(sl.heading)]) * STOP_LINE_DEPTH
-        m.add("stop_line", polygon_token=m.polygon(Polygon([a, b, b + back, a + back])),
-              stop_line_type=sl.kind, ped_crossing_tokens=[],
-              traffic_light_tokens=lights.get(sl.lane, []),
-              road_block_token=blocks.get(sl.edge, ""))
+        m.add(
+            "stop_line",
+            polygon_token=m.polygon(Polygon([a, b, b + back, a + back])),
+            stop_line_type=sl.kind,
+            ped_crossing_tokens=[],
+            traffic_light_tokens=lights.get(sl.lane, []),
+            road_block_token=blocks.get(sl.edge, ""),
+        )
 
 
 def expansion_json(net: RoadNet | None, extent) -> dict:

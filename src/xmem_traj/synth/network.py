@@ -8,6 +8,7 @@ map); the map expansion is made from it (mapexp.py). Streets on the city's edge 
 150 m stubs where traffic enters and leaves, far from any ego (ego routes stay inside).
 NETWORK_SOURCES says where each design value comes from.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,17 +23,17 @@ from .signals import retime_programs
 
 log = logging.getLogger(__name__)
 
-ORIGIN = (300.0, 300.0)          # the city's south-west junction on the map canvas (m)
-GRID = (7, 6)                    # junction columns × rows of the default city
-BLOCK_M = (60.0, 150.0)          # block lengths (issue 19: nuScenes-like city blocks)
-LANES_P = {1: 0.5, 2: 0.35, 3: 0.15}       # lanes per direction of a street (assumed mix)
+ORIGIN = (300.0, 300.0)  # the city's south-west junction on the map canvas (m)
+GRID = (7, 6)  # junction columns × rows of the default city
+BLOCK_M = (60.0, 150.0)  # block lengths (issue 19: nuScenes-like city blocks)
+LANES_P = {1: 0.5, 2: 0.35, 3: 0.15}  # lanes per direction of a street (assumed mix)
 SPEEDS_KMH = {1: (25, 30, 40), 2: (40, 50), 3: (40, 50)}  # speed limits by lanes per direction
-LANE_WIDTH = 3.2                 # m
-SIDEWALK_WIDTH = 2.0             # m
-KERB_RADIUS = 8.0                # m, junction corners
-STUB_M = 150.0                   # entry/exit stubs beyond the city's edge
-JITTER_M = 2.5                   # junctions off the perfect grid (sd, m)
-DROP_P = 0.1                     # share of single-lane street segments left out (T-junctions)
+LANE_WIDTH = 3.2  # m
+SIDEWALK_WIDTH = 2.0  # m
+KERB_RADIUS = 8.0  # m, junction corners
+STUB_M = 150.0  # entry/exit stubs beyond the city's edge
+JITTER_M = 2.5  # junctions off the perfect grid (sd, m)
+DROP_P = 0.1  # share of single-lane street segments left out (T-junctions)
 #: Junction control by the lanes of the two crossing streets (a simplification of the MUTCD
 #: signal warrants: volume grows with lanes): (major ≥ 2, minor ≥ 2), (≥ 2, 1), (1, 1).
 CONTROL_P = {
@@ -43,13 +44,13 @@ CONTROL_P = {
 NETWORK_SOURCES = {
     "block length": "issue 19 (60–150 m, as nuScenes' Boston and Singapore districts)",
     "lanes per direction, speed limits": "issue 19 (1–3 lanes, 25–50 km/h); 25 mph (40 km/h) "
-                                         "is Boston's default limit, 40–50 km/h Singapore's "
-                                         "urban roads",
+    "is Boston's default limit, 40–50 km/h Singapore's "
+    "urban roads",
     "lane width": "AASHTO Green Book, urban lanes 10–12 ft (3.0–3.6 m)",
     "sidewalk width": "PROWAG R302.3 / ADA, 5 ft (1.5 m) minimum",
     "kerb radius": "AASHTO Green Book, urban kerb radii 15–40 ft (4.5–12 m)",
     "junction control": "MUTCD ch. 4C signal warrants (volume) simplified to lanes; all-way "
-                        "and two-way stops and yields on local streets (MUTCD ch. 2B)",
+    "and two-way stops and yields on local streets (MUTCD ch. 2B)",
 }
 
 
@@ -62,8 +63,11 @@ class City:
 
     def interior_edges(self) -> list[str]:
         """Road edges between two city junctions (not the entry/exit stubs)."""
-        return [e.id for e in self.net.edges.values()
-                if not e.function and e.from_node.startswith("n") and e.to_node.startswith("n")]
+        return [
+            e.id
+            for e in self.net.edges.values()
+            if not e.function and e.from_node.startswith("n") and e.to_node.startswith("n")
+        ]
 
     def entry_edges(self) -> list[str]:
         return [
@@ -126,13 +130,18 @@ def _plain_xml(rng: np.random.Generator, grid: tuple[int, int]) -> tuple[str, st
 
     def street(a: str, b: str, lanes: int, speed: float) -> None:
         for u, v in ((a, b), (b, a)):
-            edges.append(f'<edge id="{u}_{v}" from="{u}" to="{v}" numLanes="{lanes}" '
-                         f'speed="{speed:.3f}" priority="{lanes}"/>')
+            edges.append(
+                f'<edge id="{u}_{v}" from="{u}" to="{v}" numLanes="{lanes}" '
+                f'speed="{speed:.3f}" priority="{lanes}"/>'
+            )
+
     for i in range(nx):
         for j in range(ny):
             x, y = xs[i] + rng.normal(0, JITTER_M), ys[j] + rng.normal(0, JITTER_M)
-            nodes.append(f'<node id="n{i}_{j}" x="{x:.2f}" y="{y:.2f}" '
-                         f'type="{_control(rng, col[i][0], row[j][0])}"/>')
+            nodes.append(
+                f'<node id="n{i}_{j}" x="{x:.2f}" y="{y:.2f}" '
+                f'type="{_control(rng, col[i][0], row[j][0])}"/>'
+            )
     for i in range(nx):
         for j in range(ny - 1):
             if ((i, j), (i, j + 1)) not in dropped:
@@ -148,15 +157,20 @@ def _plain_xml(rng: np.random.Generator, grid: tuple[int, int]) -> tuple[str, st
         (nx - 1, j, 1, 0, row[j]) for j in range(ny)
     ]
     for k, (i, j, dx, dy, (lanes, speed)) in enumerate(stubs):
-        nodes.append(f'<node id="f{k}" x="{xs[i] + dx * STUB_M:.2f}" y="{ys[j] + dy * STUB_M:.2f}" '
-                     'type="priority"/>')
+        nodes.append(
+            f'<node id="f{k}" x="{xs[i] + dx * STUB_M:.2f}" y="{ys[j] + dy * STUB_M:.2f}" '
+            'type="priority"/>'
+        )
         street(f"n{i}_{j}", f"f{k}", lanes, speed)
-    return ("<nodes>\n" + "\n".join(nodes) + "\n</nodes>\n",
-            "<edges>\n" + "\n".join(edges) + "\n</edges>\n")
+    return (
+        "<nodes>\n" + "\n".join(nodes) + "\n</nodes>\n",
+        "<edges>\n" + "\n".join(edges) + "\n</edges>\n",
+    )
 
 
 def _netconvert(args: list[str]) -> None:
     import sumo
+
     cmd = [str(Path(sumo.SUMO_HOME) / "bin" / "netconvert"), *args, "--no-warnings"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
@@ -173,21 +187,36 @@ def build_city(folder: str | Path, seed: int, grid: tuple[int, int] = GRID) -> C
     (folder / "city.nod.xml").write_text(nodes)
     (folder / "city.edg.xml").write_text(edges)
     raw = folder / "raw.net.xml"
-    _netconvert(["-n", str(folder / "city.nod.xml"), "-e", str(folder / "city.edg.xml"),
-                 "-o", str(raw), "--offset.disable-normalization", "--no-turnarounds",
-                 "--sidewalks.guess", "--crossings.guess", "--default.lanewidth", str(LANE_WIDTH),
-                 "--default.sidewalk-width", str(SIDEWALK_WIDTH),
-                 "--default.junctions.radius", str(KERB_RADIUS), "--junctions.corner-detail", "5",
-                 "--tls.default-type", "static", "--tls.allred.time", "2", "--seed", str(seed)])
+    options = (
+        "--offset.disable-normalization --no-turnarounds --sidewalks.guess --crossings.guess "
+        f"--default.lanewidth {LANE_WIDTH} --default.sidewalk-width {SIDEWALK_WIDTH} "
+        f"--default.junctions.radius {KERB_RADIUS} --junctions.corner-detail 5 "
+        f"--tls.default-type static --tls.allred.time 2 --seed {seed}"
+    ).split()
+    nod, edg = str(folder / "city.nod.xml"), str(folder / "city.edg.xml")
+    _netconvert(["-n", nod, "-e", edg, "-o", str(raw), *options])
     programs = retime_programs(read_net(raw), np.random.default_rng([seed, 778]))
     (folder / "programs.tll.xml").write_text(programs)
     net_path = folder / "city.net.xml"
-    _netconvert(["-s", str(raw), "--tllogic-files", str(folder / "programs.tll.xml"),
-                 "-o", str(net_path), "--offset.disable-normalization"])
+    _netconvert(
+        [
+            "-s",
+            str(raw),
+            "--tllogic-files",
+            str(folder / "programs.tll.xml"),
+            "-o",
+            str(net_path),
+            "--offset.disable-normalization",
+        ]
+    )
     net = read_net(net_path)
-    log.info("city of seed %d: %d junctions (%d signalised), %d road lanes", seed,
-             sum(j.type not in ("internal", "dead_end") for j in net.junctions.values()),
-             len(net.programs), len(net.road_lanes()))
+    log.info(
+        "city of seed %d: %d junctions (%d signalised), %d road lanes",
+        seed,
+        sum(j.type not in ("internal", "dead_end") for j in net.junctions.values()),
+        len(net.programs),
+        len(net.road_lanes()),
+    )
     return City(net_path, net)
 
 

@@ -6,6 +6,7 @@ Coordinates are the network's, which the city builder keeps equal to the map's g
 (x east, y north; netconvert --offset.disable-normalization). SUMO headings are navigational
 (0 = north, clockwise); everything here is in radians counter-clockwise from +x.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -30,10 +31,10 @@ class Lane:
     index: int
     kind: str
     width: float
-    speed: float          # m/s
-    length: float         # m, as SUMO measures it
-    shape: np.ndarray     # (n, 2) centreline, in the direction of travel
-    outline: np.ndarray | None = None   # crossings: their polygon
+    speed: float  # m/s
+    length: float  # m, as SUMO measures it
+    shape: np.ndarray  # (n, 2) centreline, in the direction of travel
+    outline: np.ndarray | None = None  # crossings: their polygon
 
     def __post_init__(self):
         d = np.diff(self.shape, axis=0)
@@ -48,8 +49,11 @@ class Lane:
     def pose(self, pos: float) -> tuple[float, float, float]:
         """The centreline point and heading at `pos` metres along the lane (SUMO's lane
         position, rescaled to the shape's own length) → x, y, heading (rad)."""
-        s = float(np.clip(pos * self.geometric_length / max(self.length, 1e-9), 0.0,
-                          self.geometric_length))
+        s = float(
+            np.clip(
+                pos * self.geometric_length / max(self.length, 1e-9), 0.0, self.geometric_length
+            )
+        )
         k = int(np.clip(np.searchsorted(self._cum, s, side="right") - 1, 0, len(self._seg) - 1))
         u = (s - self._cum[k]) / max(self._seg[k], 1e-9)
         x, y = self.shape[k] + u * (self.shape[k + 1] - self.shape[k])
@@ -62,7 +66,7 @@ class Lane:
 @dataclass
 class Edge:
     id: str
-    function: str                 # "" (normal), internal, crossing, walkingarea
+    function: str  # "" (normal), internal, crossing, walkingarea
     from_node: str = ""
     to_node: str = ""
     lanes: list[str] = field(default_factory=list)
@@ -71,10 +75,10 @@ class Edge:
 @dataclass
 class Junction:
     id: str
-    type: str                     # traffic_light, priority, allway_stop, dead_end, internal...
+    type: str  # traffic_light, priority, allway_stop, dead_end, internal...
     x: float
     y: float
-    shape: np.ndarray             # (n, 2) outline
+    shape: np.ndarray  # (n, 2) outline
     inc_lanes: list[str]
 
 
@@ -160,29 +164,50 @@ def read_net(path: str | Path) -> RoadNet:
         edge = Edge(e.get("id"), function, e.get("from", ""), e.get("to", ""))
         for ln in e.iter("lane"):
             outline = ln.get("outlineShape")
-            lane = Lane(ln.get("id"), edge.id, int(ln.get("index")),
-                        _lane_kind(function, ln.get("allow", "")), float(ln.get("width", 3.2)),
-                        float(ln.get("speed")), float(ln.get("length")), _shape(ln.get("shape")),
-                        _shape(outline) if outline else None)
+            lane = Lane(
+                ln.get("id"),
+                edge.id,
+                int(ln.get("index")),
+                _lane_kind(function, ln.get("allow", "")),
+                float(ln.get("width", 3.2)),
+                float(ln.get("speed")),
+                float(ln.get("length")),
+                _shape(ln.get("shape")),
+                _shape(outline) if outline else None,
+            )
             lanes[lane.id] = lane
             edge.lanes.append(lane.id)
         edges[edge.id] = edge
     for j in root.iter("junction"):
         shape = j.get("shape")
-        junctions[j.get("id")] = Junction(j.get("id"), j.get("type"), float(j.get("x")),
-                                          float(j.get("y")),
-                                          _shape(shape) if shape else np.zeros((0, 2)),
-                                          j.get("incLanes", "").split())
+        junctions[j.get("id")] = Junction(
+            j.get("id"),
+            j.get("type"),
+            float(j.get("x")),
+            float(j.get("y")),
+            _shape(shape) if shape else np.zeros((0, 2)),
+            j.get("incLanes", "").split(),
+        )
     for c in root.iter("connection"):
         from_lane = f"{c.get('from')}_{c.get('fromLane')}"
         to_lane = f"{c.get('to')}_{c.get('toLane')}"
-        connections.append(Connection(from_lane, to_lane, c.get("via", ""), c.get("dir", ""),
-                                      c.get("state", ""), c.get("tl", ""),
-                                      int(c.get("linkIndex", -1))))
+        connections.append(
+            Connection(
+                from_lane,
+                to_lane,
+                c.get("via", ""),
+                c.get("dir", ""),
+                c.get("state", ""),
+                c.get("tl", ""),
+                int(c.get("linkIndex", -1)),
+            )
+        )
     for t in root.iter("tlLogic"):
-        programs[t.get("id")] = Program(t.get("id"), float(t.get("offset", 0)),
-                                        [(float(p.get("duration")), p.get("state"))
-                                         for p in t.iter("phase")])
+        programs[t.get("id")] = Program(
+            t.get("id"),
+            float(t.get("offset", 0)),
+            [(float(p.get("duration")), p.get("state")) for p in t.iter("phase")],
+        )
     return RoadNet(lanes, edges, junctions, connections, programs)
 
 

@@ -6,6 +6,7 @@ count by repeating their last vertex), clipped at the near plane, projected with
 in order with PIL. An ID buffer records which agent (or signal head) owns each pixel, for the
 occlusion-based visibility of the annotations and of the heads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,8 +16,14 @@ from PIL import Image, ImageDraw
 from pyquaternion import Quaternion
 
 NEAR = 0.3
-CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT",
-           "CAM_FRONT_LEFT")
+CAMERAS = (
+    "CAM_FRONT",
+    "CAM_FRONT_RIGHT",
+    "CAM_BACK_RIGHT",
+    "CAM_BACK",
+    "CAM_BACK_LEFT",
+    "CAM_FRONT_LEFT",
+)
 # Mounting (x, y, z in the ego frame, yaw in degrees) and intrinsics at 1600×900, close to the
 # values of the nuScenes calibration files.
 _RIG = {
@@ -33,8 +40,8 @@ _RIG = {
 class Camera:
     channel: str
     translation: np.ndarray  # camera origin in the ego frame
-    rotation: np.ndarray     # 3×3, camera axes (x right, y down, z forward) → ego
-    K: np.ndarray            # 3×3 intrinsics at (width, height)
+    rotation: np.ndarray  # 3×3, camera axes (x right, y down, z forward) → ego
+    K: np.ndarray  # 3×3 intrinsics at (width, height)
     width: int
     height: int
 
@@ -51,8 +58,9 @@ def make_camera(channel: str, width: int, height: int) -> Camera:
     down = np.array([0.0, 0.0, -1.0])
     sx, sy = width / 1600.0, height / 900.0
     K = np.array([[f * sx, 0, cx * sx], [0, f * sy, cy * sy], [0, 0, 1.0]])
-    return Camera(channel, np.array([tx, ty, tz]), np.stack([right, down, fwd], axis=1), K,
-                  width, height)
+    return Camera(
+        channel, np.array([tx, ty, tz]), np.stack([right, down, fwd], axis=1), K, width, height
+    )
 
 
 def rotz(yaw: float) -> np.ndarray:
@@ -119,12 +127,21 @@ class Canvas:
             some = (z >= NEAR).any(axis=1)
             uv = camf @ cam.K.T
             uv = uv[..., :2] / np.where(front_all[:, None], z, 1.0)[..., None]
-            off = ((uv[..., 0].max(1) < 0) | (uv[..., 0].min(1) > cam.width)
-                   | (uv[..., 1].max(1) < 0) | (uv[..., 1].min(1) > cam.height))
+            off = (
+                (uv[..., 0].max(1) < 0)
+                | (uv[..., 0].min(1) > cam.width)
+                | (uv[..., 1].max(1) < 0)
+                | (uv[..., 1].min(1) > cam.height)
+            )
             yield camf, front_all, some & ~(front_all & off), uv, colours, ids
 
-    def render(self, cam: Camera, ego_xy_yaw: tuple[float, float, float], rng: np.random.Generator,
-               sky=(150, 185, 220)) -> tuple[np.ndarray, np.ndarray]:
+    def render(
+        self,
+        cam: Camera,
+        ego_xy_yaw: tuple[float, float, float],
+        rng: np.random.Generator,
+        sky=(150, 185, 220),
+    ) -> tuple[np.ndarray, np.ndarray]:
         """→ RGB uint8 (H, W, 3) and id buffer int32 (H, W) (0 = no agent)."""
         img = Image.new("RGB", (cam.width, cam.height), sky)
         idbuf = Image.new("I", (cam.width, cam.height), 0)
@@ -138,10 +155,14 @@ class Canvas:
                     poly = _clip_near(camf[i])
                     if len(poly) < 3:
                         continue
-                    uv = (cam.K @ poly.T)
+                    uv = cam.K @ poly.T
                     uv = (uv[:2] / uv[2:3]).T
-                    if (uv[:, 0].max() < 0 or uv[:, 0].min() > cam.width or uv[:, 1].max() < 0
-                            or uv[:, 1].min() > cam.height):
+                    if (
+                        uv[:, 0].max() < 0
+                        or uv[:, 0].min() > cam.width
+                        or uv[:, 1].max() < 0
+                        or uv[:, 1].min() > cam.height
+                    ):
                         continue
                 xy = [tuple(p) for p in np.clip(uv, -1e4, 1e4)]
                 draw.polygon(xy, fill=colours[i])
@@ -158,8 +179,11 @@ def _merged(batches):
     run: list = []
     for batch in batches:
         if run and batch[0].shape[1] != run[-1][0].shape[1]:
-            yield (np.concatenate([b[0] for b in run]), [c for b in run for c in b[1]],
-                   [i for b in run for i in b[2]])
+            yield (
+                np.concatenate([b[0] for b in run]),
+                [c for b in run for c in b[1]],
+                [i for b in run for i in b[2]],
+            )
             run = []
         run.append(batch)
     if run:
@@ -170,8 +194,13 @@ def _merged(batches):
         )
 
 
-_FACES = {"front": [0, 1, 2, 3], "back": [5, 4, 7, 6], "left": [4, 0, 3, 7],
-          "right": [1, 5, 6, 2], "top": [4, 5, 1, 0]}
+_FACES = {
+    "front": [0, 1, 2, 3],
+    "back": [5, 4, 7, 6],
+    "left": [4, 0, 3, 7],
+    "right": [1, 5, 6, 2],
+    "top": [4, 5, 1, 0],
+}
 _FACE_IDX = np.array(list(_FACES.values()))
 _SHADE = np.array([0.85, 0.8, 0.7, 0.65, 1.0])
 
@@ -198,8 +227,11 @@ def face_patch(corners: np.ndarray, face: str, u0, u1, v0, v1) -> np.ndarray:
     top). u runs across: back and front faces left → right as seen from outside; the side
     faces ("left", "right") from the back of the box (0) to its front (1)."""
     bl, br, tl, out_from, out_to = {
-        "back": (7, 6, 4, 0, 4), "front": (2, 3, 1, 4, 0),
-        "left": (7, 3, 4, 1, 0), "right": (6, 2, 5, 0, 1)}[face]
+        "back": (7, 6, 4, 0, 4),
+        "front": (2, 3, 1, 4, 0),
+        "left": (7, 3, 4, 1, 0),
+        "right": (6, 2, 5, 0, 1),
+    }[face]
     outward = corners[out_to] - corners[out_from]
     outward = outward / (np.linalg.norm(outward) + 1e-9) * 0.02
     bl, br, tl = corners[bl], corners[br], corners[tl]

@@ -6,6 +6,7 @@ again with the next draw of its demand: SUMO keeps its vehicles apart in its own
 (bent along the lanes), while a box is rigid, and at a few tight junction passes two rigid
 boxes touch. Such scenes are dropped, never patched (the rate is logged).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,14 +24,23 @@ from .world import Track, box_corners_xy, ego_pose, overlapping, tracks_from
 
 log = logging.getLogger(__name__)
 
-SCENE_SECONDS = 19.5     # 40 key frames at 2 Hz, as nuScenes scenes
-PRE_ROLL = 4.0           # recorded before the scene starts (cue lead times, the first pasts)
-POST_ROLL = 1.5          # recorded after its last key frame (the last camera frames)
-CHECK_RADIUS_M = 80.0    # boxes checked for contact this close to the ego
+SCENE_SECONDS = 19.5  # 40 key frames at 2 Hz, as nuScenes scenes
+PRE_ROLL = 4.0  # recorded before the scene starts (cue lead times, the first pasts)
+POST_ROLL = 1.5  # recorded after its last key frame (the last camera frames)
+CHECK_RADIUS_M = 80.0  # boxes checked for contact this close to the ego
 MAX_ATTEMPTS = 12
 
-_PALETTE = [(200, 200, 205), (30, 30, 35), (150, 20, 25), (25, 60, 140), (90, 95, 100),
-            (230, 230, 225), (20, 90, 50), (170, 140, 60), (70, 40, 30)]
+_PALETTE = [
+    (200, 200, 205),
+    (30, 30, 35),
+    (150, 20, 25),
+    (25, 60, 140),
+    (90, 95, 100),
+    (230, 230, 225),
+    (20, 90, 50),
+    (170, 140, 60),
+    (70, 40, 30),
+]
 _CLOTHES = [(40, 60, 120), (120, 30, 40), (50, 50, 50), (200, 180, 60), (30, 110, 70)]
 
 
@@ -100,7 +110,7 @@ def make_scene(city: City, seed: int, index: int, seconds: float = SCENE_SECONDS
         sumo_seed = int(rng.integers(2**31 - 1))
         try:
             rec = simulate(city, demand, sumo_seed, PRE_ROLL + seconds + POST_ROLL)
-        except RuntimeError as err:           # the ego could not be placed: draw again
+        except RuntimeError as err:  # the ego could not be placed: draw again
             log.info("scene %d attempt %d: %s", index, attempt, err)
             continue
         ego, tracks = tracks_from(rec, city.net, WARMUP_S + PRE_ROLL)
@@ -117,7 +127,7 @@ def make_scene(city: City, seed: int, index: int, seconds: float = SCENE_SECONDS
         break
     else:
         raise RuntimeError(f"scene {index}: no clean simulation in {MAX_ATTEMPTS} attempts")
-    for k, track in enumerate(tracks):
+    for track in tracks:
         if track.category.startswith("vehicle"):
             track.colour = _PALETTE[int(rng.integers(len(_PALETTE)))]
             apply_cues(rng, track, detect(track, city.net))

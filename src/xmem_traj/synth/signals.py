@@ -3,30 +3,31 @@ links go together) retimed per junction — cycle length, yellow change and red 
 intervals by the ITE formulas within the MUTCD limits, a random offset. SIGNAL_SOURCES says
 where each value comes from. (Start-up lost time is the drivers', demand.py.)
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from .netxml import RoadNet
 
-CYCLE_S = (60.0, 120.0)          # urban fixed-time cycles
-YELLOW_S = (3.0, 6.0)            # MUTCD limits of the yellow change interval
-ALL_RED_S = (1.0, 2.0)           # typical red clearance
-PERCEPTION_REACTION_S = 1.0      # ITE kinematic formula: t
-COMFORT_DECEL = 3.05             # ITE: a = 10 ft/s²
-CLEARING_LENGTH_M = 6.1          # ITE: L = 20 ft, the vehicle that has to clear the junction
+CYCLE_S = (60.0, 120.0)  # urban fixed-time cycles
+YELLOW_S = (3.0, 6.0)  # MUTCD limits of the yellow change interval
+ALL_RED_S = (1.0, 2.0)  # typical red clearance
+PERCEPTION_REACTION_S = 1.0  # ITE kinematic formula: t
+COMFORT_DECEL = 3.05  # ITE: a = 10 ft/s²
+CLEARING_LENGTH_M = 6.1  # ITE: L = 20 ft, the vehicle that has to clear the junction
 MIN_GREEN_S = 7.0
 SIGNAL_SOURCES = {
     "cycle length": "FHWA Signal Timing Manual, 2nd ed. (NCHRP Report 812, 2015): urban "
-                    "fixed-time cycles typically 60–120 s",
+    "fixed-time cycles typically 60–120 s",
     "yellow change interval": "MUTCD 2009 §4D.26 (3 s minimum, 6 s maximum); ITE 'Guidelines "
-                              "for Determining Traffic Signal Change and Clearance Intervals' "
-                              "(2020): Y = t + v / (2a), t = 1 s, a = 10 ft/s²",
+    "for Determining Traffic Signal Change and Clearance Intervals' "
+    "(2020): Y = t + v / (2a), t = 1 s, a = 10 ft/s²",
     "red clearance interval": "ITE (2020): R = (W + L) / v, L = 20 ft; MUTCD 2009 §4D.26 (at "
-                              "most 6 s); 1–2 s typical (FHWA Signal Timing Manual)",
+    "most 6 s); 1–2 s typical (FHWA Signal Timing Manual)",
     "minimum green": "FHWA Signal Timing Manual, 2nd ed., table 5-3 (7 s or more)",
     "phase order": "SUMO netconvert 1.28 static programs (opposite approaches together, "
-                   "permissive left turns, pedestrian walk with the parallel through movement)",
+    "permissive left turns, pedestrian walk with the parallel through movement)",
 }
 
 
@@ -47,7 +48,8 @@ def _links(net: RoadNet, tls: str) -> dict[int, list[tuple[float, float]]]:
         if c.tl == tls and c.link_index >= 0 and c.from_lane in net.lanes:
             via = net.lanes.get(c.via)
             out.setdefault(c.link_index, []).append(
-                (net.lanes[c.from_lane].speed, via.length if via is not None else 10.0))
+                (net.lanes[c.from_lane].speed, via.length if via is not None else 10.0)
+            )
     return out
 
 
@@ -66,17 +68,19 @@ def _retime(phases: list[tuple[float, str]], links: dict, cycle: float) -> list[
             widths = [red_clearance(w, v) for i in last_yellow for v, w in links[i]]
             durations.append(max(widths, default=ALL_RED_S[0]))
         elif k > 0 and "y" not in phases[k - 1][1] and not set(phases[k - 1][1]) <= {"r", "s"}:
-            durations.append(duration)          # pedestrian clearance after a green
+            durations.append(duration)  # pedestrian clearance after a green
         else:
-            durations.append(None)              # a main green
+            durations.append(None)  # a main green
     weights = np.array(
         [state.count("G") + 1 for (_, state), d in zip(phases, durations) if d is None], float
     )
     fixed = sum(d for d in durations if d is not None)
     cycle = max(cycle, fixed + MIN_GREEN_S * len(weights))
     greens = iter((cycle - fixed) * weights / weights.sum())
-    return [(round(d if d is not None else float(next(greens)), 1), state)
-            for d, (_, state) in zip(durations, phases)]
+    return [
+        (round(d if d is not None else float(next(greens)), 1), state)
+        for d, (_, state) in zip(durations, phases)
+    ]
 
 
 def retime_programs(net: RoadNet, rng: np.random.Generator) -> str:

@@ -4,6 +4,7 @@ position and heading (SUMO's conventions, converted later), speed and accelerati
 moved it, its lane, its leader and the signal controlling it; the pedestrians; the signals'
 states. Same scene seed → same recording (SUMO's own randomness is seeded).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,18 +19,40 @@ from .network import City
 
 log = logging.getLogger(__name__)
 
-STEP_S = 0.2                 # SUMO's step (s)
-WARMUP_S = 60.0              # simulated before the recording starts: queues form at signals
-EGO_LEAD_S = 12.0            # the ego departs this long before the recording starts
-RECORD_RADIUS_M = 130.0      # vehicles and pedestrians recorded around the ego
+STEP_S = 0.2  # SUMO's step (s)
+WARMUP_S = 60.0  # simulated before the recording starts: queues form at signals
+EGO_LEAD_S = 12.0  # the ego departs this long before the recording starts
+RECORD_RADIUS_M = 130.0  # vehicles and pedestrians recorded around the ego
 LEADER_LOOKAHEAD_M = 100.0
-LANE_CHANGE_S = 4.0          # a lane change's lateral move (SUMO's continuous lane change)
-SUMO_OPTIONS = ["--step-length", str(STEP_S), "--lanechange.duration", str(LANE_CHANGE_S),
-                "--time-to-teleport", "-1", "--collision.action", "warn",
-                "--collision.check-junctions", "--no-step-log", "--no-warnings",
-                "--duration-log.disable"]
-_SCALARS = ("x", "y", "angle", "speed", "accel", "lanepos", "latpos", "lat_speed", "gap",
-            "leader_speed", "leader_accel", "tls_dist")
+LANE_CHANGE_S = 4.0  # a lane change's lateral move (SUMO's continuous lane change)
+SUMO_OPTIONS = [
+    "--step-length",
+    str(STEP_S),
+    "--lanechange.duration",
+    str(LANE_CHANGE_S),
+    "--time-to-teleport",
+    "-1",
+    "--collision.action",
+    "warn",
+    "--collision.check-junctions",
+    "--no-step-log",
+    "--no-warnings",
+    "--duration-log.disable",
+]
+_SCALARS = (
+    "x",
+    "y",
+    "angle",
+    "speed",
+    "accel",
+    "lanepos",
+    "latpos",
+    "lat_speed",
+    "gap",
+    "leader_speed",
+    "leader_accel",
+    "tls_dist",
+)
 _LABELS = ("lane", "leader", "tls", "tls_state", "link_state", "link_dir")
 
 
@@ -63,7 +86,7 @@ class Recording:
     n: int
     vehicles: dict[str, Trace]
     persons: dict[str, Trace]
-    signals: dict[str, list[str]]       # tls id → state string per step
+    signals: dict[str, list[str]]  # tls id → state string per step
     collisions: int
     teleports: int
     ego_route: list[str]
@@ -71,8 +94,8 @@ class Recording:
 
 def _start(net: Path, routes: Path, seed: int) -> None:
     import libsumo
-    libsumo.start(["sumo", "-n", str(net), "-r", str(routes), "--seed", str(seed),
-                   *SUMO_OPTIONS])
+
+    libsumo.start(["sumo", "-n", str(net), "-r", str(routes), "--seed", str(seed), *SUMO_OPTIONS])
 
 
 def _vehicle_row(ls, tc, vid: str, r: dict) -> dict:
@@ -81,15 +104,33 @@ def _vehicle_row(ls, tc, vid: str, r: dict) -> dict:
     leader = ls.vehicle.getLeader(vid, LEADER_LOOKAHEAD_M)
     tls = ls.vehicle.getNextTLS(vid)
     links = ls.vehicle.getNextLinks(vid)
-    row = dict(x=x, y=y, angle=r[tc.VAR_ANGLE], speed=r[tc.VAR_SPEED], accel=r[tc.VAR_ACCELERATION],
-               lanepos=r[tc.VAR_LANEPOSITION], latpos=r[tc.VAR_LANEPOSITION_LAT],
-               lat_speed=r[tc.VAR_SPEED_LAT], lane=r[tc.VAR_LANE_ID],
-               leader="", gap=np.nan, leader_speed=np.nan, leader_accel=np.nan,
-               tls="", tls_state="", tls_dist=np.nan,
-               link_state=links[0][5] if links else "", link_dir=links[0][6] if links else "")
+    row = dict(
+        x=x,
+        y=y,
+        angle=r[tc.VAR_ANGLE],
+        speed=r[tc.VAR_SPEED],
+        accel=r[tc.VAR_ACCELERATION],
+        lanepos=r[tc.VAR_LANEPOSITION],
+        latpos=r[tc.VAR_LANEPOSITION_LAT],
+        lat_speed=r[tc.VAR_SPEED_LAT],
+        lane=r[tc.VAR_LANE_ID],
+        leader="",
+        gap=np.nan,
+        leader_speed=np.nan,
+        leader_accel=np.nan,
+        tls="",
+        tls_state="",
+        tls_dist=np.nan,
+        link_state=links[0][5] if links else "",
+        link_dir=links[0][6] if links else "",
+    )
     if leader and leader[0]:
-        row.update(leader=leader[0], gap=leader[1], leader_speed=ls.vehicle.getSpeed(leader[0]),
-                   leader_accel=ls.vehicle.getAcceleration(leader[0]))
+        row.update(
+            leader=leader[0],
+            gap=leader[1],
+            leader_speed=ls.vehicle.getSpeed(leader[0]),
+            leader_accel=ls.vehicle.getAcceleration(leader[0]),
+        )
     if tls:
         tid, index, dist, state = tls[0]
         row.update(tls=f"{tid}#{index}", tls_state=state, tls_dist=dist)
@@ -101,8 +142,17 @@ def simulate(city: City, demand: Demand, seed: int, record_s: float) -> Recordin
     Raises RuntimeError where the ego is not on the road when the recording starts."""
     import libsumo as ls
     from libsumo import constants as tc
-    vvars = [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED, tc.VAR_ACCELERATION, tc.VAR_LANE_ID,
-             tc.VAR_LANEPOSITION, tc.VAR_LANEPOSITION_LAT, tc.VAR_SPEED_LAT]
+
+    vvars = [
+        tc.VAR_POSITION,
+        tc.VAR_ANGLE,
+        tc.VAR_SPEED,
+        tc.VAR_ACCELERATION,
+        tc.VAR_LANE_ID,
+        tc.VAR_LANEPOSITION,
+        tc.VAR_LANEPOSITION_LAT,
+        tc.VAR_SPEED_LAT,
+    ]
     pvars = [tc.VAR_POSITION, tc.VAR_ANGLE, tc.VAR_SPEED]
     with tempfile.TemporaryDirectory(prefix="xmem-sumo-") as tmp:
         routes = Path(tmp) / "scene.rou.xml"
@@ -135,8 +185,16 @@ def _run(ls, tc, demand: Demand, record_s: float, vvars, pvars) -> Recording:
         teleports += ls.simulation.getStartingTeleportNumber()
         if demand.ego_id not in ls.vehicle.getIDList():
             raise RuntimeError("the ego left the road during the recording")
-        _record_step(ls, tc, i, ls.vehicle.getContextSubscriptionResults(demand.ego_id),
-                     vehicles, persons, vvars, pvars)
+        _record_step(
+            ls,
+            tc,
+            i,
+            ls.vehicle.getContextSubscriptionResults(demand.ego_id),
+            vehicles,
+            persons,
+            vvars,
+            pvars,
+        )
         for tid in tls_ids:
             signals.setdefault(tid, []).append(ls.trafficlight.getRedYellowGreenState(tid))
     return Recording(t0, n, vehicles, persons, signals, collisions, teleports, demand.ego_route)
@@ -155,15 +213,17 @@ def _record_step(ls, tc, i: int, found: dict, vehicles: dict, persons: dict, vva
     walking = set(ls.person.getIDList())
     for pid in persons:
         if pid not in people and pid in walking and persons[pid].first + persons[pid].steps == i:
-            people[pid] = {tc.VAR_POSITION: ls.person.getPosition(pid),
-                           tc.VAR_ANGLE: ls.person.getAngle(pid),
-                           tc.VAR_SPEED: ls.person.getSpeed(pid)}
+            people[pid] = {
+                tc.VAR_POSITION: ls.person.getPosition(pid),
+                tc.VAR_ANGLE: ls.person.getAngle(pid),
+                tc.VAR_SPEED: ls.person.getSpeed(pid),
+            }
     for vid in sorted(here):
         track = vehicles.get(vid)
         if track is None:
             track = vehicles[vid] = Trace(vid, ls.vehicle.getTypeID(vid), i)
         elif track.first + track.steps != i:
-            continue                      # (it had left the simulation: never recorded again)
+            continue  # (it had left the simulation: never recorded again)
         track.append(**_vehicle_row(ls, tc, vid, here[vid]))
     for pid in sorted(people):
         track = persons.get(pid)
@@ -177,11 +237,16 @@ def _record_step(ls, tc, i: int, found: dict, vehicles: dict, persons: dict, vva
 
 def _vehicle_var(ls, vid: str, var: int, tc):
     """One recorded variable of a vehicle outside the context subscription."""
-    getter = {tc.VAR_POSITION: ls.vehicle.getPosition, tc.VAR_ANGLE: ls.vehicle.getAngle,
-              tc.VAR_SPEED: ls.vehicle.getSpeed, tc.VAR_ACCELERATION: ls.vehicle.getAcceleration,
-              tc.VAR_LANE_ID: ls.vehicle.getLaneID, tc.VAR_LANEPOSITION: ls.vehicle.getLanePosition,
-              tc.VAR_LANEPOSITION_LAT: ls.vehicle.getLateralLanePosition,
-              tc.VAR_SPEED_LAT: ls.vehicle.getLateralSpeed}[var]
+    getter = {
+        tc.VAR_POSITION: ls.vehicle.getPosition,
+        tc.VAR_ANGLE: ls.vehicle.getAngle,
+        tc.VAR_SPEED: ls.vehicle.getSpeed,
+        tc.VAR_ACCELERATION: ls.vehicle.getAcceleration,
+        tc.VAR_LANE_ID: ls.vehicle.getLaneID,
+        tc.VAR_LANEPOSITION: ls.vehicle.getLanePosition,
+        tc.VAR_LANEPOSITION_LAT: ls.vehicle.getLateralLanePosition,
+        tc.VAR_SPEED_LAT: ls.vehicle.getLateralSpeed,
+    }[var]
     return getter(vid)
 
 

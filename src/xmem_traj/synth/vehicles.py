@@ -18,6 +18,7 @@ perfect driver (always on, always early) and are not used; the lamps follow the 
 - misleading cues: brake taps with no slowing and indicators with no manoeuvre (assumed
   rates, BRAKE_TAP_RATE and FALSE_SIGNAL_RATE; no measured rate was found).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,12 +33,12 @@ TURN_LEAD_S = (2.0, 8.0)
 LANE_CHANGE_LEAD_S = (0.5, 4.5)
 LATE_SIGNAL_S = (0.3, 2.0)
 BIKE_HAND_SIGNAL = 0.25
-BRAKE_ON, BRAKE_OFF = 1.3, 0.7      # m/s², UN R13-H
+BRAKE_ON, BRAKE_OFF = 1.3, 0.7  # m/s², UN R13-H
 BRAKE_LEAD_S = 0.2
 HOLD_BRAKE_WHEN_STOPPED = 0.9
 RELEASE_BEFORE_GO_S = (0.3, 1.2)
-BRAKE_TAP_RATE = 0.01               # per second of cruising
-FALSE_SIGNAL_RATE = 0.005           # per second of cruising
+BRAKE_TAP_RATE = 0.01  # per second of cruising
+FALSE_SIGNAL_RATE = 0.005  # per second of cruising
 
 CUE_SOURCES = {
     "indicator rate": "FMVSS 108 via SAE J590b (60–120 flashes/min); UN R48 (90 ± 30 /min)",
@@ -54,7 +55,7 @@ CUE_SOURCES = {
     "brake lamp rise": "Sivak et al. 1993, UMTRI-93-37 (incandescent ~0.25 s to 90 %)",
     "decelerations": "SUMO Krauss model (decel 4.5 m/s², driver imperfection sigma 0.5)",
     "cyclists": "no brake lamps required; hand signals 'often not used' "
-                "(Westerhuis & de Waard 2017)",
+    "(Westerhuis & de Waard 2017)",
 }
 
 
@@ -76,13 +77,13 @@ def brake_lamps(rng: np.random.Generator, track: Track, plan: list[Manoeuvre]) -
     for s, e in _runs(decel > BRAKE_OFF):
         episode = decel[s:e] > BRAKE_ON
         if rng.random() < 0.5:
-            episode = np.ones(e - s, bool)            # the lamps light in the middle band too
+            episode = np.ones(e - s, bool)  # the lamps light in the middle band too
         lit[s:e] |= episode
     for s, _ in _runs(lit.copy()):
         lit |= _span(t, t[s] - BRAKE_LEAD_S, t[s])
     for k, m in enumerate(plan):
         if m.kind == "stop" and rng.random() < HOLD_BRAKE_WHEN_STOPPED:
-            go = next((g for g in plan[k + 1:] if g.kind == "go"), None)
+            go = next((g for g in plan[k + 1 :] if g.kind == "go"), None)
             release = go.t_motion - rng.uniform(*RELEASE_BEFORE_GO_S) if go else t[-1] + 1.0
             lit |= _span(t, m.t_end, release)
             if go is not None:
@@ -128,7 +129,7 @@ def indicators(
         if m.kind == "turn":
             on = max(m.t_motion - rng.uniform(*TURN_LEAD_S), _approach_start(track, m.t_motion))
             off = m.t_motion if bike else m.t_end + rng.uniform(0.0, 1.0)
-            for prior in plan[:k]:      # a wait for the turn: the same signal foretells the stop
+            for prior in plan[:k]:  # a wait for the turn: the same signal foretells the stop
                 if prior.kind == "stop" and on <= prior.t_end <= m.t_motion:
                     prior.cues.append(("hand" if bike else "indicator", float(on), float(off)))
         elif rng.random() < LANE_CHANGE_LATE / (1 - LANE_CHANGE_UNSIGNALLED):

@@ -8,6 +8,7 @@ length on that lane, is aligned with the lane (SUMO keeps the gaps between vehic
 lanes' frame, so their boxes do not meet); elsewhere (turning through a junction) its heading
 is SUMO's, the direction from its rear to its front bumper.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,10 +19,10 @@ from .demand import VEHICLE_TYPES
 from .netxml import RoadNet
 from .traffic import STEP_S, Recording, Trace
 
-BLINK_PERIOD = 1 / 1.5   # indicators flash at 1.5 Hz (90 a minute) ...
-BLINK_DUTY = 0.5         # ... half of each period lit
+BLINK_PERIOD = 1 / 1.5  # indicators flash at 1.5 Hz (90 a minute) ...
+BLINK_DUTY = 0.5  # ... half of each period lit
 PEDESTRIAN = ("human.pedestrian.adult", (0.65, 0.6, 1.75))
-EGO_REAR_AXLE_M = 1.0    # nuScenes' ego frame sits on the rear axle: this far ahead of the rear
+EGO_REAR_AXLE_M = 1.0  # nuScenes' ego frame sits on the rear axle: this far ahead of the rear
 
 SIZES = {category: size for _, size, category, _, _ in VEHICLE_TYPES.values()}
 SIZES[PEDESTRIAN[0]] = PEDESTRIAN[1]
@@ -32,7 +33,7 @@ class Track:
     """One agent on the step grid from scene time t0: box centre, yaw, speed and
     acceleration; cue states (brake lamps lit, indicators active) per step."""
 
-    key: str                     # SUMO's id
+    key: str  # SUMO's id
     category: str
     t0: float
     x: np.ndarray
@@ -47,7 +48,7 @@ class Track:
     parked: bool = False
     manoeuvres: list = field(default_factory=list)
     misleading: list = field(default_factory=list)
-    trace: Trace | None = None   # what SUMO recorded (lanes, leader, signal, ...)
+    trace: Trace | None = None  # what SUMO recorded (lanes, leader, signal, ...)
 
     def __post_init__(self):
         n = len(self.x)
@@ -86,9 +87,13 @@ class Track:
         j = min(i + 1, len(self.x) - 1)
         a = float(np.clip(f - i, 0.0, 1.0)) if j > i else 0.0
         k = i if a < 0.5 else j
-        state = {"x": self.x[i] * (1 - a) + self.x[j] * a, "y": self.y[i] * (1 - a) + self.y[j] * a,
-                 "yaw": self.yaw[i] * (1 - a) + self.yaw[j] * a,
-                 "speed": self.speed[i] * (1 - a) + self.speed[j] * a, "brake": bool(self.brake[k])}
+        state = {
+            "x": self.x[i] * (1 - a) + self.x[j] * a,
+            "y": self.y[i] * (1 - a) + self.y[j] * a,
+            "yaw": self.yaw[i] * (1 - a) + self.yaw[j] * a,
+            "speed": self.speed[i] * (1 - a) + self.speed[j] * a,
+            "brake": bool(self.brake[k]),
+        }
         for side in ("left", "right"):
             active = bool(getattr(self, side)[k])
             state[f"{side}_active"] = active
@@ -131,8 +136,17 @@ def tracks_from(rec: Recording, net: RoadNet, scene_t0: float) -> tuple[Track, l
         trace = rec.vehicles[key]
         cat = category[trace.vtype.removesuffix("_rlr")]
         x, y, yaw = vehicle_boxes(trace, net, SIZES[cat][1])
-        track = Track(key, cat, rec.t0 + trace.first * STEP_S - scene_t0, x, y, yaw,
-                      trace.array("speed"), trace.array("accel"), trace=trace)
+        track = Track(
+            key,
+            cat,
+            rec.t0 + trace.first * STEP_S - scene_t0,
+            x,
+            y,
+            yaw,
+            trace.array("speed"),
+            trace.array("accel"),
+            trace=trace,
+        )
         if key == "ego":
             ego = track
         elif trace.steps >= 2:
@@ -142,10 +156,18 @@ def tracks_from(rec: Recording, net: RoadNet, scene_t0: float) -> tuple[Track, l
         if trace.steps < 2:
             continue
         speed = trace.array("speed")
-        agents.append(Track(key, PEDESTRIAN[0], rec.t0 + trace.first * STEP_S - scene_t0,
-                            trace.array("x"), trace.array("y"),
-                            np.radians(90.0 - trace.array("angle")), speed,
-                            np.gradient(speed, STEP_S) if len(speed) > 1 else speed * 0))
+        agents.append(
+            Track(
+                key,
+                PEDESTRIAN[0],
+                rec.t0 + trace.first * STEP_S - scene_t0,
+                trace.array("x"),
+                trace.array("y"),
+                np.radians(90.0 - trace.array("angle")),
+                speed,
+                np.gradient(speed, STEP_S) if len(speed) > 1 else speed * 0,
+            )
+        )
     if ego is None:
         raise RuntimeError("the recording has no ego")
     return ego, agents
@@ -169,14 +191,20 @@ __all__ = [
 ]
 
 
-def box_corners_xy(x: np.ndarray, y: np.ndarray, yaw: np.ndarray, w: np.ndarray,
-                   l: np.ndarray) -> np.ndarray:
+def box_corners_xy(
+    x: np.ndarray, y: np.ndarray, yaw: np.ndarray, w: np.ndarray, l: np.ndarray
+) -> np.ndarray:
     """Ground corners (n, 4, 2) of boxes centred at (x, y) with yaw, width w and length l."""
     c, s = np.cos(yaw), np.sin(yaw)
     dx = np.array([1, 1, -1, -1]) * np.asarray(l)[..., None] / 2
     dy = np.array([1, -1, -1, 1]) * np.asarray(w)[..., None] / 2
-    return np.stack([x[..., None] + c[..., None] * dx - s[..., None] * dy,
-                     y[..., None] + s[..., None] * dx + c[..., None] * dy], -1)
+    return np.stack(
+        [
+            x[..., None] + c[..., None] * dx - s[..., None] * dy,
+            y[..., None] + s[..., None] * dx + c[..., None] * dy,
+        ],
+        -1,
+    )
 
 
 def overlapping(corners: np.ndarray, tolerance: float = 0.01) -> list[tuple[int, int]]:
@@ -185,19 +213,19 @@ def overlapping(corners: np.ndarray, tolerance: float = 0.01) -> list[tuple[int,
     n = len(corners)
     if n < 2:
         return []
-    edges = corners[:, [1, 3]] - corners[:, [0, 0]]                 # (n, 2, 2): two edge directions
+    edges = corners[:, [1, 3]] - corners[:, [0, 0]]  # (n, 2, 2): two edge directions
     axes = edges / np.linalg.norm(edges, axis=-1, keepdims=True)
-    proj = np.einsum("akd,bcd->akbc", axes, corners)                # (n axes-owner, 2, n box, 4)
-    lo, hi = proj.min(-1), proj.max(-1)                             # (n, 2, n)
+    proj = np.einsum("akd,bcd->akbc", axes, corners)  # (n axes-owner, 2, n box, 4)
+    lo, hi = proj.min(-1), proj.max(-1)  # (n, 2, n)
     sep = np.zeros((n, n), bool)
     for k in range(2):
-        lo_k, hi_k = lo[:, k, :], hi[:, k, :]                       # axis of box a, box b
+        lo_k, hi_k = lo[:, k, :], hi[:, k, :]  # axis of box a, box b
         gap_ab = np.minimum(hi_k[:, :, None], hi_k[:, None, :]) - np.maximum(
             lo_k[:, :, None], lo_k[:, None, :]
         )
         # gap_ab[a, b, c]: overlap of boxes b and c on axis k of box a
         idx = np.arange(n)
-        sep |= gap_ab[idx, idx, :] < tolerance      # axis of b separates b and c
+        sep |= gap_ab[idx, idx, :] < tolerance  # axis of b separates b and c
         sep |= gap_ab[idx[None, :], idx[None, :], idx[:, None]].T < tolerance
     both = ~(sep | sep.T)
     i, j = np.nonzero(np.triu(both, 1))
