@@ -5,7 +5,8 @@ route — a walk through the city's junctions, turning where it pleases.
 
 Background vehicles get an origin and a destination and SUMO routes them (its router, at
 their departure), so they turn where their shortest way turns; SUMO's lane-change model
-(SL2015, sublane) moves them between lanes. DEMAND_SOURCES says where each value comes from.
+(LC2013, continuous lane changes of traffic.LANE_CHANGE_S) moves them between lanes.
+DEMAND_SOURCES says where each value comes from.
 """
 
 from __future__ import annotations
@@ -42,17 +43,18 @@ DEMAND_SOURCES = {
     "car-following": "SUMO Krauss model defaults (Krajzewicz et al. 2012): sigma 0.5, tau 1 s, "
     "accel 2.6, decel 4.5 m/s²",
     "start-up delay": "1.2 s, calibrated (synth/calibration.py) so that a queue released by a "
-    "green loses 2.0 s and discharges at 1.98 s headways: HCM 2010 start-up "
+    "green loses 2.0 s and discharges at 1.99 s headways: HCM 2010 start-up "
     "lost time 2.0 s, base saturation flow 1 900 veh/h/lane (1.89 s)",
     "red-light running": "Hunter, 'What is red light running? A case study from Rhode Island' "
     "(20 intersections, 1 359 h of video): 6.3 violations per intersection "
     "hour (1.2-15); a fifth of drivers here enter up to 1 s into red, "
     "measured 4.7 per signal hour over 20 min of the whole city "
     "(synth/calibration.py; 0.35 % of the stop-line crossings)",
-    "lane changing": "SUMO SL2015 sublane model (Erdmann 2015), lateral speed <= 1 m/s",
-    "entering flow": "400 veh/h/lane: moderate urban volume, under half a signalised lane's "
-    "capacity (HCM 2010 base saturation flow 1 900 veh/h/lane)",
-    "pedestrians": "assumed (20 walking per km of sidewalk)",
+    "lane changing": "SUMO LC2013 lane-change model (Erdmann 2015, 'SUMO's lane-changing "
+    "model'), continuous lane changes of 4 s (see cues / lane change duration)",
+    "entering flow": "assumed: 200 veh/h per entry lane, a light urban volume, about a tenth of "
+    "a signalised lane's capacity (HCM 2010 base saturation flow 1 900 veh/h/lane)",
+    "pedestrians": "assumed (8 walking per km of sidewalk at the start)",
 }
 
 
