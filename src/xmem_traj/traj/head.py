@@ -1,7 +1,7 @@
-"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the cue
-oracle's cue states, or none) plus the agent's past track and, with a map shape, the map around
-it (the drivable area in its frame, data/maps.py) → K future trajectories in the agent frame and
-their mode logits.
+"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the
+world's true states for the diagnostic oracles, or none) plus the agent's past track and, with a
+map shape, the map around it (the drivable area in its frame, data/maps.py) → K future
+trajectories in the agent frame and their mode logits.
 
 The head starts from what physics knows: the kinematics the devkit's physics models use
 (speed, acceleration, yaw rate from the past annotations only) and, with `rollout`, the
@@ -115,7 +115,7 @@ class TrajectoryHead(nn.Module):
             # With n_cues: a linear readout of the cues seen in each frame, trained by the
             # auxiliary loss so that the projection keeps what the cues look like. With vision
             # "cues" the frames reach the rest of the head only through it: its probabilities
-            # (what the cue oracle is given as truth) are the per-frame inputs.
+            # (what a perfect eye reads, as labelled) are the per-frame inputs.
             self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
             width = n_cues if vision == "cues" else hidden
             if kind == "gru":

@@ -1,7 +1,7 @@
 """The methods built on the GRU/MLP head (traj/head.py): the past track, the map raster and
 one per-frame input — XMem's features (the XMem model), the world's true states (the
-oracles) or nothing (history-only). The XMem model also carries the auxiliary cue loss, and
-XMem itself when parts of it are fine-tuned (features then computed in the step)."""
+diagnostic oracles) or nothing (history-only). The XMem model also carries the auxiliary cue
+loss, and XMem itself when parts of it are fine-tuned (features then computed in the step)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...data.world_schema import CUE_LABEL_FIELDS
 from ..batch import TrajBatch
 from ..head import TrajectoryHead
 from . import ModelSpec
@@ -107,10 +108,10 @@ class XMemModel(FrameHeadModel):
 
 
 def xmem_model(spec: ModelSpec) -> XMemModel:
-    """The XMem model. Its cue readout is as wide as the cue labels (6 without a side file,
-    where it exists only for vision "cues")."""
+    """The XMem model. Its cue readout is as wide as the cue labels (CUE_LABEL_FIELDS; as many
+    without a side file, where it exists only for vision "cues")."""
     m, x = spec.model, spec.experimental
-    labels = spec.width("cue_labels") or 6
+    labels = spec.width("cue_labels") or len(CUE_LABEL_FIELDS)
     n_cues = labels if m["cue_loss"] > 0 or m["vision"] == "cues" else 0
     head = _head(
         spec, spec.width("xmem"), n_cues=n_cues, feature_drop=x["feature_drop"], vision=m["vision"]
