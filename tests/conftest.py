@@ -1,6 +1,8 @@
 """Shared test fixtures: the XMem reference material in ../shared and recipe weights."""
 from __future__ import annotations
 
+import xmem_traj  # noqa: F401  (first: torchvision importable beside the CPU torch)
+
 import importlib.util
 import json
 import os

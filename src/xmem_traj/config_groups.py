@@ -186,6 +186,15 @@ class ModelConfig:
         "nearest annotated agents (all categories) in its frame (--neighbours-max, "
         "--neighbour-radius); --no-neighbours: the old history + map ablation",
     )
+    peer_backbone: str = _f(
+        "resnet18",
+        "the devkit's CNN backbone of MTP and CoverNet (nuscenes.prediction.models.backbone: "
+        "resnet18 … resnet152, mobilenet_v2; random init)",
+        choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2"),
+    )
+    peer_hidden: int = _f(
+        4096, "width of MTP's and CoverNet's fully connected layer (the devkit's 4096)", min=1
+    )
 
     @property
     def method_list(self) -> tuple[str, ...]:

@@ -105,6 +105,27 @@ register_method(
     )
 )
 
+_PEERS = "xmem_traj.traj.models.peers"
+register_method(
+    Method(
+        "mtp",
+        "MTP (devkit, raster)",
+        f"{_PEERS}:mtp_model",
+        inputs=("raster", "agent_state"),
+        context=False,
+    )
+)
+register_method(
+    Method(
+        "covernet",
+        "CoverNet (devkit, raster)",
+        f"{_PEERS}:covernet_model",
+        inputs=("raster", "agent_state"),
+        labels=("lattice",),  # its trajectory set, from the train split (a model buffer)
+        context=False,
+    )
+)
+
 
 def method_inputs(name: str, model) -> tuple[str, ...]:
     """The input providers a method's model reads: the context inputs whose switch is on in

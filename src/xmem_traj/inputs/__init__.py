@@ -2,8 +2,10 @@
 package registers the built-in providers."""
 
 from . import (  # noqa: F401  (their register_input lines)
+    lattice,
     maps,
     neighbours,
+    rasters,
     world,
     xmem_input,
 )
