@@ -112,8 +112,7 @@ def test_peers_train_and_their_predictions_score_with_the_devkits_metrics(
         max_steps=3,
         epochs=1,
         seeds=1,
-        progress=False,
-        precision="32",
+        progress=False,  # precision auto: bf16 autocast where the CPU has it, as users run
     )
     run = run_training(cfg)
     summary = json.loads((run / "eval.json").read_text())

@@ -11,10 +11,13 @@ MTP's flat output (B, K·F·2 + K), laid out as MTPLoss reads it, becomes (B, K,
 (B, K); in eval mode MTP returns softmaxed probabilities, whose log is given as logits (their
 softmax is the same probabilities). CoverNet scores every member of its trajectory set
 (inputs/lattice.py); its K best (K = the run's modes) are its modes. Both losses are the
-devkit's own, on the targets with a complete future (the devkit's losses take no mask).
+devkit's own, on the targets with a complete future (the devkit's losses take no mask), in
+float32 (under bf16 autocast too: they mix the outputs' and the targets' dtypes).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
@@ -23,6 +26,13 @@ from ..batch import TrajBatch
 from . import ModelSpec
 
 TINY = 1e-12
+# MTPLoss picks its best mode with float() on a tensor that requires grad, every target of every
+# step: torch warns each time; the value is meant to leave the graph.
+warnings.filterwarnings(
+    "ignore",
+    message="Converting a tensor with requires_grad=True to a scalar",
+    module="nuscenes.prediction.models.mtp",
+)
 
 
 def devkit_models():
@@ -91,7 +101,8 @@ class DevkitMTP(nn.Module):
         full = full_futures(batch)
         if not full.any():
             return {"loss": extras["mtp_output"].sum() * 0.0}
-        return {"loss": self.loss_fn(extras["mtp_output"][full], batch.traj[full][:, None])}
+        out = extras["mtp_output"][full].float()  # the devkit's loss mixes in the targets' dtype
+        return {"loss": self.loss_fn(out, batch.traj[full][:, None].float())}
 
 
 class DevkitCoverNet(nn.Module):
@@ -135,7 +146,7 @@ class DevkitCoverNet(nn.Module):
         if not full.any():
             return {"loss": scores.sum() * 0.0}
         loss = self._loss_class(self.lattice.detach().cpu())
-        return {"loss": loss(scores[full], batch.traj[full][:, None])}
+        return {"loss": loss(scores[full].float(), batch.traj[full][:, None].float())}
 
 
 def mtp_model(spec: ModelSpec) -> DevkitMTP:
