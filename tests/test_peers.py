@@ -5,6 +5,7 @@ devkit's own metric classes."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,11 +13,17 @@ import torch
 from nuscenes.eval.prediction.compute_metrics import compute_metrics
 from nuscenes.eval.prediction.config import PredictionConfig
 from nuscenes.eval.prediction.metrics import MinADEK, MinFDEK, MissRateTopK, RowMean
+from nuscenes.eval.prediction.splits import get_prediction_challenge_split
 from nuscenes.prediction import PredictHelper
+from nuscenes.prediction.input_representation.agents import AgentBoxesWithFadedHistory
+from nuscenes.prediction.input_representation.combinators import Rasterizer
+from nuscenes.prediction.input_representation.interface import InputRepresentation
+from nuscenes.prediction.input_representation.static_layers import StaticLayerRasterizer
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.eval.scoring import load_predictor, prediction_json, val_tensors
 from xmem_traj.inputs.lattice import epsilon_cover
+from xmem_traj.inputs.neighbours import neighbour_arrays
 from xmem_traj.methods import METHODS
 from xmem_traj.runs import RunLayout
 from xmem_traj.train import run_training
@@ -82,6 +89,52 @@ def test_the_epsilon_cover_covers_every_future_within_eps():
         assert (worst <= eps).all()  # every future is covered
         sizes.append(len(members))
     assert sizes[0] == len(futures) and len(bases) <= sizes[1] < 20 and sizes[2] <= sizes[1]
+
+
+AGENT_COLOURS = np.array([(255, 0, 0), (255, 255, 0), (204, 0, 204), (255, 153, 51)])  # devkit
+
+
+def _on_an_agent(image: np.ndarray, row: int, col: int) -> bool:
+    """Whether a pixel within one of (row, col) has an agent's colour, faded or not (a
+    multiple of one of the devkit's colours; not the map's white, not the black)."""
+    patch = image[max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].reshape(-1, 3)
+    for pixel in patch.astype(float):
+        scale = pixel.max() / 255.0
+        if scale > 0 and (np.abs(AGENT_COLOURS * scale - pixel).max(1) <= 2).any():
+            return True
+    return False
+
+
+def test_the_rasters_up_and_right_are_our_agent_frames_plus_y_and_plus_x(nusc, synth_root):
+    """Each neighbour (our agent frame, inputs/neighbours.py) lies on an agent's box in the
+    devkit's raster: up is +y (ahead), right is +x; mirrored, far fewer would."""
+    helper = PredictHelper(nusc)
+    res, ahead, side = 0.25, 40.0, 25.0
+    rep = InputRepresentation(
+        StaticLayerRasterizer(helper, resolution=res),
+        AgentBoxesWithFadedHistory(helper, resolution=res),
+        Rasterizer(),
+    )
+    hits, mirrored, total = 0, 0, 0
+    for token in get_prediction_challenge_split("mini_train", dataroot=str(synth_root))[:12]:
+        inst, sample = token.split("_")
+        ann = helper.get_sample_annotation(inst, sample)
+        rec = SimpleNamespace(
+            instance_token=inst,
+            sample_token=sample,
+            translation=ann["translation"],
+            rotation=ann["rotation"],
+        )
+        arrays = neighbour_arrays(helper, [rec], max_neighbours=8, radius=20.0, past_steps=4)
+        image = rep.make_input_representation(inst, sample)
+        for (x, y), seen in zip(arrays["neighbours"][0, :, -1], arrays["neighbours_valid"][0]):
+            if not seen[-1] or np.hypot(x, y) < 6 or not (-10 < y < ahead and abs(x) < side):
+                continue  # absent, touching the target's own box, or out of the raster
+            total += 1
+            row = int((ahead - y) / res)
+            hits += _on_an_agent(image, row, int((side + x) / res))
+            mirrored += _on_an_agent(image, row, int((side - x) / res))
+    assert total >= 10 and hits == total and mirrored < total / 2
 
 
 def _devkit_scores(preds: list[dict], nusc) -> dict:
