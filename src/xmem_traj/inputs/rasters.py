@@ -23,6 +23,8 @@ from nuscenes.prediction.input_representation.interface import InputRepresentati
 from nuscenes.prediction.input_representation.static_layers import StaticLayerRasterizer
 
 from ..cache import cached_arrays, file_sha256
+from ..data.maps import has_map_expansion
+from ..errors import DatasetError
 from .base import InputProvider, PrepareContext, SplitTargets, register_input
 from .neighbours import predict_helper
 
@@ -55,8 +57,14 @@ class RasterInput(InputProvider):
         self.ctx = ctx
 
     def identity(self, split: SplitTargets) -> dict:
-        c = self.ctx.cfg.context
-        expansion = Path(split.dataset.targets.dataroot) / "maps" / "expansion"
+        c, root = self.ctx.cfg.context, split.dataset.targets.dataroot
+        if not has_map_expansion(root, MAP_LOCATIONS):
+            raise DatasetError(
+                f"MTP and CoverNet read the devkit's raster, whose StaticLayerRasterizer loads "
+                f"the map expansion of all four nuScenes locations: install the map expansion "
+                f"pack (v1.3) under {root}/maps/expansion, or leave mtp and covernet out"
+            )
+        expansion = Path(root) / "maps" / "expansion"
         return {
             "format": FORMAT,
             **_sources(split),
