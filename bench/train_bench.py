@@ -41,7 +41,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.videos import FrameSource, group_video, group_windows
 from xmem_traj.inputs.extraction import ExtractionStats, extract_groups, plan_extraction
-from xmem_traj.inputs.world import cue_states
+from xmem_traj.inputs.world import world_frames
 from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.traj.batch import collate_traj
 from xmem_traj.traj.datamodules import TrajDataModule, method_slots, model_spec
@@ -127,7 +127,7 @@ def head_training(cfg: TrainConfig, data: PreparedData, epochs: int) -> None:
     train.arrays["xmem_valid"] = np.ones((n, t), bool)
     train.shapes.update({"xmem": (t, dim), "xmem_valid": (t,)})
     if data.context.world is not None:  # the cue labels, as the world provider builds them
-        labels, valid = cue_states(data.context, train.targets)
+        labels, valid = world_frames(data.context, train.targets, "cue_labels")
         train.arrays.update(cue_labels=labels, cue_labels_valid=valid)
         train.shapes.update(cue_labels=labels.shape[1:], cue_labels_valid=valid.shape[1:])
     tensors = TargetTensors(train, method_slots(data, "xmem", "train"))

@@ -1,4 +1,5 @@
 """The synthetic nuScenes through the real devkit, and the agent loader checked against it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,30 +16,43 @@ from nuscenes.utils.geometry_utils import view_points
 from pyquaternion import Quaternion
 from torch.utils.data import DataLoader
 
-from xmem_traj.synth import generate
+from conftest import SIZE
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset, collate_agents
 from xmem_traj.data.agent_index import AgentIndexer
 from xmem_traj.data.videos import group_video, group_windows
 from xmem_traj.errors import DatasetError
-
-from conftest import SIZE
+from xmem_traj.synth import generate
 
 
 @pytest.fixture(scope="session")
 def synth_sweeps(tmp_path_factory) -> Path:
-    return generate(tmp_path_factory.mktemp("nusc") / "sweeps", scenes=2, seed=6, sweeps=True,
-                    cameras=("CAM_FRONT", "CAM_BACK"), **SIZE)
+    return generate(
+        tmp_path_factory.mktemp("nusc") / "sweeps",
+        scenes=2,
+        seed=6,
+        sweeps=True,
+        cameras=("CAM_FRONT", "CAM_BACK"),
+        **SIZE,
+    )
 
 
 @pytest.fixture(scope="session")
 def train_set(synth_root, nusc):
-    return NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None)
+    return NuScenesAgentDataset.from_nuscenes(
+        synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=None
+    )
 
 
 def test_devkit_loads_all_tables(nusc):
     assert len(nusc.scene) == 3 and len(nusc.sample) == 120
-    assert {s["channel"] for s in nusc.sensor} == {"CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT",
-                                                   "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT"}
+    assert {s["channel"] for s in nusc.sensor} == {
+        "CAM_FRONT",
+        "CAM_FRONT_RIGHT",
+        "CAM_BACK_RIGHT",
+        "CAM_BACK",
+        "CAM_BACK_LEFT",
+        "CAM_FRONT_LEFT",
+    }
     for sd in nusc.sample_data[:50]:
         assert Path(nusc.get_sample_data_path(sd["token"])).exists()
     ann = nusc.sample_annotation[0]
@@ -74,8 +88,10 @@ def test_init_masks_follow_the_devkit_recipe(train_set, nusc):
         box = nusc.get_box(ann["token"])
         pose = nusc.get("ego_pose", sd["ego_pose_token"])
         cs = nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
-        box.translate(-np.array(pose["translation"])); box.rotate(Quaternion(pose["rotation"]).inverse)
-        box.translate(-np.array(cs["translation"])); box.rotate(Quaternion(cs["rotation"]).inverse)
+        box.translate(-np.array(pose["translation"]))
+        box.rotate(Quaternion(pose["rotation"]).inverse)
+        box.translate(-np.array(cs["translation"]))
+        box.rotate(Quaternion(cs["rotation"]).inverse)
         corners = box.corners()
         corners = corners[:, corners[2] > 0]
         uv = view_points(corners, np.array(cs["camera_intrinsic"]), True).T[:, :2].tolist()
@@ -109,16 +125,23 @@ def test_frames_are_the_camera_files_in_time_order(train_set, nusc):
                 assert not m["frame_valid"][t] and frames[t].max() == 0
             else:
                 from PIL import Image
-                ref = np.asarray(Image.open(nusc.get_sample_data_path(tok)).convert("RGB"),
-                                 np.float32).transpose(2, 0, 1) / 255
+
+                ref = (
+                    np.asarray(
+                        Image.open(nusc.get_sample_data_path(tok)).convert("RGB"), np.float32
+                    ).transpose(2, 0, 1)
+                    / 255
+                )
                 np.testing.assert_allclose(frames[t], ref, atol=1e-6)
 
 
 def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
     from nuscenes.nuscenes import NuScenes
+
     nusc = NuScenes("v1.0-mini", str(synth_sweeps), verbose=False)
-    ds = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
-                                            image_size=(64, 112), nusc=nusc)
+    ds = NuScenesAgentDataset.from_nuscenes(
+        synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps", image_size=(64, 112), nusc=nusc
+    )
     assert ds.window_len == 31  # 2 s at 12 Hz with room for jitter
     full = max(range(len(ds)), key=lambda i: sum(bool(t) for t in ds.records[i].frame_tokens))
     item = ds[full]
@@ -126,7 +149,10 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
     assert len(tokens) >= 20
     for a, b in zip(tokens, tokens[1:]):
         assert nusc.get("sample_data", b)["prev"] == a
-    span = nusc.get("sample_data", tokens[-1])["timestamp"] - nusc.get("sample_data", tokens[0])["timestamp"]
+    span = (
+        nusc.get("sample_data", tokens[-1])["timestamp"]
+        - nusc.get("sample_data", tokens[0])["timestamp"]
+    )
     assert span <= 2.04e6
     assert item["frames"].shape == (31, 3, 64, 112)
     # The per-agent sweep box equals the devkit's get_boxes interpolation.
@@ -135,17 +161,30 @@ def test_sweeps_window_follows_the_camera_chain(synth_sweeps):
     compared = 0
     for tok in tokens:
         sd = nusc.get("sample_data", tok)
-        devkit = {nusc.get("sample_annotation", b.token)["instance_token"]: b for b in nusc.get_boxes(tok)}
+        devkit = {
+            nusc.get("sample_annotation", b.token)["instance_token"]: b for b in nusc.get_boxes(tok)
+        }
         ours = indexer.agent_box_in(inst, sd)
         assert (ours is None) == (inst not in devkit)
         if ours is not None:
             np.testing.assert_allclose(ours.center, devkit[inst].center, atol=1e-9)
-            np.testing.assert_allclose(ours.orientation.elements, devkit[inst].orientation.elements, atol=1e-9)
+            np.testing.assert_allclose(
+                ours.orientation.elements, devkit[inst].orientation.elements, atol=1e-9
+            )
             compared += not sd["is_key_frame"]
     assert compared > 10
-    every = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", challenge=False,
-                                 require_full_future=False, nusc=nusc, image_size=(72, 128))
-    assert every.targets.skipped["seen by no camera"] > 0  # two cameras only: side agents are counted
+    every = NuScenesAgentDataset.from_nuscenes(
+        synth_sweeps,
+        "v1.0-mini",
+        "mini_train",
+        challenge=False,
+        require_full_future=False,
+        nusc=nusc,
+        image_size=(72, 128),
+    )
+    assert (
+        every.targets.skipped["seen by no camera"] > 0
+    )  # two cameras only: side agents are counted
 
 
 def test_sweeps_window_starts_at_a_past_key_frame(synth_sweeps):
@@ -153,14 +192,27 @@ def test_sweeps_window_starts_at_a_past_key_frame(synth_sweeps):
     first key frame (the cameras run earlier); the initial mask on a frame with its own or an
     interpolated annotation (not the following key frame's box)."""
     from nuscenes.nuscenes import NuScenes
+
     nusc = NuScenes("v1.0-mini", str(synth_sweeps), verbose=False)
-    ds = NuScenesAgentDataset.from_nuscenes(synth_sweeps, "v1.0-mini", "mini_train", frames="sweeps",
-                                            image_size=(64, 112), nusc=nusc, challenge=False,
-                                            require_full_future=False)
+    ds = NuScenesAgentDataset.from_nuscenes(
+        synth_sweeps,
+        "v1.0-mini",
+        "mini_train",
+        frames="sweeps",
+        image_size=(64, 112),
+        nusc=nusc,
+        challenge=False,
+        require_full_future=False,
+    )
     helper = PredictHelper(nusc)
-    first_keys = {s["token"]: nusc.get("sample", s["first_sample_token"])["timestamp"] for s in nusc.scene}
-    pre_roll = [sd for sd in nusc.sample_data if not sd["is_key_frame"]
-                and not nusc.get("sample", sd["sample_token"])["prev"]]
+    first_keys = {
+        s["token"]: nusc.get("sample", s["first_sample_token"])["timestamp"] for s in nusc.scene
+    }
+    pre_roll = [
+        sd
+        for sd in nusc.sample_data
+        if not sd["is_key_frame"] and not nusc.get("sample", sd["sample_token"])["prev"]
+    ]
     assert pre_roll, "the generator writes sweeps before each scene's first key frame"
     entering = 0
     for rec in ds.records:
@@ -176,22 +228,35 @@ def test_sweeps_window_starts_at_a_past_key_frame(synth_sweeps):
         init_sd = nusc.get("sample_data", rec.frame_tokens[rec.init_frame])
         own = helper.inst_sample_to_ann.get((init_sd["sample_token"], rec.instance_token))
         owner = nusc.get("sample", init_sd["sample_token"])
-        prev = helper.inst_sample_to_ann.get((owner["prev"], rec.instance_token)) if owner["prev"] else None
+        prev = (
+            helper.inst_sample_to_ann.get((owner["prev"], rec.instance_token))
+            if owner["prev"]
+            else None
+        )
         assert own and (init_sd["is_key_frame"] or prev), "init mask on a guessed box"
         entering += rec.init_frame > rec.frame_tokens.index(tokens[0])
     assert entering > 0  # some agents enter mid-window
 
 
 def test_challenge_split_round_trips(synth_root, nusc):
-    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=(72, 128))
+    ds = NuScenesAgentDataset.from_nuscenes(
+        synth_root, "v1.0-mini", "mini_train", nusc=nusc, image_size=(72, 128)
+    )
     tokens = get_prediction_challenge_split("mini_train", dataroot=str(synth_root))
     got = {f"{r.instance_token}_{r.sample_token}" for r in ds.records}
     assert got <= set(tokens)
     assert len(tokens) - len(got) == sum(ds.targets.skipped.values())
     assert all(r.category.startswith("vehicle") for r in ds.records)
-    every = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_train", nusc=nusc,
-                                 challenge=False, require_full_future=False,
-                                 categories=("human",), image_size=(72, 128))
+    every = NuScenesAgentDataset.from_nuscenes(
+        synth_root,
+        "v1.0-mini",
+        "mini_train",
+        nusc=nusc,
+        challenge=False,
+        require_full_future=False,
+        categories=("human",),
+        image_size=(72, 128),
+    )
     assert all(r.category.startswith("human") for r in every.records)
 
 
@@ -209,7 +274,9 @@ def test_groups_share_windows(train_set):
 
 
 def test_dataloader_with_workers(synth_root):
-    ds = NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-mini", "mini_val", image_size=(64, 112))
+    ds = NuScenesAgentDataset.from_nuscenes(
+        synth_root, "v1.0-mini", "mini_val", image_size=(64, 112)
+    )
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_agents)
     batch = next(iter(loader))
     assert batch["frames"].shape == (4, 5, 3, 64, 112)
@@ -222,8 +289,10 @@ def test_same_seed_same_bytes(tmp_path):
         h = hashlib.sha256()
         for p in sorted(root.rglob("*")):
             if p.is_file():
-                h.update(str(p.relative_to(root)).encode()); h.update(p.read_bytes())
+                h.update(str(p.relative_to(root)).encode())
+                h.update(p.read_bytes())
         return h.hexdigest()
+
     kw = dict(scenes=2, seed=3, cameras=("CAM_FRONT",), width=160, height=90)
     a = digest(generate(tmp_path / "a", workers=1, **kw))
     assert a == digest(generate(tmp_path / "b", workers=2, **kw))  # in parallel: the same bytes
@@ -232,9 +301,13 @@ def test_same_seed_same_bytes(tmp_path):
 
 def test_clear_errors(synth_root, tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
-        NuScenesAgentDataset.from_nuscenes(tmp_path / "nowhere", "v1.0-mini", "mini_train", image_size=(72, 128))
+        NuScenesAgentDataset.from_nuscenes(
+            tmp_path / "nowhere", "v1.0-mini", "mini_train", image_size=(72, 128)
+        )
     with pytest.raises(DatasetError, match="v1.0-trainval"):
-        NuScenesAgentDataset.from_nuscenes(synth_root, "v1.0-trainval", "train", image_size=(72, 128))
+        NuScenesAgentDataset.from_nuscenes(
+            synth_root, "v1.0-trainval", "train", image_size=(72, 128)
+        )
     broken = tmp_path / "broken"
     shutil.copytree(synth_root, broken)
     (broken / "v1.0-mini" / "ego_pose.json").unlink()
@@ -243,8 +316,12 @@ def test_clear_errors(synth_root, tmp_path):
     shutil.copy(synth_root / "v1.0-mini" / "ego_pose.json", broken / "v1.0-mini" / "ego_pose.json")
     (broken / "maps" / "prediction" / "prediction_scenes.json").unlink()
     with pytest.raises(DatasetError, match="map expansion"):
-        NuScenesAgentDataset.from_nuscenes(broken, "v1.0-mini", "mini_train", challenge=True, image_size=(72, 128))
-    ds = NuScenesAgentDataset.from_nuscenes(broken, "v1.0-mini", "mini_train", challenge=False, image_size=(72, 128))
+        NuScenesAgentDataset.from_nuscenes(
+            broken, "v1.0-mini", "mini_train", challenge=True, image_size=(72, 128)
+        )
+    ds = NuScenesAgentDataset.from_nuscenes(
+        broken, "v1.0-mini", "mini_train", challenge=False, image_size=(72, 128)
+    )
     path = Path(ds.records[0].frame_paths[-1])
     path.write_bytes(b"not a jpeg")
     with pytest.raises(DatasetError, match=re.escape(path.name)):
@@ -258,6 +335,7 @@ def test_agent_view_crops_follow_the_agent(train_set):
     """The agent-centric view: one video per target, square crops around the agent's hull (its
     mask well inside), shared by the targets of one agent."""
     from xmem_traj.data.videos import FrameSource, crop_boxes, videos
+
     groups = videos(train_set.records, "agent")
     assert len(groups) == len(train_set) and all(len(g.items) == 1 for g in groups)
     source = FrameSource(train_set.records, None, 96)

@@ -1,83 +1,35 @@
-"""The synthetic city and the map the head reads: scenes share one road network, vehicles turn
-only into its side streets, and the agent-frame raster is the devkit's drivable area seen from
-the agent (heading along +y, x to its right), as the off-road loss reads it."""
+"""The map the head reads: the agent-frame raster is the devkit's drivable area seen from the
+agent (heading along +y, x to its right), as the off-road loss reads it. (The synthetic city
+itself is tested in test_sumo_world.py.)"""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from shapely.geometry import Point
-from shapely.ops import unary_union
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.maps import MAP_CELL, MAP_SHAPE, MAP_X, MAP_Y, PIXELS_PER_METER, DrivableMaps
 from xmem_traj.errors import ConfigError
-from xmem_traj.synth.mapexp import drivable_area
-from xmem_traj.synth.roads import City
-from xmem_traj.synth.scene import make_scene
-from xmem_traj.synth.writer import dataset_city
 from xmem_traj.traj.metrics import offroad_loss
-
-
-def test_vehicles_stay_on_the_map_and_turn_into_its_side_streets():
-    city = dataset_city(3)
-    area = unary_union([drivable_area(np.stack([a.x, a.y], 1), a.streets()) for a in city.avenues])
-    turns = 0
-    for si in range(6):
-        scene = make_scene(np.random.default_rng([3, si]), city)
-        for tr in scene.tracks:
-            if not tr.category.startswith("vehicle") or tr.parked:
-                continue
-            assert all(area.contains(Point(x, y)) for x, y in zip(tr.x[::5], tr.y[::5])), tr.category
-            turn = tr.manoeuvres[-1] if tr.manoeuvres and tr.manoeuvres[-1].kind == "turn" else None
-            if turn is None or turn.t_arc > scene.times[-1] - 8.0:  # (the arc takes up to ~6 s)
-                continue
-            junction, side = turn.street
-            assert junction in scene.road.junctions and side in junction.sides
-            heading = scene.road.street_heading(junction, side)
-            assert abs((tr.yaw[-1] - heading + np.pi) % (2 * np.pi) - np.pi) < 1e-6  # along its street
-            turns += 1
-    assert turns >= 10
-
-
-def test_scenes_drive_in_one_city():
-    """Every scene's road is a stretch of an avenue: its side streets are the city's."""
-    city = dataset_city(3)
-    ends = np.array([s[-1] for s in city.streets()])
-    for si in range(4):
-        road = make_scene(np.random.default_rng([3, si]), city).road
-        assert road.junctions
-        for street in road.streets():
-            assert np.hypot(*(ends - street[-1]).T).min() < 1e-6
-    avenue = city.avenues[0]
-    back = avenue.stretch(100.0, 500.0, reverse=True)
-    forth = avenue.stretch(100.0, 500.0, reverse=False)
-    assert np.allclose(sorted(map(tuple, np.round([s[-1] for s in back.streets()], 6))),
-                       sorted(map(tuple, np.round([s[-1] for s in forth.streets()], 6))))
-    x, y, _ = back.pose(0.0, -1.75)  # driving back, its right lane is the other side of the road
-    assert np.hypot(*(np.array([x, y]) - forth.pose(500.0, 1.75)[:2])) < 0.3
-
-
-def test_city_fits_its_canvas():
-    extent = (2979.5, 2118.1)
-    city = City.random(np.random.default_rng(0), extent)
-    pts = np.concatenate([np.concatenate([np.stack([a.x, a.y], 1)] + a.streets()) for a in city.avenues])
-    assert len(city.avenues) >= 3 and (pts > 0).all() and (pts < extent).all()
 
 
 def _one_street() -> DrivableMaps:
     """A map ("town") with one north-south street 10 m wide, x in [100, 110] m, y in [0, 300] m."""
     mask = np.zeros((int(400 * PIXELS_PER_METER), int(300 * PIXELS_PER_METER)), np.uint8)
-    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER:110 * PIXELS_PER_METER] = 1
+    mask[: 300 * PIXELS_PER_METER, 100 * PIXELS_PER_METER : 110 * PIXELS_PER_METER] = 1
     return DrivableMaps({"town": mask})
 
 
 def test_map_raster_is_the_drivable_area_in_the_agent_frame():
     maps = _one_street()
-    north, east = maps.rasters(["town", "town"], np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
-                               np.array([np.pi / 2, 0.0]))
-    cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL       # x across the raster
-    rows = MAP_Y[0] + (np.arange(MAP_SHAPE[0]) + 0.5) * MAP_CELL       # y along it
+    north, east = maps.rasters(
+        ["town", "town"],
+        np.array([[105.0, 100.0, 0], [105.0, 100.0, 0]]),
+        np.array([np.pi / 2, 0.0]),
+    )
+    cols = MAP_X[0] + (np.arange(MAP_SHAPE[1]) + 0.5) * MAP_CELL  # x across the raster
+    rows = MAP_Y[0] + (np.arange(MAP_SHAPE[0]) + 0.5) * MAP_CELL  # y along it
     # Heading north along the street: drivable straight ahead, within ±5 m of the agent's x.
     assert np.allclose(north[:, np.abs(cols) < 4], 1) and np.allclose(north[:, np.abs(cols) > 6], 0)
     # Heading east across it: the street lies across the raster's rows at y in ±5 m.
@@ -91,19 +43,20 @@ def test_offroad_loss_reads_the_raster_in_the_agent_frame():
     """--offroad-loss: on a real raster (an agent heading east across a north-south street 10 m
     wide) a mode driving straight on leaves the road, modes turning into the street do not; the
     gradient pulls an off-road point back; points beyond the raster count for nothing."""
-    raster = torch.from_numpy(_one_street().rasters(
-        ["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0])))          # heading east
-    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0                   # 2 … 24 m
+    raster = torch.from_numpy(
+        _one_street().rasters(["town"], np.array([[105.0, 100.0, 0]]), np.array([0.0]))
+    )  # heading east
+    steps = torch.arange(1, 13, dtype=torch.float32) * 2.0  # 2 … 24 m
     zero = torch.zeros(12)
     straight = torch.stack([zero, steps], -1)
     left, right = torch.stack([-steps, zero], -1), torch.stack([steps, zero], -1)
     loss = lambda *modes: offroad_loss(torch.stack(modes)[None], raster).item()  # noqa: E731
     assert loss(left) < 0.01 and loss(right) < 0.01
-    assert loss(straight) > 0.7                                               # 2 of 12 points on it
-    beyond = torch.stack([zero, steps + 60.0], -1)                            # ahead of the raster
+    assert loss(straight) > 0.7  # 2 of 12 points on it
+    beyond = torch.stack([zero, steps + 60.0], -1)  # ahead of the raster
     assert loss(left, beyond) == pytest.approx(loss(left))
-    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)                # just past the kerb
+    point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)  # just past the kerb
     offroad_loss(point, raster).backward()
-    assert point.grad[..., 1].item() > 0                                      # descent: back onto it
+    assert point.grad[..., 1].item() > 0  # descent: back onto it
     with pytest.raises(ConfigError, match="offroad_loss"):
         TrainConfig.of(offroad_loss=1.0, map=False)

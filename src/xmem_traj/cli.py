@@ -76,6 +76,12 @@ def _synth_parser(sub) -> None:
         help="prediction_scenes.json lists every n-th sample of a target (default: 2)",
     )
     s.add_argument(
+        "--samples",
+        type=int,
+        default=40,
+        help="key frames per scene, 2 Hz (default: 40, nuScenes' 20 s)",
+    )
+    s.add_argument(
         "--force",
         action="store_true",
         help="write into a folder that is not empty (its files are overwritten)",

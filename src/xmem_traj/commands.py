@@ -32,6 +32,7 @@ def synth_command(args: argparse.Namespace) -> None:
         target_stride=args.target_stride,
         workers=args.workers,
         progress=print,
+        samples=args.samples,
     )
     print(f"wrote {root}")
 
@@ -49,8 +50,11 @@ def check_synth_arguments(args: argparse.Namespace) -> None:
             f"{flag} {' '.join(map(str, counts))}: write at least one scene "
             "(counts are not negative)"
         )
-    if args.target_stride < 1 or args.workers < 0:
-        raise ConfigError("--target-stride must be >= 1 and --workers >= 0")
+    if args.target_stride < 1 or args.workers < 0 or args.samples < 14:
+        raise ConfigError(
+            "--target-stride must be >= 1, --workers >= 0 and --samples >= 14 "
+            "(a 6 s future and a past)"
+        )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; give the folder the dataset goes to")

@@ -85,10 +85,10 @@ register_method(
 )
 register_method(
     Method(
-        "cue_oracle",
-        "history + true cues (ceiling)",
+        "scene_state_oracle",
+        "history + true scene state (diagnostic)",
         f"{_HEAD}:oracle_model",
-        inputs=("cue_states",),
+        inputs=("scene_state",),
         role="diagnostic",
         default=True,
         needs_world=True,

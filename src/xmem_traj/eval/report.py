@@ -129,7 +129,8 @@ def compare(boot: SceneBootstrap, per_target: dict, mask: np.ndarray, methods) -
 
 
 def _short(name: str) -> str:
-    """A method's name as the share's title says it (cue_oracle → cue oracle, xmem → XMem)."""
+    """A method's name as the share's title says it (scene_state_oracle → scene state oracle,
+    xmem → XMem)."""
     return {"xmem": "XMem"}.get(name, name.replace("_", " "))
 
 

@@ -23,7 +23,7 @@ from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.maps import DrivableMaps, has_map_expansion
 from ..data.sources import DataSource
-from ..data.world_cues import WorldCues
+from ..data.world_file import WorldFile
 
 if TYPE_CHECKING:
     from .backbone import XMemBackbone
@@ -58,7 +58,7 @@ class PrepareContext:
     cfg: TrainConfig
     source: DataSource
     nusc: NuScenes
-    world: WorldCues | None
+    world: WorldFile | None
     device: torch.device
     backbone: "XMemBackbone | None" = None
     report: Callable[[str], None] = log.info

@@ -20,7 +20,7 @@ from ..data.agent_frame import local_to_global
 from .batch import TrajBatch
 from .checkpoint_io import AtomicCheckpointIO
 from .metrics import make_metrics
-from .predictor import TrajectoryPredictor, step_outputs, training_loss
+from .predictor import EpochTerms, TrajectoryPredictor, step_outputs, training_loss
 from .stacking import stack_models, unstacked_state
 
 
@@ -46,6 +46,7 @@ class EnsemblePredictor(L.LightningModule):
         self.train_ade = nn.ModuleList(MeanMetric() for _ in members)
         self.train_fde = nn.ModuleList(MeanMetric() for _ in members)
         self.val_metrics = nn.ModuleList(nn.ModuleDict(make_metrics()) for _ in members)
+        self.epoch_terms = EpochTerms()
         self.report, self.label = report, label
 
     def seed_rows(self, n: int) -> list[slice]:
@@ -68,11 +69,12 @@ class EnsemblePredictor(L.LightningModule):
             )
             n = len(part)
             for name, term in terms.items():
-                self.log(f"train/{name}/seed{i}", term, batch_size=n)
-            self.log(f"train/loss/seed{i}", loss, batch_size=n)
+                self.epoch_terms.add(f"{name}/seed{i}", term, n)
+            self.epoch_terms.add(f"loss/seed{i}", loss, n)
             self.train_ade[i].update(ade, weight=n)
             self.train_fde[i].update(fde, weight=n)
             total = total + loss
+        self.log("train/loss", total / self.k, prog_bar=True, logger=False, batch_size=len(batch))
         return total
 
     def validation_step(self, batch: TrajBatch, batch_idx: int) -> None:
@@ -92,6 +94,8 @@ class EnsemblePredictor(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         trainer, last = self.trainer, self.current_epoch == self.trainer.max_epochs - 1
+        for name, mean in self.epoch_terms.pop().items():
+            self.log(f"train/{name}", mean, sync_dist=True)
         for i in range(self.k):
             ade, fde = self.train_ade[i].compute(), self.train_fde[i].compute()
             self.log(f"train/ADE/seed{i}", ade, sync_dist=True)

@@ -1,7 +1,7 @@
-"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the cue
-oracle's cue states, or none) plus the agent's past track and, with a map shape, the map around
-it (the drivable area in its frame, data/maps.py) → K future trajectories in the agent frame and
-their mode logits.
+"""Trajectory heads (the seed's "small GRU/MLP head"): per-frame inputs (XMem features, the
+world's true states for the diagnostic oracles, or none) plus the agent's past track and, with a
+map shape, the map around it (the drivable area in its frame, data/maps.py) → K future
+trajectories in the agent frame and their mode logits.
 
 The head starts from what physics knows: the kinematics the devkit's physics models use
 (speed, acceleration, yaw rate from the past annotations only) and, with `rollout`, the
@@ -131,7 +131,7 @@ class TrajectoryHead(nn.Module):
             # With n_cues: a linear readout of the cues seen in each frame, trained by the
             # auxiliary loss so that the projection keeps what the cues look like. With vision
             # "cues" the frames reach the rest of the head only through it: its probabilities
-            # (what the cue oracle is given as truth) are the per-frame inputs.
+            # (what a perfect eye reads, as labelled) are the per-frame inputs.
             self.cue_readout = nn.Linear(hidden, n_cues) if n_cues else None
             width = n_cues if vision == "cues" else hidden
             if kind == "gru":
@@ -145,11 +145,6 @@ class TrajectoryHead(nn.Module):
             nn.Linear(2 * hidden, num_modes * (future_steps * 2 + 1)),
         )
 
-    def cue_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """features (B, T, C) → (B, T, n_cues): the frame branch's reading of the cues (what
-        the auxiliary loss trains; n_cues > 0 only)."""
-        return self.cue_readout(self.frame(features))
-
     def forward(
         self,
         features: torch.Tensor | None,
@@ -159,35 +154,29 @@ class TrajectoryHead(nn.Module):
         map: torch.Tensor | None = None,
         neighbours: torch.Tensor | None = None,
         neighbours_valid: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        *,
+        with_cue_logits: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
-        frame, past_valid (B, P), map (B, H, W) (with map_shape), neighbours (B, M, S, 2)
-        and neighbours_valid (B, M, S) (with neighbour_steps) → trajectories (B, K, F, 2)
-        agent frame, logits (B, K)."""
+        frame, past_valid (B, P), map (B, H, W) (with map_shape), neighbours (B, M, S, 2) and
+        neighbours_valid (B, M, S) (with neighbour_steps) → trajectories (B, K, F, 2) agent
+        frame, logits (B, K); with_cue_logits: also the cue readout's logits (B, T, n_cues) of
+        the same projection (the auxiliary loss's; one projection per step)."""
         pv = past_valid.to(past.dtype)[..., None]
         kin = kinematics(past, past_valid)
-        h = [
-            self.past(
-                torch.cat(
-                    [
-                        (torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
-                        kin
-                        / torch.tensor(
-                            [10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device, dtype=kin.dtype
-                        ),
-                    ],
-                    -1,
-                )
-            )
-        ]
+        cue_logits = None
+        scale = torch.tensor([10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device, dtype=kin.dtype)
+        track = torch.cat([past * pv / OUTPUT_SCALE, pv], -1).flatten(1)
+        h = [self.past(torch.cat([track, kin / scale], -1))]
         if self.feature_dim > 0:
             if self.training and self.feature_drop > 0:
                 keep = torch.rand(features.shape[0], 1, device=features.device) >= self.feature_drop
                 feature_valid = feature_valid & keep
             fv = feature_valid.to(features.dtype)[..., None]
             x = self.frame(features)
+            cue_logits = self.cue_readout(x) if self.cue_readout is not None else None
             if self.vision == "cues":
-                x = torch.sigmoid(self.cue_readout(x))
+                x = torch.sigmoid(cue_logits)
             x = x * fv
             if self.kind == "gru":
                 _, last = self.temporal(torch.cat([x, fv], -1))
@@ -204,6 +193,8 @@ class TrajectoryHead(nn.Module):
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
         if self.rollout:
             traj = traj + constant_velocity(kin, self.future_steps)[:, None]
+        if with_cue_logits:
+            return traj, y[..., -1], cue_logits
         return traj, y[..., -1]
 
 

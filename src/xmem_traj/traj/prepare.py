@@ -23,10 +23,10 @@ from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.frames import check_image_sizes
 from ..data.sources import DataSource, resolve_source
 from ..data.tables import load_nuscenes, version_of
-from ..data.world_cues import WorldCues
+from ..data.world_file import WorldFile, side_file_path
 from ..inputs import INPUTS, PrepareContext, SplitTargets
 from ..inputs.maps import check_map_expansion
-from ..inputs.world import class_subsets
+from ..inputs.world import world_subsets
 from ..inputs.xmem_input import make_backbone
 from ..methods import METHODS, method_inputs
 
@@ -95,7 +95,7 @@ class PreparedData:
 
     def subsets(self) -> dict[str, tuple[np.ndarray, str]]:
         """Eval subsets of the val targets, name → (mask, title): with / without a past, and
-        on the synthetic world by what lies ahead."""
+        on the synthetic world by what lies ahead and by its cause (inputs/world.py)."""
         records = self.val.records
         with_past = np.array([len(r.past) > 0 for r in records])
         out = {
@@ -104,7 +104,7 @@ class PreparedData:
             "no_past": (~with_past, "targets without a past (a scene's first sample)"),
         }
         if self.context.world is not None:
-            out.update(class_subsets(self.context.world, records, with_past))
+            out.update(world_subsets(self.context.world, records, with_past))
         return out
 
 
@@ -142,7 +142,7 @@ def has_world_file(cfg: TrainConfig) -> bool:
     data = cfg.data
     if not data.dataroot:
         return True
-    return WorldCues.path(data.dataroot, data.version or version_of(data.dataroot)).exists()
+    return side_file_path(data.dataroot, data.version or version_of(data.dataroot)).exists()
 
 
 def needed_inputs(cfg: TrainConfig, role: str) -> tuple[str, ...]:
@@ -173,7 +173,7 @@ def prepare(
     source = resolve_source(cfg.data, cfg.world, progress=cfg.run.progress, report=report)
     nusc = load_nuscenes(source.dataroot, source.version)
     ctx = PrepareContext(
-        cfg, source, nusc, WorldCues.load(source.dataroot, source.version), device, backbone, report
+        cfg, source, nusc, WorldFile.load(source.dataroot, source.version), device, backbone, report
     )
     if cfg.model.map:
         check_map_expansion(source.dataroot, {rec["location"] for rec in nusc.log})

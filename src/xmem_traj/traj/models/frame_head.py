@@ -1,8 +1,8 @@
 """The methods built on the GRU/MLP head (traj/head.py): the past track, the context inputs
 (the map raster, the neighbours' tracks) and one per-frame input — XMem's features (the XMem
-model), the world's true states (the oracles) or nothing (history-only). The XMem model also
-carries the auxiliary cue loss, and XMem itself when parts of it are fine-tuned (features then
-computed in the step)."""
+model), the world's true states (the diagnostic oracles) or nothing (history-only). The XMem
+model also carries the auxiliary cue loss, and XMem itself when parts of it are fine-tuned
+(features then computed in the step)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...data.world_schema import CUE_LABEL_FIELDS
 from ..batch import TrajBatch
 from ..head import TrajectoryHead
 from . import ModelSpec
@@ -96,10 +97,12 @@ class XMemModel(FrameHeadModel):
         reading of the cues (B, T, n_cues) with the frames' validity: computed once, from the
         features the head read (with XMem fine-tuned: the ones XMem computed in this step)."""
         feats, valid = self.frame_inputs(batch)
-        traj, logits = self.head(feats, valid, batch.past, batch.past_valid, *context(batch))
+        traj, logits, cue_logits = self.head(
+            feats, valid, batch.past, batch.past_valid, *context(batch), with_cue_logits=True
+        )
         labelled = batch.get("cue_labels_valid")
         if self.cue_loss > 0 and labelled is not None and (valid & labelled).any():
-            return traj, logits, {"cue_logits": self.head.cue_logits(feats), "frame_valid": valid}
+            return traj, logits, {"cue_logits": cue_logits, "frame_valid": valid}
         return traj, logits, {}
 
     def losses(self, batch: TrajBatch, traj, logits, extras: dict) -> dict[str, torch.Tensor]:
@@ -115,10 +118,10 @@ class XMemModel(FrameHeadModel):
 
 
 def xmem_model(spec: ModelSpec) -> XMemModel:
-    """The XMem model. Its cue readout is as wide as the cue labels (6 without a side file,
-    where it exists only for vision "cues")."""
+    """The XMem model. Its cue readout is as wide as the cue labels (CUE_LABEL_FIELDS; as many
+    without a side file, where it exists only for vision "cues")."""
     m, x = spec.model, spec.experimental
-    labels = spec.width("cue_labels") or 6
+    labels = spec.width("cue_labels") or len(CUE_LABEL_FIELDS)
     n_cues = labels if m["cue_loss"] > 0 or m["vision"] == "cues" else 0
     head = _head(
         spec, spec.width("xmem"), n_cues=n_cues, feature_drop=x["feature_drop"], vision=m["vision"]
