@@ -5,6 +5,7 @@ devkit's own metric classes."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,7 +30,7 @@ from xmem_traj.runs import RunLayout
 from xmem_traj.train import run_training
 from xmem_traj.traj.batch import TrajBatch
 from xmem_traj.traj.models import ModelSpec
-from xmem_traj.traj.models.peers import DevkitMTP, devkit_models
+from xmem_traj.traj.models.peers import DevkitCoverNet, DevkitMTP, devkit_models
 from xmem_traj.traj.prepare import prepare
 
 K, F = 3, 12
@@ -75,6 +76,20 @@ def test_mtp_modes_are_laid_out_as_the_devkits_loss_reads_them():
         probs = model.net(batch.extras["raster"].float() / 255, batch.extras["agent_state"])
     torch.testing.assert_close(logits.softmax(-1), probs[:, -K:])
     torch.testing.assert_close(eval_traj, model.split(probs)[0])
+
+
+def test_covernet_scores_are_the_devkits_before_its_last_relu():
+    lattice = torch.cumsum(torch.randn(7, F, 2), 1)
+    spec = _spec(raster=(3, 64, 64), agent_state=(3,), lattice=tuple(lattice.shape))
+    model = DevkitCoverNet(replace(spec, constants={"lattice": lattice.numpy()})).eval()
+    batch = _batch(4)
+    with torch.no_grad():
+        scores = model.scores(batch)
+        devkit = model.net(batch.extras["raster"].float() / 255, batch.extras["agent_state"])
+        traj, logits = model(batch)
+    torch.testing.assert_close(scores.relu(), devkit)
+    assert traj.shape == (4, K, F, 2) and torch.equal(logits, scores.topk(K, 1).values)
+    assert torch.equal(traj, lattice[scores.topk(K, 1).indices])
 
 
 def test_the_epsilon_cover_covers_every_future_within_eps():

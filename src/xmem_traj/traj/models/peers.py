@@ -10,9 +10,11 @@ on our futures in that frame, so their outputs are used as they come. What is co
 MTP's flat output (B, K·F·2 + K), laid out as MTPLoss reads it, becomes (B, K, F, 2) and
 (B, K); in eval mode MTP returns softmaxed probabilities, whose log is given as logits (their
 softmax is the same probabilities). CoverNet scores every member of its trajectory set
-(inputs/lattice.py); its K best (K = the run's modes) are its modes. Both losses are the
-devkit's own, on the targets with a complete future (the devkit's losses take no mask), in
-float32 (under bf16 autocast too: they mix the outputs' and the targets' dtypes).
+(inputs/lattice.py); its K best (K = the run's modes) are its modes, ranked by its last
+layer's output before the ReLU the devkit applies to it (DevkitCoverNet.scores says why).
+Both losses are the devkit's own, on the targets with a complete future (the devkit's losses
+take no mask), in float32 (under bf16 autocast too: they mix the outputs' and the targets'
+dtypes).
 """
 
 from __future__ import annotations
@@ -131,11 +133,22 @@ class DevkitCoverNet(nn.Module):
         best = scores.topk(self.modes, dim=1)
         return self.lattice[best.indices], best.values
 
+    def scores(self, batch: TrajBatch) -> torch.Tensor:
+        """(B, L) scores over the set: CoverNet's layers as the devkit's forward runs them,
+        but the last one's output read before the ReLU the devkit applies to it too (since its
+        PR #758): ReLU'd logits die (both seeds of a run collapsed to the same constant
+        prediction within two epochs); the paper's CoverNet is a softmax over linear scores."""
+        net = self.net
+        x = torch.cat([net.backbone(raster_image(batch)), batch.extras["agent_state"]], 1)
+        for linear in net.head[:-1]:
+            x = net.relu(linear(x))
+        return net.head[-1](x)
+
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.ranked(self.net(raster_image(batch), batch.extras["agent_state"]))
+        return self.ranked(self.scores(batch))
 
     def forward_train(self, batch: TrajBatch):
-        scores = self.net(raster_image(batch), batch.extras["agent_state"])
+        scores = self.scores(batch)
         return *self.ranked(scores), {"set_scores": scores}
 
     def losses(self, batch: TrajBatch, traj, logits, extras: dict) -> dict[str, torch.Tensor]:
