@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import xmem_traj  # noqa: F401  (first: torchvision importable beside the CPU torch)
+
+# isort: split
+
 import importlib.util
 import json
 import os

@@ -1,6 +1,6 @@
 """TrainConfig: the single source of truth for a run, nested in groups (config_groups.py:
-data, world, xmem, model, optim, run, eval, experimental). Each builder receives only its
-group.
+data, world, xmem, model, optim, run, eval, experimental; config_context.py: context). Each
+builder receives only its group.
 
 The CLI's options are generated from the fields (options.py: one flag per field,
 `--kebab-case`; names are unique across groups); a TOML or JSON file may set any of them, flat
@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .config_context import ContextConfig
 from .config_groups import (
     TRAJ_XMEM_CONFIG,
     TYPES,
@@ -25,12 +26,12 @@ from .config_groups import (
     ModelConfig,
     OptimConfig,
     RunConfig,
-    SegmentationConfig,
     WorldConfig,
     XMemConfig,
     check_fields,
     split_list,
 )
+from .config_segmentation import SegmentationConfig
 from .errors import ConfigError
 
 GROUPS: dict[str, type] = {
@@ -38,6 +39,7 @@ GROUPS: dict[str, type] = {
     "world": WorldConfig,
     "xmem": XMemConfig,
     "model": ModelConfig,
+    "context": ContextConfig,
     "optim": OptimConfig,
     "run": RunConfig,
     "eval": EvalConfig,
@@ -53,6 +55,7 @@ class TrainConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
     xmem: XMemConfig = field(default_factory=XMemConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    context: ContextConfig = field(default_factory=ContextConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -174,6 +177,7 @@ def native_bf16(accelerator: str) -> bool:
 
 
 __all__ = [
+    "ContextConfig",
     "DataConfig",
     "EvalConfig",
     "ExperimentalConfig",

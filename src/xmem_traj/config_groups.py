@@ -1,6 +1,6 @@
-"""The option groups of TrainConfig (config.py), one dataclass each, and train-xmem's own
-options: every default of the project, with its help, choices and range, and the one typed
-check of a field's value."""
+"""The option groups of TrainConfig (config.py), one dataclass each: every default of the
+project, with its help, choices and range, and the one typed check of a field's value (the
+context group: config_context.py; train-xmem's own options: config_segmentation.py)."""
 
 from __future__ import annotations
 
@@ -180,6 +180,21 @@ class ModelConfig:
         "without one; 0: off)",
         min=0.0,
     )
+    neighbours: bool = _f(
+        True,
+        "every method's head also sees the traffic around the agent: the past 2 s of the "
+        "nearest annotated agents (all categories) in its frame (--neighbours-max, "
+        "--neighbour-radius); --no-neighbours: the old history + map ablation",
+    )
+    peer_backbone: str = _f(
+        "resnet18",
+        "the devkit's CNN backbone of MTP and CoverNet (nuscenes.prediction.models.backbone: "
+        "resnet18 … resnet152, mobilenet_v2; random init)",
+        choices=("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2"),
+    )
+    peer_hidden: int = _f(
+        4096, "width of MTP's and CoverNet's fully connected layer (the devkit's 4096)", min=1
+    )
 
     @property
     def method_list(self) -> tuple[str, ...]:
@@ -287,55 +302,6 @@ class ExperimentalConfig:
     )
 
 
-@dataclass
-class SegmentationConfig:
-    """`xmem-traj train-xmem`'s own options (data, XMem weights, precision and seed come from
-    TrainConfig's groups)."""
-
-    out: str = _f(
-        "",
-        "where the trained XMem state dict is written (official key names: "
-        "--xmem-weights loads it); must not exist yet",
-    )
-    steps: int = _f(300, "optimiser steps", min=1)
-    clips_per_step: int = _f(4, "agent-view clips per step (one agent each)", min=1)
-    clip_frames: int = _f(
-        3,
-        "frames per clip, from the agent's first masked frame (the first "
-        "frame's mask is given, the others are segmented from memory)",
-        min=2,
-    )
-    xmem_lr: float = _f(1e-5, "AdamW learning rate (the reference's)", min=0.0)
-    xmem_weight_decay: float = _f(0.05, "AdamW weight decay", min=0.0)
-    freeze: str = _f(
-        "",
-        "comma list of XMem module prefixes kept fixed, e.g. key_encoder "
-        "(the ResNet-50: two thirds of a step's time); empty: train all",
-    )
-    eval_clips: int = _f(
-        64, "held-out clips (of --val-split) whose mask IoU is reported before and after", min=0
-    )
-
-    @property
-    def freeze_list(self) -> tuple[str, ...]:
-        return tuple(split_list(self.freeze))
-
-    def validate(self) -> "SegmentationConfig":
-        check_fields(self)
-        if not self.out:
-            raise ConfigError(
-                "out: give the file the trained XMem is written to (--out XMem-synth.pth)"
-            )
-        out = Path(self.out)
-        if out.exists():
-            raise ConfigError(
-                f"out: {out} exists; choose another name (a trained XMem is never overwritten)"
-            )
-        if not out.parent.is_dir():
-            raise ConfigError(f"out: folder {out.parent} does not exist")
-        return self
-
-
 def split_list(text: str) -> list[str]:
     """'a, b,,c' → ['a', 'b', 'c']: the one parser of comma lists in config values."""
     return [part.strip() for part in text.split(",") if part.strip()]
@@ -389,7 +355,6 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
-    "SegmentationConfig",
     "TRAJ_XMEM_CONFIG",
     "TYPES",
     "WorldConfig",

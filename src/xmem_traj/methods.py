@@ -17,8 +17,9 @@ from typing import Callable
 
 from .errors import ConfigError
 
-#: Inputs every method reads besides the past track: provider name → its ModelConfig switch.
-CONTEXT_INPUTS = {"map": "map"}
+#: Inputs every method reads besides the past track (unless its Method says context=False):
+#: provider name → its ModelConfig switch.
+CONTEXT_INPUTS = {"map": "map", "neighbours": "neighbours"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Method:
     labels: providers whose slots only the training losses read (absent data: left out);
     role: "model" (a predictor one could deploy), "ablation" or "diagnostic" (reads the
     truth: a ceiling, never a competitor); visual: reads the cameras; default: trained by
-    `--methods auto`; needs_world: needs the synthetic world's side file."""
+    `--methods auto`; needs_world: needs the synthetic world's side file; context: also reads
+    the context inputs (CONTEXT_INPUTS) whose switch is on (off for a published model that
+    sees the world only through its own input, e.g. the devkit's MTP and its raster)."""
 
     name: str
     label: str
@@ -41,6 +44,7 @@ class Method:
     visual: bool = False
     default: bool = False
     needs_world: bool = False
+    context: bool = True
 
     def factory(self) -> Callable:
         if callable(self.build):
@@ -101,12 +105,36 @@ register_method(
     )
 )
 
+_PEERS = "xmem_traj.traj.models.peers"
+register_method(
+    Method(
+        "mtp",
+        "MTP (devkit, raster)",
+        f"{_PEERS}:mtp_model",
+        inputs=("raster", "agent_state"),
+        context=False,
+    )
+)
+register_method(
+    Method(
+        "covernet",
+        "CoverNet (devkit, raster)",
+        f"{_PEERS}:covernet_model",
+        inputs=("raster", "agent_state"),
+        labels=("lattice",),  # its trajectory set, from the train split (a model buffer)
+        context=False,
+    )
+)
+
 
 def method_inputs(name: str, model) -> tuple[str, ...]:
     """The input providers a method's model reads: the context inputs whose switch is on in
-    `model` (a ModelConfig), then its own."""
-    own = METHODS[name].inputs
-    context = tuple(i for i, switch in CONTEXT_INPUTS.items() if getattr(model, switch))
+    `model` (a ModelConfig; none where the method takes no context), then its own."""
+    method = METHODS[name]
+    own = method.inputs
+    context = tuple(
+        i for i, switch in CONTEXT_INPUTS.items() if method.context and getattr(model, switch)
+    )
     return tuple(i for i in context if i not in own) + own
 
 

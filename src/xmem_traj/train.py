@@ -99,6 +99,7 @@ def member(data: PreparedData, method: str, seed_index: int) -> TrajectoryPredic
         seed=seed,
         offroad_loss=cfg.experimental.offroad_loss,
         backbone=spec.backbone,
+        constants=spec.constants,
     )
 
 

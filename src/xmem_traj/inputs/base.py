@@ -98,6 +98,12 @@ class InputProvider(ABC):
     def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
         """slot → (N, ...) array for every target of the split, in order."""
 
+    def constants(self, split: SplitTargets) -> dict[str, np.ndarray]:
+        """Split-level arrays (not per target), slot → array: what a model is built with and
+        keeps in its state (e.g. CoverNet's trajectory set, from the train split); none by
+        default."""
+        return {}
+
     def items(self, split: SplitTargets) -> Callable[[int], dict[str, torch.Tensor]] | None:
         """Online providers: target index → its slots' tensors (read on demand); else None."""
         return None

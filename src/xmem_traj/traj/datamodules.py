@@ -49,6 +49,7 @@ def model_spec(data: PreparedData, method: str, role: str = "train") -> ModelSpe
         future_steps=targets.future_steps,
         shapes=shapes,
         backbone=data.context.backbone if online and "xmem" in shapes else None,
+        constants={k: v for k, v in split.constants.items() if k in shapes},
     )
 
 

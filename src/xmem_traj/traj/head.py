@@ -65,9 +65,28 @@ def map_encoder(shape: tuple[int, int], width: int) -> nn.Module:
     )
 
 
+def track_encoder(inputs: int, width: int) -> nn.Module:
+    """(…, inputs) → (…, width): the two-layer MLP that reads a track (the past track with its
+    kinematics; each neighbour's track, xy / 10 and validity per step, shared by them)."""
+    return nn.Sequential(nn.Linear(inputs, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU())
+
+
+def pool_neighbours(
+    encoder: nn.Module, tracks: torch.Tensor, valid: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """tracks (B, M, S, 2) in the agent frame, valid (B, M, S) → (B, width): the encoded
+    neighbours' masked max (zeros without any neighbour)."""
+    v = valid.to(dtype)[..., None]
+    x = encoder(torch.cat([tracks.to(dtype) * v / OUTPUT_SCALE, v], -1).flatten(2))
+    present = valid.any(-1)[..., None]
+    pooled = x.masked_fill(~present, float("-inf")).amax(1)
+    return torch.where(present.any(1), pooled, torch.zeros_like(pooled))
+
+
 class TrajectoryHead(nn.Module):
-    """Past track (P steps), per-frame inputs (C wide, 0 = none) and the map raster (map_shape,
-    None = no map) → K modes of F steps."""
+    """Past track (P steps), per-frame inputs (C wide, 0 = none), the map raster (map_shape,
+    None = no map) and the neighbours' tracks (neighbour_steps S per track, 0 = none) → K
+    modes of F steps."""
 
     def __init__(
         self,
@@ -84,6 +103,7 @@ class TrajectoryHead(nn.Module):
         feature_drop: float = 0.0,
         map_shape: tuple[int, int] | None = None,
         vision: str = "features",
+        neighbour_steps: int = 0,
     ):
         super().__init__()
         if kind not in ("gru", "mlp"):
@@ -96,14 +116,10 @@ class TrajectoryHead(nn.Module):
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
         self.feature_drop = feature_drop  # training only: a target's features all hidden
         self.future_steps, self.rollout = future_steps, rollout
-        self.past = nn.Sequential(
-            nn.Linear(past_steps * 3 + KINEMATICS, hidden),
-            nn.ReLU(),
-            nn.Linear(hidden, hidden),
-            nn.ReLU(),
-        )
+        self.past = track_encoder(past_steps * 3 + KINEMATICS, hidden)
         self.map = map_encoder(tuple(map_shape), hidden) if map_shape else None
-        vision_out = hidden if map_shape else 0
+        self.neighbours = track_encoder(neighbour_steps * 3, hidden) if neighbour_steps else None
+        vision_out = hidden * (bool(map_shape) + bool(neighbour_steps))
         if feature_dim > 0:
             # Dropout after the projection: as strong a regulariser, far fewer random draws.
             self.frame = nn.Sequential(
@@ -136,30 +152,22 @@ class TrajectoryHead(nn.Module):
         past: torch.Tensor,
         past_valid: torch.Tensor,
         map: torch.Tensor | None = None,
+        neighbours: torch.Tensor | None = None,
+        neighbours_valid: torch.Tensor | None = None,
         *,
         with_cue_logits: bool = False,
     ) -> tuple[torch.Tensor, ...]:
         """features (B, T, C), feature_valid (B, T), past (B, P, 2) oldest first in the agent
-        frame, past_valid (B, P), map (B, H, W) (with map_shape) → trajectories (B, K, F, 2)
-        agent frame, logits (B, K); with_cue_logits: also the cue readout's logits (B, T,
-        n_cues) of the same projection (the auxiliary loss's; one projection per step)."""
+        frame, past_valid (B, P), map (B, H, W) (with map_shape), neighbours (B, M, S, 2) and
+        neighbours_valid (B, M, S) (with neighbour_steps) → trajectories (B, K, F, 2) agent
+        frame, logits (B, K); with_cue_logits: also the cue readout's logits (B, T, n_cues) of
+        the same projection (the auxiliary loss's; one projection per step)."""
         pv = past_valid.to(past.dtype)[..., None]
         kin = kinematics(past, past_valid)
         cue_logits = None
-        h = [
-            self.past(
-                torch.cat(
-                    [
-                        (torch.cat([past * pv / OUTPUT_SCALE, pv], -1)).flatten(1),
-                        kin
-                        / torch.tensor(
-                            [10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device, dtype=kin.dtype
-                        ),
-                    ],
-                    -1,
-                )
-            )
-        ]
+        scale = torch.tensor([10.0, 5.0, 1.0, 5.0, 1.0], device=kin.device, dtype=kin.dtype)
+        track = torch.cat([past * pv / OUTPUT_SCALE, pv], -1).flatten(1)
+        h = [self.past(torch.cat([track, kin / scale], -1))]
         if self.feature_dim > 0:
             if self.training and self.feature_drop > 0:
                 keep = torch.rand(features.shape[0], 1, device=features.device) >= self.feature_drop
@@ -179,6 +187,8 @@ class TrajectoryHead(nn.Module):
                 h += [mean, x[torch.arange(x.shape[0]), newest]]
         if self.map is not None:
             h.append(self.map(map[:, None].to(past.dtype)))
+        if self.neighbours is not None:
+            h.append(pool_neighbours(self.neighbours, neighbours, neighbours_valid, past.dtype))
         y = self.out(torch.cat(h, -1)).view(-1, self.num_modes, self.future_steps * 2 + 1)
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
         if self.rollout:
@@ -188,4 +198,10 @@ class TrajectoryHead(nn.Module):
         return traj, y[..., -1]
 
 
-__all__ = ["TrajectoryHead", "constant_velocity", "kinematics"]
+__all__ = [
+    "TrajectoryHead",
+    "constant_velocity",
+    "kinematics",
+    "track_encoder",
+    "pool_neighbours",
+]

@@ -40,7 +40,8 @@ class EpochTerms:
 
 class TrajectoryPredictor(L.LightningModule):
     """One trained model of a method. `spec` (plain data) and the optimisation settings are
-    the checkpoint's hyperparameters; `backbone` (XMem fine-tuned with the model) is not."""
+    the checkpoint's hyperparameters; `backbone` (XMem fine-tuned with the model) and
+    `constants` (split-level arrays the model keeps as buffers, ModelSpec) are not."""
 
     def __init__(
         self,
@@ -52,12 +53,13 @@ class TrajectoryPredictor(L.LightningModule):
         seed: int,
         offroad_loss: float = 0.0,
         backbone=None,
+        constants=None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
+        self.save_hyperparameters(ignore=["backbone", "constants"])
         self.method = spec["method"]  # what the data module serves batches for
         self.model: nn.Module = METHODS[spec["method"]].factory()(
-            ModelSpec.from_dict(spec, backbone)
+            ModelSpec.from_dict(spec, backbone, constants)
         )
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())

@@ -38,12 +38,14 @@ TRACKS = ("past", "past_valid", "traj", "future_valid")
 @dataclass
 class PreparedSplit:
     """One split's targets with their tracks and the arrays of every input the run needs:
-    slot → (N, ...). `items`: per-item loaders of online inputs (XMem fine-tuned)."""
+    slot → (N, ...). `items`: per-item loaders of online inputs (XMem fine-tuned);
+    `constants`: split-level arrays (InputProvider.constants), their full shape in `shapes`."""
 
     targets: SplitTargets
     arrays: dict[str, np.ndarray]
     shapes: dict[str, tuple[int, ...]]
     items: list[Callable[[int], dict[str, torch.Tensor]]] = field(default_factory=list)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -229,7 +231,7 @@ def _inputs(ctx: PrepareContext, targets: SplitTargets, clock: StageClock) -> Pr
     arrays["translation"] = np.array([r.translation for r in ds.records], np.float32)
     arrays["rotation"] = np.array([r.rotation for r in ds.records], np.float32)
     shapes = {k: tuple(v.shape[1:]) for k, v in arrays.items()}
-    items = []
+    items, constants = [], {}
     for name in needed_inputs(ctx.cfg, targets.role):
         provider = INPUTS[name](ctx)
         if provider is None:  # the data cannot give it (e.g. labels without a side file)
@@ -237,11 +239,13 @@ def _inputs(ctx: PrepareContext, targets: SplitTargets, clock: StageClock) -> Pr
         built = provider.build(targets)
         arrays.update(built)
         shapes.update(provider.shapes(targets, built))
+        constants.update(provider.constants(targets))
+        shapes.update({k: tuple(v.shape) for k, v in constants.items()})
         loader = provider.items(targets)
         if loader is not None:
             items.append(loader)
         clock.lap("XMem features" if name == "xmem" else name)
-    return PreparedSplit(targets, arrays, shapes, items)
+    return PreparedSplit(targets, arrays, shapes, items, constants)
 
 
 __all__ = [

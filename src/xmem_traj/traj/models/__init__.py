@@ -34,7 +34,10 @@ class ModelSpec:
     registry's Method.inputs), the model options (the model and experimental config groups,
     as dicts), the track lengths (key-frame steps) and the per-target shape of every slot the
     method reads. Plain data, saved in checkpoints so that a model can be rebuilt; `backbone`
-    (XMem fine-tuned with the model) is not."""
+    (XMem fine-tuned with the model) is not, nor are `constants` (split-level arrays such as
+    CoverNet's trajectory set, slot → array, shaped as `shapes` says): a model keeps those
+    as buffers, so that its state dict carries them (rebuilt from a checkpoint, it gets
+    none and sizes its buffers by `shapes`)."""
 
     method: str
     inputs: tuple[str, ...]
@@ -44,6 +47,7 @@ class ModelSpec:
     future_steps: int
     shapes: dict[str, tuple[int, ...]]
     backbone: Any = field(default=None, compare=False)
+    constants: dict[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -57,6 +61,7 @@ class ModelSpec:
         future_steps: int,
         shapes: dict[str, tuple[int, ...]],
         backbone=None,
+        constants: dict[str, Any] | None = None,
     ) -> "ModelSpec":
         return cls(
             method,
@@ -67,10 +72,11 @@ class ModelSpec:
             future_steps,
             {k: tuple(v) for k, v in shapes.items()},
             backbone,
+            constants,
         )
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], backbone=None) -> "ModelSpec":
+    def from_dict(cls, d: dict[str, Any], backbone=None, constants=None) -> "ModelSpec":
         return cls(
             d["method"],
             tuple(d["inputs"]),
@@ -80,6 +86,7 @@ class ModelSpec:
             d["future_steps"],
             {k: tuple(v) for k, v in d["shapes"].items()},
             backbone,
+            constants,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,8 @@
-"""The methods built on the GRU/MLP head (traj/head.py): the past track, the map raster and
-one per-frame input — XMem's features (the XMem model), the world's true states (the
-diagnostic oracles) or nothing (history-only). The XMem model also carries the auxiliary cue
-loss, and XMem itself when parts of it are fine-tuned (features then computed in the step)."""
+"""The methods built on the GRU/MLP head (traj/head.py): the past track, the context inputs
+(the map raster, the neighbours' tracks) and one per-frame input — XMem's features (the XMem
+model), the world's true states (the diagnostic oracles) or nothing (history-only). The XMem
+model also carries the auxiliary cue loss, and XMem itself when parts of it are fine-tuned
+(features then computed in the step)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ def _head(
 ) -> TrajectoryHead:
     m, x = spec.model, spec.experimental
     map_shape = spec.shapes.get("map")
+    neighbours = spec.shapes.get("neighbours")
     return TrajectoryHead(
         feature_dim,
         kind=x["head"],
@@ -38,7 +40,14 @@ def _head(
         feature_drop=feature_drop,
         map_shape=tuple(map_shape) if map_shape else None,
         vision=vision,
+        neighbour_steps=int(neighbours[1]) if neighbours else 0,
     )
+
+
+def context(batch: TrajBatch) -> tuple[torch.Tensor | None, ...]:
+    """The context inputs a head reads after the past track: the map and the neighbours
+    (None where the batch does not carry them)."""
+    return batch.get("map"), batch.get("neighbours"), batch.get("neighbours_valid")
 
 
 class FrameHeadModel(nn.Module):
@@ -57,7 +66,8 @@ class FrameHeadModel(nn.Module):
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
-        return self.head(*self.frame_inputs(batch), batch.past, batch.past_valid, batch.get("map"))
+        feats, valid = self.frame_inputs(batch)
+        return self.head(feats, valid, batch.past, batch.past_valid, *context(batch))
 
 
 class XMemModel(FrameHeadModel):
@@ -88,7 +98,7 @@ class XMemModel(FrameHeadModel):
         features the head read (with XMem fine-tuned: the ones XMem computed in this step)."""
         feats, valid = self.frame_inputs(batch)
         traj, logits, cue_logits = self.head(
-            feats, valid, batch.past, batch.past_valid, batch.get("map"), with_cue_logits=True
+            feats, valid, batch.past, batch.past_valid, *context(batch), with_cue_logits=True
         )
         labelled = batch.get("cue_labels_valid")
         if self.cue_loss > 0 and labelled is not None and (valid & labelled).any():
