@@ -165,15 +165,7 @@ def fit_ensemble(
     method, k = ensemble.method, ensemble.k
     folder = layout.root / "checkpoints" / method / "ensemble"
     callbacks = [
-        ModelCheckpoint(
-            dirpath=folder,
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        ),
+        last_checkpoint(folder),
         SeedCheckpoints([layout.checkpoint(method, i) for i in range(k)]),
     ]
     loggers = []
@@ -191,6 +183,19 @@ def fit_ensemble(
     return ensemble
 
 
+def last_checkpoint(folder: Path) -> ModelCheckpoint:
+    """`folder/last.ckpt` after every epoch (a kill -9 loses at most one epoch)."""
+    return ModelCheckpoint(
+        dirpath=folder,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+
+
 def make_trainer(
     cfg: TrainConfig,
     layout: RunLayout,
@@ -203,15 +208,7 @@ def make_trainer(
     most one epoch), the seed's epoch lines, CSV and TensorBoard logs in a fresh folder."""
     sub = layout.log_name(method, seed_index)
     callbacks = [
-        ModelCheckpoint(
-            dirpath=layout.checkpoint_dir(method, seed_index),
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-            enable_version_counter=False,
-        ),
+        last_checkpoint(layout.checkpoint_dir(method, seed_index)),
         EpochPrinter(label, report, every_epoch=seed_index == 0),
     ]
     loggers = [CSVLogger(layout.root, name="logs", version=sub)]

@@ -10,6 +10,8 @@ import numpy as np
 from nuscenes.utils.splits import create_splits_scenes
 from PIL import Image
 
+from ..data.tables import TABLES
+
 CATEGORIES = [
     "human.pedestrian.adult",
     "human.pedestrian.child",
@@ -79,24 +81,7 @@ def challenge_scene_names(train: int, train_val: int, val: int) -> tuple[str, di
 class Tables:
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
-        self.t: dict[str, list[dict]] = {
-            name: []
-            for name in (
-                "category",
-                "attribute",
-                "visibility",
-                "instance",
-                "sensor",
-                "calibrated_sensor",
-                "ego_pose",
-                "log",
-                "scene",
-                "sample",
-                "sample_data",
-                "sample_annotation",
-                "map",
-            )
-        }
+        self.t: dict[str, list[dict]] = {name: [] for name in TABLES}
 
     def token(self) -> str:
         return self.rng.bytes(16).hex()

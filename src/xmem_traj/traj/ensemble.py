@@ -20,11 +20,11 @@ from ..data.agent_frame import local_to_global
 from .batch import TrajBatch
 from .checkpoint_io import AtomicCheckpointIO
 from .metrics import make_metrics
-from .predictor import EpochTerms, TrajectoryPredictor, step_outputs, training_loss
+from .predictor import EpochTerms, SeededTraining, TrajectoryPredictor, step_outputs, training_loss
 from .stacking import stack_models, unstacked_state
 
 
-class EnsemblePredictor(L.LightningModule):
+class EnsemblePredictor(SeededTraining, L.LightningModule):
     """The stacked model of K members (TrajectoryPredictors of one method, each built with its
     own seed) and the glue that trains, validates and exports them seed by seed."""
 
@@ -39,6 +39,7 @@ class EnsemblePredictor(L.LightningModule):
         self.k = len(members)
         self.member_hparams = [dict(m.hparams) for m in members]
         self.method, self.seeds = members[0].method, [m.hparams.seed for m in members]
+        self.training_seed = self.seeds[0]
         first = members[0].hparams
         self.lr, self.weight_decay, self.epochs = first.lr, first.weight_decay, first.epochs
         self.offroad_weight = first.offroad_loss
@@ -116,18 +117,6 @@ class EnsemblePredictor(L.LightningModule):
                 f"FDE {float(m[f'val/MinFDEK_1/seed{i}']):.3f}  (val)"
             )
         return line
-
-    def on_train_start(self) -> None:
-        if not getattr(self, "_rng_restored", False):
-            torch.manual_seed(self.seeds[0])
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-            self._rng_restored = True
 
     def configure_optimizers(self):
         opt = torch.optim.AdamW(

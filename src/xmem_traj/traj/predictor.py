@@ -38,7 +38,28 @@ class EpochTerms:
         return means
 
 
-class TrajectoryPredictor(L.LightningModule):
+class SeededTraining:
+    """LightningModule hooks: training randomness (dropout) starts from `training_seed`,
+    whatever ran before it in the process (feature extraction or a cache hit), unless a resumed
+    checkpoint restored it; checkpoints keep the global RNG's state so that a resumed run
+    continues exactly."""
+
+    _rng_restored = False
+
+    def on_train_start(self) -> None:
+        if not self._rng_restored:
+            torch.manual_seed(self.training_seed)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["torch_rng_state"] = torch.get_rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+            self._rng_restored = True
+
+
+class TrajectoryPredictor(SeededTraining, L.LightningModule):
     """One trained model of a method. `spec` (plain data) and the optimisation settings are
     the checkpoint's hyperparameters; `backbone` (XMem fine-tuned with the model) and
     `constants` (split-level arrays the model keeps as buffers, ModelSpec) are not."""
@@ -64,7 +85,7 @@ class TrajectoryPredictor(L.LightningModule):
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self.epoch_terms = EpochTerms()
-        self._rng_restored = False
+        self.training_seed = seed
 
     def forward(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """→ trajectories (B, K, F, 2) in the agent frame, mode logits (B, K)."""
@@ -110,21 +131,6 @@ class TrajectoryPredictor(L.LightningModule):
             self.log(f"val/{name}", metric.compute(), sync_dist=True)  # identical on all ranks
             metric.reset()
 
-    def on_train_start(self) -> None:
-        # Training randomness (dropout) starts from the seed, whatever ran before it in the
-        # process (feature extraction or a cache hit), unless a resumed checkpoint restored it.
-        if not self._rng_restored:
-            torch.manual_seed(self.hparams.seed)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # Dropout draws from the global RNG: keep its state so a resumed run continues exactly.
-        checkpoint["torch_rng_state"] = torch.get_rng_state()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "torch_rng_state" in checkpoint:
-            torch.set_rng_state(checkpoint["torch_rng_state"])
-            self._rng_restored = True
-
     def configure_optimizers(self):
         # fused: one kernel for all parameters (the per-tensor loop was a third of a step).
         params = [p for p in self.parameters() if p.requires_grad]
@@ -161,4 +167,4 @@ def training_loss(
     return loss, ade, fde, terms
 
 
-__all__ = ["EpochTerms", "TrajectoryPredictor", "step_outputs", "training_loss"]
+__all__ = ["EpochTerms", "SeededTraining", "TrajectoryPredictor", "step_outputs", "training_loss"]
