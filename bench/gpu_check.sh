@@ -2,7 +2,8 @@
 # One GPU check in one call (about 5 minutes on an H100/H200), results to $OUT (or ./gpu_check):
 #   1. the XMem reference fixtures on CUDA (float32, atol as in the tests);
 #   2. xmem_bench float32/bfloat16 at B=1/8 for 144×256 and 480×854, and the stage table;
-#   3. a short `xmem-traj train --accelerator gpu` on a small synthetic set, and a check that its
+#   3. a training step of MTP and CoverNet (500×500 rasters, ResNet-50: the devkit's sizes);
+#   4. a short `xmem-traj train --accelerator gpu` on a small synthetic set, and a check that its
 #      XMem features were extracted on CUDA (the feature cache's manifests record the device).
 # Usage (from the repository root, with .venv built by `make setup`; on a CUDA machine first
 #   `make setup TORCH='torch==2.13.0'` so that the CUDA wheel is installed):
@@ -21,6 +22,9 @@ export XMEM_TRAJ_CACHE="$OUT/cache"
   echo "== xmem_bench"
   timeout 150 "$PY" bench/xmem_bench.py --device cuda --threads 0 --frames 6 --json "$OUT/xmem_bench.json"
   timeout 60 "$PY" bench/xmem_bench.py --device cuda --threads 0 --stages --json "$OUT/xmem_stages.json"
+  echo "== a training step of each devkit peer (MTP, CoverNet) at the devkit's own sizes"
+  timeout 120 "$PY" bench/peers_bench.py --device cuda --resolution 0.1 --backbone resnet50 \
+      --targets 10 --threads 0 --epoch-targets 32000
   echo "== short train on the GPU"
   timeout 240 .venv/bin/xmem-traj train --accelerator gpu --synth-train-scenes 4 --synth-train-val-scenes 0 --synth-val-scenes 2 --epochs 3 --seeds 1 \
       --run-dir "$OUT/runs" --name gpu --no-progress

@@ -10,6 +10,7 @@
 
     python bench/peers_bench.py [--dataroot DIR --split mini_train] [--resolution 0.5 0.25]
                                 [--backbone resnet18 mobilenet_v2] [--batch 32]
+                                [--device cuda]
 """
 
 from __future__ import annotations
@@ -75,9 +76,11 @@ def batch(n: int, pixels: int) -> TrajBatch:
     )
 
 
-def step_seconds(method: str, backbone: str, pixels: int, n: int, steps: int = 3) -> float:
-    """Median seconds of a training step (after one warm-up step)."""
-    b = batch(n, pixels)
+def step_seconds(
+    method: str, backbone: str, pixels: int, n: int, steps: int = 3, device: str = "cpu"
+) -> float:
+    """Median seconds of a training step (after one warm-up step) on `device`."""
+    b = batch(n, pixels).to(device)
     model_cfg = {"modes": 5, "peer_backbone": backbone, "peer_hidden": 4096}
     shapes = {"raster": (3, pixels, pixels), "agent_state": (3,)}
     constants = None
@@ -86,7 +89,8 @@ def step_seconds(method: str, backbone: str, pixels: int, n: int, steps: int = 3
         lattice = futures[epsilon_cover(futures, 4.0)].astype(np.float32)
         shapes["lattice"], constants = lattice.shape, {"lattice": lattice}
     spec = ModelSpec(method, ("raster",), model_cfg, {}, 4, F, shapes, constants=constants)
-    model = (mtp_model if method == "mtp" else covernet_model)(spec).train()
+    model = (mtp_model if method == "mtp" else covernet_model)(spec).train().to(device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     times = []
     for _ in range(steps + 1):
@@ -96,6 +100,7 @@ def step_seconds(method: str, backbone: str, pixels: int, n: int, steps: int = 3
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
@@ -112,8 +117,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--epoch-targets", type=int, default=10000)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="where the training steps run (e.g. cuda)")
     a = p.parse_args()
-    torch.set_num_threads(a.threads)
+    if a.threads:  # 0: torch's default
+        torch.set_num_threads(a.threads)
     root = a.dataroot
     if not root:
         tmp = tempfile.mkdtemp(prefix="peers_bench_")
@@ -124,7 +131,7 @@ def main() -> None:
         print(f"raster {pixels}×{pixels} ({res} m/px): {rate:.0f} rasters/s")
         for backbone in a.backbone:
             for method in ("mtp", "covernet"):
-                s = step_seconds(method, backbone, pixels, a.batch)
+                s = step_seconds(method, backbone, pixels, a.batch, device=a.device)
                 epoch = s * a.epoch_targets / a.batch
                 print(
                     f"  {method:8s} {backbone:12s} batch {a.batch}: {s:.3f} s/step "
