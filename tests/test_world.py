@@ -60,3 +60,18 @@ def test_offroad_loss_reads_the_raster_in_the_agent_frame():
     assert point.grad[..., 1].item() > 0  # descent: back onto it
     with pytest.raises(ConfigError, match="offroad_loss"):
         TrainConfig.of(offroad_loss=1.0, map=False)
+
+
+def test_a_stop_carrying_a_turns_indicator_reads_either_side():
+    """A stop before a turn carries the turn's indicator but has no side of its own (world seed
+    2026 has one): the reader counts the indicator seen on either side, and a turn only on its
+    own side."""
+    from xmem_traj.data.world_file import WorldFile
+
+    left_only = {"left_seen": True, "right_seen": False}
+    assert WorldFile._indicator_seen(left_only, {"kind": "stop", "side": ""})
+    assert not WorldFile._indicator_seen(
+        {"left_seen": False, "right_seen": False}, {"kind": "stop", "side": ""}
+    )
+    assert WorldFile._indicator_seen(left_only, {"kind": "turn", "side": "left"})
+    assert not WorldFile._indicator_seen(left_only, {"kind": "turn", "side": "right"})

@@ -195,7 +195,7 @@ class WorldFile:
             for cue, on, _ in manoeuvre["cues"]:
                 if ts < on:
                     continue
-                if cue in ("indicator", "hand") and seen[f"{manoeuvre['side']}_seen"]:
+                if cue in ("indicator", "hand") and self._indicator_seen(seen, manoeuvre):
                     return True
                 if cue == "brake" and seen["brake_seen"]:
                     return True
@@ -207,6 +207,15 @@ class WorldFile:
                 ):
                     return True
         return False
+
+    @staticmethod
+    def _indicator_seen(seen: dict, manoeuvre: dict) -> bool:
+        """The manoeuvre's indicator in view: its side's, or either side's for a manoeuvre
+        without one (a stop before a turn carries the turn's indicator)."""
+        side = manoeuvre.get("side", "")
+        if side in ("left", "right"):
+            return bool(seen[f"{side}_seen"])
+        return bool(seen["left_seen"] or seen["right_seen"])
 
     def cause_seen(self, rec, manoeuvre: dict) -> bool:
         """Did a window frame show the manoeuvre's cause to the record's camera: its signal's
