@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from xmem_traj import cli
+from xmem_traj.methods import METHODS
 from xmem_traj.runs import RunLayout
 from xmem_traj.traj.checkpoint_io import AtomicCheckpointIO
 
@@ -147,6 +148,23 @@ def test_resume_refuses_changed_options_before_writing(trained, tmp_path, capsys
     code, out, err = run_cli(["train", "--resume", str(run), "--no-progress"], capsys)
     assert code == 0, err  # the run still resumes (nothing left to train: it evaluates)
     assert (run / "config.json").read_bytes() == config
+
+
+def test_resume_adds_methods_and_keeps_the_trained_ones(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    head = RunLayout(run).checkpoint("history_only", 0)
+    before = head.read_bytes()
+    code, _, err = run_cli(["train", "--resume", str(run), "--methods", "intent_oracle"], capsys)
+    assert code == 2 and one_line(err) and "--methods cannot change on resume" in err
+    more = ["--methods", "history_only,intent_oracle", "--no-progress"]
+    code, _, err = run_cli(["train", "--resume", str(run), *more], capsys)
+    assert code == 0, err
+    assert head.read_bytes() == before  # trained already: not trained again
+    assert RunLayout(run).checkpoint("intent_oracle", 0).exists()
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["methods"] == "history_only,intent_oracle"
+    rows = json.loads((run / "eval.json").read_text())["metrics"]["all"]
+    assert {METHODS["history_only"].label, METHODS["intent_oracle"].label} <= set(rows)
 
 
 def test_a_failed_run_leaves_a_stub_its_name_reuses(synth_root, tmp_path, capsys, monkeypatch):

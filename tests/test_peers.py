@@ -25,6 +25,7 @@ from xmem_traj.config import TrainConfig
 from xmem_traj.eval.scoring import load_predictor, prediction_json, val_tensors
 from xmem_traj.inputs.lattice import epsilon_cover
 from xmem_traj.inputs.neighbours import neighbour_arrays
+from xmem_traj.inputs.rasters import draw_rasters
 from xmem_traj.methods import METHODS
 from xmem_traj.runs import RunLayout
 from xmem_traj.train import run_training
@@ -151,6 +152,23 @@ def test_the_rasters_up_and_right_are_our_agent_frames_plus_y_and_plus_x(nusc, s
             mirrored += _on_an_agent(image, row, int((side - x) / res))
     # mirrored (x → -x), some neighbours land off every box: the check tells the two apart
     assert total >= 10 and hits == total and mirrored < total
+
+
+def test_rasters_drawn_by_two_processes_are_the_bytes_one_draws(nusc, synth_root):
+    helper = PredictHelper(nusc)
+    extent = dict(resolution=1.0, meters_ahead=40, meters_behind=10, meters_left=25)
+    rep = InputRepresentation(
+        StaticLayerRasterizer(helper, **extent, meters_right=25),
+        AgentBoxesWithFadedHistory(helper, **extent, meters_right=25),
+        Rasterizer(),
+    )
+    tokens = get_prediction_challenge_split("mini_train", dataroot=str(synth_root))[:12]
+    targets = [tuple(t.split("_")) for t in tokens]
+    alone = draw_rasters(rep, targets, (50, 50), workers=1)
+    shared = draw_rasters(rep, targets, (50, 50), workers=2)
+    assert alone.shape == (12, 3, 50, 50) and alone.any()
+    assert len({a.tobytes() for a in alone}) > 1  # different targets, different rasters
+    np.testing.assert_array_equal(alone, shared)
 
 
 def _devkit_scores(preds: list[dict], nusc) -> dict:

@@ -96,7 +96,14 @@ def check_run_dirs(cfg) -> None:
 
 #: Options that eval, predict, viz and compare may override in a run's config: where the data
 #: and caches are now, and what the scoring runs on. Nothing that changes what was trained.
-RUN_OVERRIDES = ("dataroot", "cache_dir", "accelerator", "num_workers", "progress")
+RUN_OVERRIDES = (
+    "dataroot",
+    "cache_dir",
+    "accelerator",
+    "num_workers",
+    "prepare_workers",
+    "progress",
+)
 NOT_CONFIG = {
     "run",
     "json",

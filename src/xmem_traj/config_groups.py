@@ -207,6 +207,12 @@ class OptimConfig:
     """Training schedule and seeds."""
 
     epochs: int = _f(50, "training epochs", min=1)
+    peer_epochs: int = _f(
+        0,
+        "training epochs of the devkit's CNN peers, MTP and CoverNet (a step of theirs costs "
+        "~20 of a head's on a CPU; 0: --epochs)",
+        min=0,
+    )
     batch_size: int = _f(32, "targets per batch", min=1)
     lr: float = _f(2e-3, "AdamW learning rate (cosine decay)", min=0.0)
     weight_decay: float = _f(1e-4, "AdamW weight decay", min=0.0)
@@ -236,6 +242,12 @@ class RunConfig:
     num_nodes: int = _f(1, "nodes (DDP)", min=1)
     strategy: str = _f("auto", "Lightning strategy: auto, ddp, ...")
     num_workers: int = _f(0, "DataLoader workers for image loading", min=0)
+    prepare_workers: int = _f(
+        0,
+        "processes that draw the devkit's rasters of MTP and CoverNet (the same bytes whatever "
+        "the count; 0: one per CPU core this process may use, 1: in this process)",
+        min=0,
+    )
     progress: bool = _f(True, "progress bars")
 
 

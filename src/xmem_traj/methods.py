@@ -33,7 +33,8 @@ class Method:
     truth: a ceiling, never a competitor); visual: reads the cameras; default: trained by
     `--methods auto`; needs_world: needs the synthetic world's side file; context: also reads
     the context inputs (CONTEXT_INPUTS) whose switch is on (off for a published model that
-    sees the world only through its own input, e.g. the devkit's MTP and its raster)."""
+    sees the world only through its own input, e.g. the devkit's MTP and its raster);
+    epochs: the OptimConfig field that holds its epoch count (0 there: optim.epochs)."""
 
     name: str
     label: str
@@ -45,6 +46,7 @@ class Method:
     default: bool = False
     needs_world: bool = False
     context: bool = True
+    epochs: str = "epochs"
 
     def factory(self) -> Callable:
         if callable(self.build):
@@ -113,6 +115,7 @@ register_method(
         f"{_PEERS}:mtp_model",
         inputs=("raster", "agent_state"),
         context=False,
+        epochs="peer_epochs",
     )
 )
 register_method(
@@ -123,8 +126,14 @@ register_method(
         inputs=("raster", "agent_state"),
         labels=("lattice",),  # its trajectory set, from the train split (a model buffer)
         context=False,
+        epochs="peer_epochs",
     )
 )
+
+
+def method_epochs(name: str, optim) -> int:
+    """The epochs a method trains for under `optim` (an OptimConfig)."""
+    return getattr(optim, METHODS[name].epochs) or optim.epochs
 
 
 def method_inputs(name: str, model) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from .atomic import is_locked
 from .config import TrainConfig
 from .errors import ConfigError, RunError
+from .methods import METHODS
 from .options import build_config
 
 RUN_NAME_ENV = "XMEM_TRAJ_RUN_NAME"  # shared with DDP child processes
@@ -148,17 +149,31 @@ RESUMABLE = (
     "num_nodes",
     "strategy",
     "num_workers",
+    "prepare_workers",
     "progress",
     "max_steps",
     "replicates",
 )
 
 
+def adds_methods(option: str, saved: TrainConfig, cfg: TrainConfig) -> bool:
+    """Whether a resume's change of `option` only adds methods to the run: --methods naming
+    every method it had and more, or the epochs of methods it did not have (e.g.
+    --peer-epochs for MTP and CoverNet added to a run without them)."""
+    had = saved.model.method_list
+    if option == "methods":
+        wanted = cfg.model.method_list
+        return bool(had) and set(had) <= set(wanted) and len(wanted) > len(had)
+    epoch_fields = {METHODS[m].epochs for m in METHODS} - {"epochs"}
+    return option in epoch_fields and all(METHODS[m].epochs != option for m in had)
+
+
 def load_run(
     run_dir: str | os.PathLike, overrides: dict | None = None, *, resume: bool = False
 ) -> tuple[RunLayout, TrainConfig]:
     """A run's layout and its config (with `overrides`, e.g. CLI options, on top). With
-    `resume`, an override that would not continue the same run is a ConfigError naming it."""
+    `resume`, an override that would not continue the same run is a ConfigError naming it;
+    more methods may be added (they train, the others continue, eval scores them all)."""
     layout = RunLayout(Path(run_dir))
     if not layout.config.is_file():
         raise RunError(f"{layout.root} is not a run directory (no config.json)")
@@ -170,7 +185,11 @@ def load_run(
     cfg = build_config(overrides or {}, base=base, source=str(layout.config))
     if resume:
         before, after = saved.flat(), cfg.flat()
-        changed = [k for k in after if after[k] != before[k] and k not in RESUMABLE]
+        changed = [
+            k
+            for k in after
+            if after[k] != before[k] and k not in RESUMABLE and not adds_methods(k, saved, cfg)
+        ]
         if changed:
             k = changed[0]
             raise ConfigError(

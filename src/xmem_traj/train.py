@@ -25,7 +25,8 @@ from .errors import RunError
 from .eval.report import format_report
 from .eval.scoring import evaluate_run
 from .interrupts import stage
-from .runs import RunLayout, new_run, process_rank
+from .methods import method_epochs
+from .runs import RunLayout, load_run, new_run, process_rank
 from .traj.checkpoint_io import AtomicCheckpointIO
 from .traj.datamodules import TrajDataModule, model_spec
 from .traj.ensemble import EnsemblePredictor, SeedCheckpoints, SeedLogger
@@ -95,7 +96,7 @@ def member(data: PreparedData, method: str, seed_index: int) -> TrajectoryPredic
         spec=spec.to_dict(),
         lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay,
-        epochs=cfg.optim.epochs,
+        epochs=method_epochs(method, cfg.optim),
         seed=seed,
         offroad_loss=cfg.experimental.offroad_loss,
         backbone=spec.backbone,
@@ -177,7 +178,7 @@ def fit_ensemble(
             loggers.append(SeedLogger(board, i))
         except ModuleNotFoundError:
             log.warning("tensorboard is not installed; CSV logs only")
-    trainer = _trainer(cfg, callbacks, loggers)
+    trainer = _trainer(cfg, callbacks, loggers, epochs=ensemble.epochs)
     last = folder / "last.ckpt"
     trainer.fit(ensemble, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
     return ensemble
@@ -216,17 +217,17 @@ def make_trainer(
         loggers.append(TensorBoardLogger(layout.root, name="tensorboard", version=sub))
     except ModuleNotFoundError:
         log.warning("tensorboard is not installed; CSV logs only")
-    return _trainer(cfg, callbacks, loggers)
+    return _trainer(cfg, callbacks, loggers, epochs=method_epochs(method, cfg.optim))
 
 
-def _trainer(cfg: TrainConfig, callbacks: list, loggers: list) -> L.Trainer:
-    """The project's Lightning trainer: the run's schedule, device and precision, atomic
-    checkpoints."""
+def _trainer(cfg: TrainConfig, callbacks: list, loggers: list, *, epochs: int) -> L.Trainer:
+    """The project's Lightning trainer: `epochs` of the run's schedule, its device and
+    precision, atomic checkpoints."""
     optim, run = cfg.optim, cfg.run
     if run.progress:
         callbacks = [*callbacks, TQDMProgressBar(leave=False)]
     return L.Trainer(
-        max_epochs=optim.epochs,
+        max_epochs=epochs,
         max_steps=optim.max_steps,
         accelerator=run.accelerator,
         devices=run.devices,
@@ -300,6 +301,11 @@ def _run(cfg: TrainConfig, layout: RunLayout, *, resume: bool, report, evaluate:
     if process_rank() == 0 and not resume:  # a resumed run keeps the config it ran with
         layout.config.write_text(json.dumps(cfg.to_dict(), indent=1))
         layout.versions.write_text(json.dumps(versions(), indent=1))
+    elif process_rank() == 0 and load_run(layout.root)[1].model.methods != cfg.model.methods:
+        # … unless the resume adds methods (runs.adds_methods): its config names them now
+        write_file_atomically(
+            layout.config, lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=1))
+        )
     dm = TrajDataModule(data, cfg.optim, cfg.run)
     for method in data.methods:
         with stage(f"training {method}", layout.root):

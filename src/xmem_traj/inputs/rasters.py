@@ -13,6 +13,8 @@ read (annotations, map expansion), the raster's geometry and the devkit's versio
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 from importlib.metadata import version
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from nuscenes.prediction.input_representation.agents import AgentBoxesWithFadedH
 from nuscenes.prediction.input_representation.combinators import Rasterizer
 from nuscenes.prediction.input_representation.interface import InputRepresentation
 from nuscenes.prediction.input_representation.static_layers import StaticLayerRasterizer
+from tqdm.auto import tqdm
 
 from ..cache import cached_arrays, file_sha256
 from ..data.maps import has_map_expansion
@@ -89,16 +92,17 @@ class RasterInput(InputProvider):
         )
 
     def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
+        run = self.ctx.cfg.run
+
         def draw() -> dict[str, np.ndarray]:
-            rep = self.representation()
-            height, width = self.ctx.cfg.context.raster_pixels
-            out = np.zeros((len(split), 3, height, width), np.uint8)
-            for i, rec in enumerate(split.records):
-                image = rep.make_input_representation(rec.instance_token, rec.sample_token)
-                out[i] = image.transpose(2, 0, 1)[:, :height, :width]
-                if (i + 1) % 2000 == 0:
-                    log.info("rasters: %d/%d", i + 1, len(split))
-            return {"raster": out}
+            rasters = draw_rasters(
+                self.representation(),
+                [(r.instance_token, r.sample_token) for r in split.records],
+                self.ctx.cfg.context.raster_pixels,
+                workers=run.prepare_workers or usable_cores(),
+                progress=run.progress,
+            )
+            return {"raster": rasters}
 
         return cached_arrays(
             self.ctx.cfg.data.resolved_cache_dir(),
@@ -108,6 +112,62 @@ class RasterInput(InputProvider):
             draw,
             describe=f"(devkit raster, {split.dataset.split})",
         )
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: The representation the drawing processes use: set before they fork, so they inherit it
+#: (the devkit's tables and maps, loaded once) instead of receiving it pickled.
+_SHARED_REPRESENTATION: InputRepresentation | None = None
+
+
+def _draw_one(job: tuple[int, str, str]) -> tuple[int, np.ndarray]:
+    i, instance, sample = job
+    return i, _SHARED_REPRESENTATION.make_input_representation(instance, sample)
+
+
+def draw_rasters(
+    representation: InputRepresentation,
+    targets: list[tuple[str, str]],
+    pixels: tuple[int, int],
+    *,
+    workers: int = 1,
+    progress: bool = False,
+) -> np.ndarray:
+    """(N, 3, H, W) uint8: the devkit's input representation of each (instance, sample)
+    target, drawn by `workers` forked processes (in this process where 1, or where the
+    platform cannot fork). A raster depends on its target alone, so the bytes are the same
+    whatever the worker count."""
+    global _SHARED_REPRESENTATION
+    height, width = pixels
+    out = np.zeros((len(targets), 3, height, width), np.uint8)
+    jobs = [(i, *target) for i, target in enumerate(targets)]
+    bar = tqdm(total=len(jobs), desc="devkit rasters", unit="raster", disable=not progress)
+    parallel = workers > 1 and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    _SHARED_REPRESENTATION = representation
+    try:
+        if parallel:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+                drawn = pool.imap_unordered(_draw_one, jobs, chunksize=8)
+                for i, image in drawn:
+                    out[i] = image.transpose(2, 0, 1)[:, :height, :width]
+                    bar.update()
+        else:
+            for job in jobs:
+                i, image = _draw_one(job)
+                out[i] = image.transpose(2, 0, 1)[:, :height, :width]
+                bar.update()
+    finally:
+        _SHARED_REPRESENTATION = None
+        bar.close()
+    log.info("devkit rasters: %d drawn by %d process(es)", len(jobs), workers if parallel else 1)
+    return out
 
 
 def agent_states(helper, records) -> np.ndarray:
@@ -144,4 +204,4 @@ class AgentStateInput(InputProvider):
 register_input("raster", RasterInput)
 register_input("agent_state", AgentStateInput)
 
-__all__ = ["AgentStateInput", "RasterInput", "agent_states"]
+__all__ = ["AgentStateInput", "RasterInput", "agent_states", "draw_rasters", "usable_cores"]
