@@ -14,10 +14,15 @@
   heads, eval) in a fresh temporary cache;
 - with --heads: the heads stage of the default run (every default method, every seed, the
   default schedule) on its prepared data, trained one seed after the other (before) and as one
-  stacked ensemble per method (after), in one run: seconds and the ratio.
+  stacked ensemble per method (after), in one run: seconds and the ratio;
+- with --prepare: rasters/s of the devkit's input representation (MTP, CoverNet) on the first
+  --items train targets, drawn by one process and by one per core (the same bytes, checked),
+  and scenes/s of the SUMO world's generation (--scenes scenes) by one process and by one per
+  core.
 
     python bench/train_bench.py [--dataroot DIR] [--items 0]
-                                [--default-run | --heads [--epochs N] | --finetune decoder]
+                                [--default-run | --heads [--epochs N] | --finetune decoder
+                                 | --prepare [--scenes 4]]
 """
 
 from __future__ import annotations
@@ -255,6 +260,32 @@ def heads_stage(cfg: TrainConfig) -> None:
     print(f"stacked / one by one: {before / after:.2f}× faster")
 
 
+def prepare_rates(cfg: TrainConfig, items: int, scenes: int) -> None:
+    from xmem_traj.inputs.base import INPUTS
+    from xmem_traj.inputs.rasters import draw_rasters, usable_cores
+    from xmem_traj.synth import generate
+
+    cores = usable_cores()
+    data = prepare(cfg.with_options(methods="history_only"), roles=("train",))
+    records = data.train.records[: items or 300]
+    rep = INPUTS["raster"](data.context).representation()
+    targets = [(r.instance_token, r.sample_token) for r in records]
+    drawn = {}
+    for workers in (1, cores):
+        t0 = time.perf_counter()
+        drawn[workers] = draw_rasters(rep, targets, data.cfg.context.raster_pixels, workers=workers)
+        rate = len(targets) / (time.perf_counter() - t0)
+        print(f"devkit rasters {drawn[workers].shape[2:]}: {rate:.1f}/s by {workers} process(es)")
+    print(f"same bytes by 1 and {cores}: {np.array_equal(drawn[1], drawn[cores])}")
+    world = data.cfg.world
+    for workers in (1, cores):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            generate(f"{tmp}/w", scenes=scenes, seed=world.synth_seed, workers=workers)
+            rate = scenes / (time.perf_counter() - t0)
+        print(f"SUMO world: {rate:.3f} scenes/s by {workers} process(es) ({scenes} scenes)")
+
+
 def default_run() -> None:
     from xmem_traj.train import run_training
 
@@ -286,6 +317,10 @@ def main() -> None:
     )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
+        "--prepare", action="store_true", help="time rasters and world scenes by 1 and N processes"
+    )
+    p.add_argument("--scenes", type=int, default=4, help="world scenes generated with --prepare")
+    p.add_argument(
         "--default-run", action="store_true", help="time the default main job's stages instead"
     )
     p.add_argument(
@@ -300,6 +335,8 @@ def main() -> None:
     if args.default_run:
         return default_run()
     cfg = TrainConfig.of(dataroot=args.dataroot, progress=False)
+    if args.prepare:
+        return prepare_rates(cfg, args.items, args.scenes)
     if args.heads:
         return heads_stage(cfg.with_options(epochs=args.epochs) if args.epochs else cfg)
     args.epochs = args.epochs or 5

@@ -19,8 +19,9 @@ import torch
 from PIL import Image
 
 from xmem_traj import cli
+from xmem_traj.config import TrainConfig
 from xmem_traj.methods import METHODS
-from xmem_traj.runs import RunLayout
+from xmem_traj.runs import RunLayout, adds_methods
 from xmem_traj.traj.checkpoint_io import AtomicCheckpointIO
 
 BIN = Path(sys.executable).parent
@@ -165,6 +166,19 @@ def test_resume_adds_methods_and_keeps_the_trained_ones(trained, tmp_path, capsy
     assert config["model"]["methods"] == "history_only,intent_oracle"
     rows = json.loads((run / "eval.json").read_text())["metrics"]["all"]
     assert {METHODS["history_only"].label, METHODS["intent_oracle"].label} <= set(rows)
+
+
+def test_a_resume_may_set_only_the_options_of_the_methods_it_adds():
+    saved = TrainConfig.of(methods="history_only")
+    more = saved.with_options(methods="history_only,mtp", raster_resolution=1.0, peer_epochs=3)
+    for option in ("methods", "raster_resolution", "peer_epochs"):
+        assert adds_methods(option, saved, more)
+    assert not adds_methods("hidden", saved, more.with_options(hidden=8))  # history-only's
+    assert not adds_methods("methods", saved, saved.with_options(methods="mtp"))  # drops one
+    had_mtp = saved.with_options(methods="history_only,mtp")
+    assert not adds_methods(
+        "raster_resolution", had_mtp, more.with_options(methods="mtp,covernet,history_only")
+    )
 
 
 def test_a_failed_run_leaves_a_stub_its_name_reuses(synth_root, tmp_path, capsys, monkeypatch):

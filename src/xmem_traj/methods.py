@@ -34,7 +34,9 @@ class Method:
     `--methods auto`; needs_world: needs the synthetic world's side file; context: also reads
     the context inputs (CONTEXT_INPUTS) whose switch is on (off for a published model that
     sees the world only through its own input, e.g. the devkit's MTP and its raster);
-    epochs: the OptimConfig field that holds its epoch count (0 there: optim.epochs)."""
+    epochs: the OptimConfig field that holds its epoch count (0 there: optim.epochs);
+    options: the config fields only methods naming them here read (a resume that adds such
+    methods to a run without any may set them, runs.adds_methods)."""
 
     name: str
     label: str
@@ -47,6 +49,7 @@ class Method:
     needs_world: bool = False
     context: bool = True
     epochs: str = "epochs"
+    options: tuple[str, ...] = ()
 
     def factory(self) -> Callable:
         if callable(self.build):
@@ -108,6 +111,8 @@ register_method(
 )
 
 _PEERS = "xmem_traj.traj.models.peers"
+_RASTER = ("raster_resolution", "raster_ahead", "raster_behind", "raster_side")
+_PEER_OPTIONS = ("peer_epochs", "peer_backbone", "peer_hidden", *_RASTER)
 register_method(
     Method(
         "mtp",
@@ -116,6 +121,7 @@ register_method(
         inputs=("raster", "agent_state"),
         context=False,
         epochs="peer_epochs",
+        options=_PEER_OPTIONS,
     )
 )
 register_method(
@@ -127,6 +133,7 @@ register_method(
         labels=("lattice",),  # its trajectory set, from the train split (a model buffer)
         context=False,
         epochs="peer_epochs",
+        options=(*_PEER_OPTIONS, "lattice_eps", "lattice_futures"),
     )
 )
 

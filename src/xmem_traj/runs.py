@@ -158,14 +158,14 @@ RESUMABLE = (
 
 def adds_methods(option: str, saved: TrainConfig, cfg: TrainConfig) -> bool:
     """Whether a resume's change of `option` only adds methods to the run: --methods naming
-    every method it had and more, or the epochs of methods it did not have (e.g.
-    --peer-epochs for MTP and CoverNet added to a run without them)."""
-    had = saved.model.method_list
+    every method it had and more, or an option that only methods it did not have read
+    (Method.options, e.g. --peer-epochs or --raster-resolution for MTP and CoverNet added to a
+    run without them)."""
+    had, wanted = saved.model.method_list, cfg.model.method_list
     if option == "methods":
-        wanted = cfg.model.method_list
         return bool(had) and set(had) <= set(wanted) and len(wanted) > len(had)
-    epoch_fields = {METHODS[m].epochs for m in METHODS} - {"epochs"}
-    return option in epoch_fields and all(METHODS[m].epochs != option for m in had)
+    readers = {m for m in wanted if option in METHODS[m].options}
+    return bool(readers) and not any(option in METHODS[m].options for m in had)
 
 
 def load_run(

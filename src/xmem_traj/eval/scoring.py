@@ -68,15 +68,24 @@ def check_spec(path, found: dict, expected: dict) -> None:
     for key in ("method", "inputs", "past_steps", "future_steps"):
         if found.get(key) != expected[key]:
             _mismatch(path, key, found.get(key), expected[key])
+    ignored = not_read_by(expected["method"])
     for group in ("model", "experimental"):
         for key, value in expected[group].items():
-            if key == "methods":  # the run's list, not this model's architecture (a resume
-                continue  # may add methods: runs.adds_methods)
+            if key in ignored:
+                continue
             if found.get(group, {}).get(key) != value:
                 _mismatch(path, key, found.get(group, {}).get(key), value)
     for slot, shape in expected["shapes"].items():
         if list(found.get("shapes", {}).get(slot, [])) != list(shape):
             _mismatch(path, f"input {slot}", found.get("shapes", {}).get(slot), list(shape))
+
+
+def not_read_by(method: str) -> set[str]:
+    """Config fields a model of `method` does not depend on: the run's method list and the
+    options only other methods read (Method.options; a resume may add those methods and set
+    them, runs.adds_methods)."""
+    others = {o for m in METHODS.values() for o in m.options}
+    return {"methods"} | (others - set(METHODS[method].options))
 
 
 def _mismatch(path, key: str, found, expected) -> None:
