@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset, collate_agents
 from xmem_traj.data.tables import version_of
 from xmem_traj.synth import generate
+from xmem_traj.synth.render import CAMERAS
 
 
 def main() -> None:
@@ -38,16 +39,7 @@ def main() -> None:
             scenes=4,
             seed=0,
             sweeps=args.frames == "sweeps",
-            cameras=("CAM_FRONT", "CAM_BACK")
-            if args.frames == "sweeps"
-            else (
-                "CAM_FRONT",
-                "CAM_FRONT_RIGHT",
-                "CAM_BACK_RIGHT",
-                "CAM_BACK",
-                "CAM_BACK_LEFT",
-                "CAM_FRONT_LEFT",
-            ),
+            cameras=("CAM_FRONT", "CAM_BACK") if args.frames == "sweeps" else CAMERAS,
         )
         print(f"generated a synthetic nuScenes (4 scenes) in {time.time() - t0:.1f}s at {root}")
     t0 = time.time()

@@ -86,6 +86,28 @@ def synthetic_video(t: int, h: int, w: int, n_objects: int, seed: int):
 SIZE = dict(width=320, height=180)
 
 
+def tiny_config(synth_root: Path, tmp_path: Path, **kw):
+    """A TrainConfig small enough for a test: the session's synthetic root, caches and runs
+    under tmp_path, tiny images and heads, one seed, two epochs; `kw` overrides any option."""
+    from xmem_traj.config import TrainConfig
+
+    base = dict(
+        dataroot=str(synth_root),
+        cache_dir=str(tmp_path / "cache"),
+        run_dir=str(tmp_path / "runs"),
+        image_height=64,
+        image_width=128,
+        features="hidden_mean,geometry",
+        epochs=2,
+        batch_size=16,
+        hidden=32,
+        progress=False,
+        name="t",
+        seeds=1,
+    )
+    return TrainConfig.of(**{**base, **kw})
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """A small synthetic nuScenes (3 scenes: 2 mini_train, 1 mini_val) shared by the tests."""

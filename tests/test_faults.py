@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_config
 from xmem_traj import cache as array_cache
 from xmem_traj import cli
 from xmem_traj.config import TrainConfig
@@ -33,22 +34,10 @@ BIN = Path(sys.executable).parent
 
 
 def tiny(synth_root, tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        dataroot=str(synth_root),
-        cache_dir=str(tmp_path / "cache"),
-        run_dir=str(tmp_path / "runs"),
-        image_height=64,
-        image_width=128,
-        features="hidden_mean,geometry",
-        epochs=2,
-        batch_size=16,
-        hidden=16,
-        progress=False,
-        seeds=1,
-        methods="history_only",
+    """The tests' tiny config for a history-only run with a timestamped name."""
+    return tiny_config(
+        synth_root, tmp_path, **{"hidden": 16, "methods": "history_only", "name": "", **kw}
     )
-    base.update(kw)
-    return TrainConfig.of(**base)
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

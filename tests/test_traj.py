@@ -18,6 +18,7 @@ from nuscenes.eval.prediction.metrics import MinADEK, MinFDEK, MissRateTopK, Row
 from nuscenes.prediction import PredictHelper
 from nuscenes.prediction.models.physics import ConstantVelocityHeading, PhysicsOracle
 
+from conftest import tiny_config
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.agent_dataset import NuScenesAgentDataset
 from xmem_traj.data.agent_frame import global_to_local, local_to_global
@@ -40,25 +41,6 @@ from xmem_traj.train import run_training
 from xmem_traj.traj.prepare import prepare
 
 BIN = Path(sys.executable).parent
-
-
-def tiny_config(synth_root, tmp_path, **kw) -> TrainConfig:
-    base = dict(
-        dataroot=str(synth_root),
-        cache_dir=str(tmp_path / "cache"),
-        run_dir=str(tmp_path / "runs"),
-        image_height=64,
-        image_width=128,
-        features="hidden_mean,geometry",
-        epochs=2,
-        batch_size=16,
-        hidden=32,
-        progress=False,
-        name="t",
-        seeds=1,
-    )
-    base.update(kw)
-    return TrainConfig.of(**base)
 
 
 def train_split(cfg: TrainConfig) -> NuScenesAgentDataset:

@@ -133,7 +133,7 @@ def _run_parsers(sub) -> None:
         "AGAINST on the val targets both evaluate (e.g. a lever: "
         "--frames sweeps vs key frames): each side's mean over its "
         "seeds and the relative gain (B − A) / B with a 95 % "
-        "interval (cluster bootstrap over agents), per subset.",
+        "interval (bootstrap resampling scenes and training seeds), per subset.",
     )
     c.add_argument("--run", required=True, help="run directory A")
     c.add_argument("--against", required=True, help="run directory B")

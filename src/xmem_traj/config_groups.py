@@ -208,9 +208,9 @@ class OptimConfig:
 
     epochs: int = _f(50, "training epochs", min=1)
     peer_epochs: int = _f(
-        0,
-        "training epochs of the devkit's CNN peers, MTP and CoverNet (a step of theirs costs "
-        "~20 of a head's on a CPU; 0: --epochs)",
+        8,
+        "training epochs of the devkit's CNN peers, MTP and CoverNet (chosen on train_val: "
+        "they overfit the synthetic world's train split after that; 0: --epochs)",
         min=0,
     )
     batch_size: int = _f(32, "targets per batch", min=1)

@@ -149,7 +149,8 @@ def format_report(
         "OffRoadRate",
     ),
 ) -> str:
-    """Markdown tables: value [95 % interval over agents] per subset, then the comparisons."""
+    """Markdown tables: value [95 % interval: scenes and seeds resampled] per subset, then the
+    comparisons."""
     seeds = summary.get("seeds", {})
     lines = [
         f"{summary['version']} {summary['split']}: {summary['targets']} targets of "
