@@ -192,6 +192,11 @@ def load_run(
         ]
         if changed:
             k = changed[0]
+            if k == "methods":
+                raise ConfigError(
+                    f"--methods cannot change on resume except to add methods: {layout.root} "
+                    f"trains {before[k]!r}; name all of them and the new ones"
+                )
             raise ConfigError(
                 f"--{k.replace('_', '-')} cannot change on resume: {layout.root} "
                 f"was trained with {k} = {before[k]!r} ({layout.config}); start "
