@@ -12,6 +12,7 @@ read (annotations, map expansion), the raster's geometry and the devkit's versio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -149,24 +150,21 @@ def draw_rasters(
     out = np.zeros((len(targets), 3, height, width), np.uint8)
     jobs = [(i, *target) for i, target in enumerate(targets)]
     bar = tqdm(total=len(jobs), desc="devkit rasters", unit="raster", disable=not progress)
-    parallel = workers > 1 and len(jobs) > 1 and "fork" in multiprocessing.get_all_start_methods()
+    processes = min(workers, len(jobs)) if "fork" in multiprocessing.get_all_start_methods() else 1
     _SHARED_REPRESENTATION = representation
     try:
-        if parallel:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+        with contextlib.ExitStack() as stack:
+            drawn = map(_draw_one, jobs)
+            if processes > 1:
+                pool = stack.enter_context(multiprocessing.get_context("fork").Pool(processes))
                 drawn = pool.imap_unordered(_draw_one, jobs, chunksize=8)
-                for i, image in drawn:
-                    out[i] = image.transpose(2, 0, 1)[:, :height, :width]
-                    bar.update()
-        else:
-            for job in jobs:
-                i, image = _draw_one(job)
+            for i, image in drawn:
                 out[i] = image.transpose(2, 0, 1)[:, :height, :width]
                 bar.update()
     finally:
         _SHARED_REPRESENTATION = None
         bar.close()
-    log.info("devkit rasters: %d drawn by %d process(es)", len(jobs), workers if parallel else 1)
+    log.info("devkit rasters: %d drawn by %d process(es)", len(jobs), max(processes, 1))
     return out
 
 
