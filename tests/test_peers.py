@@ -1,19 +1,14 @@
 """The devkit's MTP and CoverNet as methods: their output layout as the devkit's losses read
-it, CoverNet's ε-cover, and a few training steps of each on tiny rasters, scored by the
-devkit's own metric classes."""
+it, CoverNet's ε-cover, and the devkit's rasters as we draw them (a few training steps of each,
+scored by the devkit's own metric classes: tests/test_foreign_root.py)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
-from nuscenes.eval.prediction.compute_metrics import compute_metrics
-from nuscenes.eval.prediction.config import PredictionConfig
-from nuscenes.eval.prediction.metrics import MinADEK, MinFDEK, MissRateTopK, RowMean
 from nuscenes.eval.prediction.splits import get_prediction_challenge_split
 from nuscenes.prediction import PredictHelper
 from nuscenes.prediction.input_representation.agents import AgentBoxesWithFadedHistory
@@ -21,18 +16,12 @@ from nuscenes.prediction.input_representation.combinators import Rasterizer
 from nuscenes.prediction.input_representation.interface import InputRepresentation
 from nuscenes.prediction.input_representation.static_layers import StaticLayerRasterizer
 
-from xmem_traj.config import TrainConfig
-from xmem_traj.eval.scoring import load_predictor, prediction_json, val_tensors
 from xmem_traj.inputs.lattice import epsilon_cover
 from xmem_traj.inputs.neighbours import neighbour_arrays
 from xmem_traj.inputs.rasters import draw_rasters
-from xmem_traj.methods import METHODS
-from xmem_traj.runs import RunLayout
-from xmem_traj.train import run_training
 from xmem_traj.traj.batch import TrajBatch
 from xmem_traj.traj.models import ModelSpec
 from xmem_traj.traj.models.peers import DevkitCoverNet, DevkitMTP, devkit_models
-from xmem_traj.traj.prepare import prepare
 
 K, F = 3, 12
 
@@ -169,49 +158,3 @@ def test_rasters_drawn_by_two_processes_are_the_bytes_one_draws(nusc, synth_root
     assert alone.shape == (12, 3, 50, 50) and alone.any()
     assert len({a.tobytes() for a in alone}) > 1  # different targets, different rasters
     np.testing.assert_array_equal(alone, shared)
-
-
-def _devkit_scores(preds: list[dict], nusc) -> dict:
-    metrics = [
-        MinADEK([1, 5, 10], [RowMean()]),
-        MinFDEK([1, 5, 10], [RowMean()]),
-        # tolerance 2 (an int): named "MissRateTopK_2", as the challenge's config names it
-        MissRateTopK([1, 5, 10], [RowMean()], tolerance=2),
-    ]
-    helper = PredictHelper(nusc)
-    return compute_metrics(preds, helper, PredictionConfig(metrics, seconds=6))
-
-
-@pytest.mark.parametrize("method", ["mtp", "covernet"])
-def test_peers_train_and_their_predictions_score_with_the_devkits_metrics(
-    method, synth_root, tmp_path
-):
-    cfg = TrainConfig.of(
-        dataroot=str(synth_root),
-        cache_dir=str(tmp_path / "cache"),
-        run_dir=str(tmp_path / "runs"),
-        methods=method,
-        raster_resolution=1.0,  # 50×50 pixels
-        peer_hidden=64,
-        lattice_eps=6.0,
-        modes=K,
-        batch_size=8,
-        max_steps=3,
-        epochs=1,
-        seeds=1,
-        progress=False,  # precision auto: bf16 autocast where the CPU has it, as users run
-    )
-    run = run_training(cfg)
-    summary = json.loads((run / "eval.json").read_text())
-    row = summary["metrics"]["all"][METHODS[method].label]  # a row of the run's report
-    assert np.isfinite(row["MinADEK_5"][0])
-    ckpt = RunLayout(run).checkpoint(method, 0)
-    assert torch.load(ckpt, weights_only=True)["global_step"] == 3
-    data = prepare(cfg, roles=("val",))
-    model = load_predictor(ckpt)  # rebuilt from the checkpoint alone (CoverNet: its lattice)
-    preds = prediction_json(model, val_tensors(data, method), data.val.records)
-    assert len(preds) == len(data.val) and all(len(p["probabilities"]) == K for p in preds)
-    scores = _devkit_scores(preds, data.context.nusc)
-    ade = scores["MinADEK"]["RowMean"]
-    assert all(np.isfinite(ade)) and ade[0] >= ade[1] >= ade[2] > 0
-    assert 0 <= scores["MissRateTopK_2"]["RowMean"][0] <= 1
