@@ -18,6 +18,7 @@ from typing import Any
 
 from .config_context import ContextConfig
 from .config_groups import (
+    CONTEXT_KINDS,
     TRAJ_XMEM_CONFIG,
     TYPES,
     DataConfig,
@@ -112,6 +113,17 @@ class TrainConfig:
                 f"XMem a {grid[0]}×{grid[1]} key grid ({grid[0] * grid[1]} cells), fewer than "
                 f"its top_k = {top_k} memory matches; use at least e.g. 96×96 or 80×128"
             )
+        kinds = xmem.context_list
+        if any(k not in CONTEXT_KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+            raise ConfigError(
+                f"context_objects: {xmem.context_objects!r} must be empty or a comma list of "
+                f"distinct kinds from {', '.join(CONTEXT_KINDS)}"
+            )
+        if kinds and (exp.view != "agent" or xmem.finetune_list):
+            raise ConfigError(
+                "context_objects: needs the agent view (--view agent) and a frozen XMem "
+                "(no --finetune-xmem)"
+            )
         if exp.offroad_loss > 0 and not model.map:
             raise ConfigError("offroad_loss: needs the map raster; drop --no-map or set it to 0")
         if len(split_list(self.eval.primary)) != 2:
@@ -177,6 +189,7 @@ def native_bf16(accelerator: str) -> bool:
 
 
 __all__ = [
+    "CONTEXT_KINDS",
     "ContextConfig",
     "DataConfig",
     "EvalConfig",

@@ -99,6 +99,10 @@ class WorldConfig:
         return self.synth_train_scenes, self.synth_train_val_scenes, self.synth_val_scenes
 
 
+#: The kinds of context objects XMem can remember beside the agent (data/context_objects.py).
+CONTEXT_KINDS = ("leader", "signal")
+
+
 @dataclass
 class XMemConfig:
     """XMem: its weights, what it looks at and what is read out of it."""
@@ -113,6 +117,13 @@ class XMemConfig:
     image_width: int = _f(256, "width of the frames fed to XMem", min=16)
     crop_size: int = _f(
         112, "side of the agent-centric crops fed to XMem (view agent/both)", min=16
+    )
+    context_objects: str = _f(
+        "",
+        "comma list of the objects XMem also remembers for each target, each in its own crops "
+        "(data/context_objects.py): leader (the vehicle it follows, from the annotations), "
+        "signal (the head of the traffic light controlling its approach, from the map "
+        "expansion); their features join the agent's; empty: the agent alone",
     )
     finetune_xmem: str = _f(
         "",
@@ -136,6 +147,10 @@ class XMemConfig:
     @property
     def finetune_list(self) -> tuple[str, ...]:
         return tuple(split_list(self.finetune_xmem))
+
+    @property
+    def context_list(self) -> tuple[str, ...]:
+        return tuple(split_list(self.context_objects))
 
 
 @dataclass

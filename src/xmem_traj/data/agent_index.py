@@ -102,7 +102,9 @@ class AgentIndexer:
         self.skipped: Counter = Counter()
 
     # --------------------------------------------------------------------------- geometry
-    def _hull(self, box, sd: dict):
+    def camera_hull(self, box, sd: dict):
+        """A global box's clipped hull in a camera sample_data's image (None: not in view, or
+        not a camera)."""
         cs = self.nusc.get("calibrated_sensor", sd["calibrated_sensor_token"])
         if not cs["camera_intrinsic"]:
             return None
@@ -118,7 +120,7 @@ class AgentIndexer:
             sd = self.nusc.get("sample_data", sd_token)
             if sd["sensor_modality"] != "camera":
                 continue
-            hull = self._hull(box, sd)
+            hull = self.camera_hull(box, sd)
             if hull is not None:
                 frac = hull.area / (sd["width"] * sd["height"])
                 if best is None or frac > best[1]:
@@ -258,7 +260,7 @@ class AgentIndexer:
         for i, tok in enumerate(tokens):
             sd = self.nusc.get("sample_data", tok)
             box = self.agent_box_in(instance_token, sd, own_or_interpolated=True)
-            hull = None if box is None else self._hull(box, sd)
+            hull = None if box is None else self.camera_hull(box, sd)
             hulls.append(
                 [] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords]
             )

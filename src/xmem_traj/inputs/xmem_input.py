@@ -1,5 +1,6 @@
 """The XMem input: per-frame features of XMem run over each target's camera window, starting
-from the agent's mask (slots "xmem" (N, T, C) and "xmem_valid" (N, T)). Frozen XMem: extracted
+from the agent's mask (slots "xmem" (N, T, C) and "xmem_valid" (N, T)), followed by those of
+its context objects where asked (inputs/xmem_context.py). Frozen XMem: extracted
 once per split on the run's device and kept in the feature cache. Fine-tuned XMem (parts
 trainable): the frames and masks are read per item and XMem runs inside the model's step."""
 
@@ -16,6 +17,7 @@ from ..data.frames import frame_masks, init_mask, load_frames, output_size
 from .backbone import XMemBackbone
 from .base import InputProvider, PrepareContext, SplitTargets, frame_slots, register_input
 from .feature_cache import load_or_extract, weights_fingerprint
+from .xmem_context import context_block
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,8 @@ class XMemInput(InputProvider):
 
     @property
     def width(self) -> int:
-        return len(views(self.ctx.cfg)) * self.backbone.feature_dim
+        cfg, dim = self.ctx.cfg, self.backbone.feature_dim
+        return len(views(cfg)) * dim + len(cfg.xmem.context_list) * (dim + 1)
 
     def build(self, split: SplitTargets) -> dict[str, np.ndarray]:
         if self.online:
@@ -66,8 +69,11 @@ class XMemInput(InputProvider):
             )
             for view in views(cfg)
         ]
+        context = [
+            context_block(self.ctx, self.backbone, split, kind) for kind in cfg.xmem.context_list
+        ]
         return {
-            "xmem": np.concatenate([p["features"] for p in parts], -1),
+            "xmem": np.concatenate([p["features"] for p in parts] + context, -1),
             "xmem_valid": np.logical_and.reduce([p["valid"] for p in parts]),
         }
 
