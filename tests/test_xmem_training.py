@@ -95,12 +95,15 @@ def test_train_xmem_cli_writes_loadable_weights(synth_root, tmp_path):
         "--no-progress",
         "--precision",
         "32",
+        "--context-objects",
+        "leader,signal",
     ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "mask IoU on 1 held-out clips" in res.stdout
+    assert "agent mask IoU on 1 held-out clips" in res.stdout
     summary = json.loads(Path(str(out) + ".json").read_text())
     assert summary["steps"] == 2 and summary["train_clips"] > 0
+    assert set(summary["held_out_iou"]["after"]) == {"agent", "leader", "signal"}  # by kind
     trained, init = load_xmem(out).state_dict(), load_xmem(None).state_dict()
     assert trained.keys() == init.keys()
     changed = {k.split(".")[0] for k in trained if not torch.equal(trained[k], init[k])}

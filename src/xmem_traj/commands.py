@@ -213,10 +213,11 @@ def train_xmem_command(args: argparse.Namespace) -> None:
         f"{s['seconds']:.0f} s; loss (ce, dice) {first[0]:.3f}, {first[1]:.3f} (first tenth) "
         f"→ {last[0]:.3f}, {last[1]:.3f} (last tenth)"
     )
-    print(
-        f"mask IoU on {s['held_out_clips']} held-out clips of {s['held_out_split']}: "
-        f"{iou['before']:.3f} before → {iou['after']:.3f} after"
-    )
+    for kind, before in iou["before"].items():
+        print(
+            f"{kind} mask IoU on {s['held_out_clips'][kind]} held-out clips of "
+            f"{s['held_out_split']}: {before:.3f} before → {iou['after'][kind]:.3f} after"
+        )
     print(
         f"wrote {seg.out} (and {seg.out}.json); use it with: xmem-traj train --xmem-weights "
         f"{seg.out}"

@@ -18,23 +18,32 @@ import torch
 from .atomic import write_file_atomically
 from .config import SegmentationConfig, TrainConfig
 from .data.agent_dataset import NuScenesAgentDataset
-from .data.clips import AgentClips
+from .data.clips import AgentClips, ConcatClips
+from .data.context_objects import find_context, object_dataset
 from .data.sources import resolve_source
 from .data.tables import load_nuscenes
 from .errors import ConfigError, DatasetError
 from .traj.prepare import run_device
 from .xmem.checkpoint import load_xmem
-from .xmem.segmentation import Schedule, held_out_iou, train_on_clips, trainable_parameters
+from .xmem.segmentation import (
+    Clips,
+    Schedule,
+    held_out_iou,
+    train_on_clips,
+    trainable_parameters,
+)
 
 log = logging.getLogger(__name__)
 
 
-def _clips(cfg: TrainConfig, seg: SegmentationConfig, report) -> tuple[AgentClips, AgentClips, str]:
-    """The train and held-out (val split) clips of the config's data, and its dataroot."""
+def _clips(cfg: TrainConfig, seg: SegmentationConfig, report) -> tuple[Clips, dict, str]:
+    """The train clips of the config's data (the agents', then those of each context object
+    kind), the held-out (val split) clips by kind ("agent" first), and its dataroot."""
     source = resolve_source(cfg.data, cfg.world, progress=cfg.run.progress, report=report)
     nusc = load_nuscenes(source.dataroot, source.version)
+    kinds = cfg.xmem.context_list
 
-    def split(name: str) -> AgentClips:
+    def split(name: str) -> dict[str, AgentClips]:
         ds = NuScenesAgentDataset.from_config(
             cfg.data,
             source.dataroot,
@@ -43,16 +52,34 @@ def _clips(cfg: TrainConfig, seg: SegmentationConfig, report) -> tuple[AgentClip
             image_size=cfg.xmem.image_size,
             nusc=nusc,
         )
-        return AgentClips(ds, clip_frames=seg.clip_frames, crop_size=cfg.xmem.crop_size)
+        found = find_context(nusc, source.dataroot, ds.records, kinds) if kinds else {}
+        sets = {"agent": ds} | {
+            kind: object_dataset(ds, kind, [r for r in recs if r is not None])
+            for kind, recs in found.items()
+        }
+        return {
+            kind: AgentClips(d, clip_frames=seg.clip_frames, crop_size=cfg.xmem.crop_size)
+            for kind, d in sets.items()
+        }
 
     train, held = split(source.train_split), split(source.val_split)
-    if not len(train):
+    if not len(train["agent"]):
         raise DatasetError(
             f"no target of {source.dataroot} split {source.train_split} has "
             f"{seg.clip_frames} camera frames from its first masked one; lower "
             "--clip-frames"
         )
-    return train, held, source.dataroot
+    return ConcatClips(list(train.values())), held, source.dataroot
+
+
+def _held_out_ious(network, held: dict, seg: SegmentationConfig, device, bf16: bool) -> dict:
+    """Held-out mask IoU by object kind (agent, leader, signal)."""
+    return {
+        kind: held_out_iou(
+            network, clips, seg.eval_clips, batch=seg.clips_per_step, device=device, bf16=bf16
+        )
+        for kind, clips in held.items()
+    }
 
 
 def train_segmentation(
@@ -83,11 +110,7 @@ def train_segmentation(
         + f", {seg.steps} steps of {seg.clips_per_step} on {device.type}, precision "
         f"{xm.precision}"
     )
-    iou = {
-        "before": held_out_iou(
-            network, held, seg.eval_clips, batch=seg.clips_per_step, device=device, bf16=bf16
-        )
-    }
+    iou = {"before": _held_out_ious(network, held, seg, device, bf16)}
     schedule = Schedule(
         seg.steps,
         seg.clips_per_step,
@@ -98,8 +121,10 @@ def train_segmentation(
         cfg.run.progress,
     )
     losses, seconds = train_on_clips(network, params, train, schedule, device)
-    iou["after"] = held_out_iou(
-        network, held, seg.eval_clips, batch=seg.clips_per_step, device=device, bf16=bf16
+    iou["after"] = _held_out_ious(network, held, seg, device, bf16)
+    report(
+        "held-out mask IoU, before → after: "
+        + ", ".join(f"{k} {iou['before'][k]:.3f} → {iou['after'][k]:.3f}" for k in held)
     )
     summary = _summary(cfg, seg, (train, held, dataroot), losses, seconds, iou)
     _write(seg.out, {k: v.detach().cpu() for k, v in network.state_dict().items()}, summary)
@@ -123,9 +148,9 @@ def _summary(cfg: TrainConfig, seg: SegmentationConfig, clips, losses, seconds, 
         "out": seg.out,
         "dataroot": dataroot,
         "train_split": train.split,
-        "held_out_split": held.split,
+        "held_out_split": held["agent"].split,
         "train_clips": len(train),
-        "held_out_clips": min(seg.eval_clips, len(held)),
+        "held_out_clips": {k: min(seg.eval_clips, len(c)) for k, c in held.items()},
         "steps": seg.steps,
         "seconds": round(seconds, 1),
         "loss_first_tenth": np.mean(losses[:tenth], 0).tolist(),

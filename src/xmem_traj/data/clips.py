@@ -59,4 +59,25 @@ class AgentClips:
         return torch.stack(frames), torch.stack(masks)
 
 
-__all__ = ["AgentClips"]
+class ConcatClips:
+    """Several splits' clips (e.g. the agents' and their context objects') as one: index i
+    runs over the first's clips, then the second's, …"""
+
+    def __init__(self, parts: Sequence[AgentClips]):
+        self.parts = [p for p in parts if len(p)]
+        self.split = "+".join(p.split for p in parts)
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.starts[-1])
+
+    def load(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As AgentClips.load, in the order asked."""
+        loaded = []
+        for k in indices:
+            part = int(np.searchsorted(self.starts, k, side="right")) - 1
+            loaded.append(self.parts[part].load([k - int(self.starts[part])]))
+        return torch.cat([f for f, _ in loaded]), torch.cat([m for _, m in loaded])
+
+
+__all__ = ["AgentClips", "ConcatClips"]

@@ -34,6 +34,7 @@ from shapely.geometry import Point
 from shapely.strtree import STRtree
 
 from ..config import CONTEXT_KINDS
+from .agent_dataset import NuScenesAgentDataset
 from .agent_index import AgentIndexer
 from .records import AgentRecord
 
@@ -47,6 +48,7 @@ LANE_DEPTH = 2
 SIGNAL_AHEAD_M = 80.0
 STOP_LINE_SIDE_M = 2.5
 HEAD_BOX_WLH = (0.35, 0.3, 1.0)  # a three-lamp head: width, depth, height (m)
+RULES_VERSION = 1  # of the rules above: part of the feature cache's key (object_dataset)
 HEAD_HEIGHT_M = 5.2  # centre over the road where a pose has none (MUTCD: 15–19 ft clearance)
 
 
@@ -206,11 +208,50 @@ class ContextFinder:
         )
 
 
+def object_dataset(
+    ds: NuScenesAgentDataset, kind: str, records: list[AgentRecord]
+) -> NuScenesAgentDataset:
+    """Objects of one kind as a dataset of their own: ds's targets with these records, as a
+    split named after the kind and the rules' version (what feature caches key on)."""
+    targets = replace(ds.targets, records=records, split=f"{ds.split}+{kind}@rules{RULES_VERSION}")
+    return NuScenesAgentDataset(targets, image_size=ds.image_size)
+
+
+def find_context(
+    nusc, dataroot: str, records: Sequence[AgentRecord], kinds: Sequence[str]
+) -> dict[str, list[AgentRecord | None]]:
+    """kind → per record its object's record (None: none, or never in view), through one
+    loaded NuScenes and the map expansion of each location (without one: no signal heads
+    there, leaders on the straight path; a warning says so)."""
+    from nuscenes.map_expansion.map_api import NuScenesMap
+
+    from .maps import has_map_expansion
+
+    where = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
+    locations = [where[r.scene_name] for r in records]
+    lanes = {
+        loc: LaneMap(NuScenesMap(dataroot=str(dataroot), map_name=loc))
+        for loc in sorted(set(locations))
+        if has_map_expansion(dataroot, [loc])
+    }
+    missing = sorted(set(locations) - set(lanes))
+    if missing:
+        log.warning(
+            "no map expansion for %s: no signal heads there, leaders on the straight path",
+            ", ".join(missing),
+        )
+    finder = ContextFinder(AgentIndexer(nusc), lanes)
+    found = [finder.objects(r, loc) for r, loc in zip(records, locations)]
+    return {kind: [objects[kind] for objects in found] for kind in kinds}
+
+
 __all__ = [
     "CONTEXT_KINDS",
     "ContextFinder",
     "LaneMap",
     "controlling_light",
+    "find_context",
     "head_box",
     "leader_token",
+    "object_dataset",
 ]

@@ -8,66 +8,32 @@ that object was seen (a target without one has zeros there)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from nuscenes.map_expansion.map_api import NuScenesMap
 
-from ..data.agent_dataset import NuScenesAgentDataset
-from ..data.agent_index import AgentIndexer
-from ..data.context_objects import ContextFinder, LaneMap
-from ..data.maps import has_map_expansion
-from ..data.records import AgentRecord
+from ..data.context_objects import find_context, object_dataset
 from .backbone import XMemBackbone
 from .base import PrepareContext, SplitTargets
 from .feature_cache import load_or_extract, weights_fingerprint
 
 log = logging.getLogger(__name__)
 
-RULES_VERSION = 1  # of data/context_objects.py's rules: part of the cache key
-
-
-def _finder(ctx: PrepareContext, locations) -> ContextFinder:
-    root = ctx.source.dataroot
-    lanes = {
-        loc: LaneMap(NuScenesMap(dataroot=root, map_name=loc))
-        for loc in sorted(set(locations))
-        if has_map_expansion(root, [loc])
-    }
-    missing = sorted(set(locations) - set(lanes))
-    if missing:
-        log.warning(
-            "no map expansion for %s: no signal heads there, leaders on the straight path",
-            ", ".join(missing),
-        )
-    return ContextFinder(AgentIndexer(ctx.nusc), lanes)
-
 
 def context_records(ctx: PrepareContext, split: SplitTargets) -> dict[str, list]:
     """kind → per target its object's record, or None (computed once per split)."""
 
     def find() -> dict[str, list]:
-        finder = _finder(ctx, split.locations)
-        per_target = [finder.objects(r, loc) for r, loc in zip(split.records, split.locations)]
-        out = {kind: [objs[kind] for objs in per_target] for kind in ctx.cfg.xmem.context_list}
+        kinds = ctx.cfg.xmem.context_list
+        out = find_context(ctx.nusc, ctx.source.dataroot, split.records, kinds)
         for kind, recs in out.items():
             seen = sum(r is not None for r in recs)
             ctx.report(
-                f"context objects ({split.dataset.split}): {kind} seen for {seen}/{len(recs)}"
+                f"context objects ({split.dataset.split}): {kind} in view for {seen}/{len(recs)}"
             )
         return out
 
     return ctx.once(("context_records", split.dataset.split), find)
-
-
-def object_dataset(
-    split: SplitTargets, kind: str, records: list[AgentRecord]
-) -> NuScenesAgentDataset:
-    """The objects of one kind as a dataset of their own (a split named after the kind)."""
-    ds = split.dataset
-    targets = replace(ds.targets, records=records, split=f"{ds.split}+{kind}@rules{RULES_VERSION}")
-    return NuScenesAgentDataset(targets, image_size=ds.image_size)
 
 
 def context_block(
@@ -82,7 +48,7 @@ def context_block(
     if not present:
         return block
     got = load_or_extract(
-        object_dataset(split, kind, [objects[i] for i in present]),
+        object_dataset(split.dataset, kind, [objects[i] for i in present]),
         backbone,
         weights_fingerprint(cfg.xmem.xmem_weights or None, cfg.optim.seed),
         Path(cfg.data.resolved_cache_dir()),
@@ -98,4 +64,4 @@ def context_block(
     return block
 
 
-__all__ = ["RULES_VERSION", "context_block", "context_records", "object_dataset"]
+__all__ = ["context_block", "context_records"]
