@@ -13,8 +13,9 @@
 - with --default-run: the stage times of the default `xmem-traj train` (data, XMem features,
   heads, eval) in a fresh temporary cache;
 - with --heads: the heads stage of the default run (every default method, every seed, the
-  default schedule) on its prepared data, trained one seed after the other (before) and as one
-  stacked ensemble per method (after), in one run: seconds and the ratio;
+  default schedule) on its prepared data, trained one seed after the other (before), as one
+  stacked ensemble per method, and stacked with each method in a process of its own (after,
+  the default on a CPU), in one run: seconds and the ratios;
 - with --prepare: rasters/s of the devkit's input representation (MTP, CoverNet) on the first
   --items train targets, drawn by one process and by one per core (the same bytes, checked),
   and scenes/s of the SUMO world's generation (--scenes scenes) by one process and by one per
@@ -229,35 +230,44 @@ def finetune_steps(cfg: TrainConfig, steps: int = 4) -> None:
 
 
 def heads_stage(cfg: TrainConfig) -> None:
-    """The default run's heads stage, seed by seed and stacked, on the same prepared data."""
+    """The default run's heads stage on the same prepared data: seed by seed in this process
+    (before), stacked in this process, and stacked with the methods in processes of their own
+    (after: the default on a CPU with several cores)."""
+    from xmem_traj.heads_pool import fit_methods, head_workers
     from xmem_traj.runs import RunLayout
     from xmem_traj.train import fit_method
 
     data = prepare(cfg, roles=("train", "val"))
     seconds = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, stacked in (
-            ("one seed after the other (before)", False),
-            ("seeds stacked, one model per method (after)", True),
+        for name, stacked, workers in (
+            ("one seed after the other, in this process (before)", False, 1),
+            ("seeds stacked, one model per method, in this process", True, 1),
+            ("seeds stacked, each method in a process of its own (after)", True, 0),
         ):
-            data.cfg = data.cfg.with_options(stack_seeds=stacked, progress=False)
+            data.cfg = data.cfg.with_options(
+                stack_seeds=stacked, head_workers=workers, progress=False
+            )
+            n = head_workers(data.cfg, data.methods)
             dm = TrajDataModule(data, data.cfg.optim, data.cfg.run)
-            layout = RunLayout(Path(tmp) / ("stacked" if stacked else "seeds"))
+            layout = RunLayout(Path(tmp) / f"{stacked}-{workers}")
             t0 = time.perf_counter()
-            for method in data.methods:
-                fit_method(data, dm, layout, method, resume=False, report=lambda line: None)
-            seconds[name] = time.perf_counter() - t0
+            fit_methods(
+                fit_method, data, dm, layout, data.methods, resume=False, report=lambda line: None
+            )
+            seconds[f"{name} [{n} process(es)]"] = time.perf_counter() - t0
     optim = data.cfg.optim
     print(
         f"\nheads stage: {', '.join(data.methods)}, {optim.seeds} seeds, {optim.epochs} epochs "
         f"of {len(data.train)} targets, batch {optim.batch_size}, precision "
-        f"{data.cfg.xmem.precision}, {torch.get_num_threads()} threads"
+        f"{data.cfg.xmem.precision}, {torch.get_num_threads()} threads in this process"
     )
     print("| heads trained | seconds |\n|---|---|")
     for name, s in seconds.items():
         print(f"| {name} | {s:.0f} |")
-    before, after = seconds.values()
-    print(f"stacked / one by one: {before / after:.2f}× faster")
+    before, stacked, after = seconds.values()
+    print(f"stacked / one by one: {before / stacked:.2f}× faster")
+    print(f"after / before: {before / after:.2f}× faster")
 
 
 def prepare_rates(cfg: TrainConfig, items: int, scenes: int) -> None:

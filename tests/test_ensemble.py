@@ -121,3 +121,40 @@ def test_models_with_buffers_do_not_stack():
     heads = [torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)) for _ in range(2)]
     with pytest.raises(NotStackable):
         stack_models(heads)
+
+
+def test_methods_trained_in_processes_equal_those_trained_in_this_one(synth_root, tmp_path):
+    """The heads stage in two forked processes (one thread each, heads_pool.py) writes the
+    checkpoints one process writes, to float tolerance (fp32; reductions may split
+    differently over one thread than over two)."""
+    from conftest import tiny_config
+    from xmem_traj.heads_pool import head_workers
+    from xmem_traj.runs import RunLayout
+    from xmem_traj.train import run_training
+
+    runs, lines = {}, {}
+    for workers in (1, 2):
+        cfg = tiny_config(
+            synth_root,
+            tmp_path,
+            methods="history_only,scene_state_oracle",
+            seeds=2,
+            precision="32",
+            head_workers=workers,
+            name=f"w{workers}",
+        )
+        assert head_workers(cfg, cfg.model.method_list) == workers
+        out: list[str] = []
+        runs[workers] = RunLayout(run_training(cfg, report=out.append))
+        lines[workers] = out
+    for method in ("history_only", "scene_state_oracle"):
+        for seed in range(2):
+            one, two = (
+                torch.load(runs[w].checkpoint(method, seed), weights_only=True)["state_dict"]
+                for w in (1, 2)
+            )
+            assert one.keys() == two.keys()
+            for k in one:
+                torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
+    epoch_lines = [line for line in lines[2] if "Epoch 1:" in line]
+    assert {line.split("]")[0] for line in epoch_lines} >= {"[history-only", "[scene-state-oracle"}

@@ -263,6 +263,13 @@ class RunConfig:
         "the count; 0: one per CPU core this process may use, 1: in this process)",
         min=0,
     )
+    head_workers: int = _f(
+        0,
+        "processes that train the methods' heads at once on a CPU, one thread each (each method "
+        "in one of them; same seeds, checkpoints and logs); 0: one per method, at most one per "
+        "CPU core this process may use (1 on a GPU or with several devices); 1: in this process",
+        min=0,
+    )
     progress: bool = _f(True, "progress bars")
 
 

@@ -24,6 +24,7 @@ from .config import TrainConfig
 from .errors import RunError
 from .eval.report import format_report
 from .eval.scoring import evaluate_run
+from .heads_pool import fit_methods
 from .interrupts import stage
 from .methods import method_epochs
 from .runs import RunLayout, load_run, new_run, process_rank
@@ -307,9 +308,7 @@ def _run(cfg: TrainConfig, layout: RunLayout, *, resume: bool, report, evaluate:
             layout.config, lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=1))
         )
     dm = TrajDataModule(data, cfg.optim, cfg.run)
-    for method in data.methods:
-        with stage(f"training {method}", layout.root):
-            fit_method(data, dm, layout, method, resume=resume, report=report)
+    fit_methods(fit_method, data, dm, layout, data.methods, resume=resume, report=report)
     clock.lap("heads")
     if evaluate and (not dist.is_initialized() or dist.get_rank() == 0):
         with stage("evaluating", layout.root):

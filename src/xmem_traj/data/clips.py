@@ -65,7 +65,7 @@ class ConcatClips:
 
     def __init__(self, parts: Sequence[AgentClips]):
         self.parts = [p for p in parts if len(p)]
-        self.split = "+".join(p.split for p in parts)
+        self.split = ", ".join(p.split for p in parts)
         self.starts = np.cumsum([0] + [len(p) for p in self.parts])
 
     def __len__(self) -> int:
