@@ -48,8 +48,8 @@ LANE_DEPTH = 2
 SIGNAL_AHEAD_M = 80.0
 STOP_LINE_SIDE_M = 2.5
 HEAD_BOX_WLH = (0.35, 0.3, 1.0)  # a three-lamp head: width, depth, height (m)
-RULES_VERSION = 1  # of the rules above: part of the feature cache's key (object_dataset)
 HEAD_HEIGHT_M = 5.2  # centre over the road where a pose has none (MUTCD: 15–19 ft clearance)
+RULES_VERSION = 1  # of the rules above: part of the feature cache's key (object_dataset)
 
 
 def _wrap(angle: np.ndarray | float) -> np.ndarray | float:
