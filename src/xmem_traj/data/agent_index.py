@@ -14,7 +14,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from nuscenes.eval.prediction.splits import get_prediction_challenge_split
@@ -253,21 +253,34 @@ class AgentIndexer:
             return None
         return ann, sample, future, cam
 
-    def _window_hulls(self, instance_token: str, tokens: list[str]):
-        """The agent's clipped hull in each window frame ([] where not in view) and (index,
-        hull, (width, height)) of the first frame where it is in view."""
-        init, hulls = None, []
-        for i, tok in enumerate(tokens):
-            sd = self.nusc.get("sample_data", tok)
-            box = self.agent_box_in(instance_token, sd, own_or_interpolated=True)
-            hull = None if box is None else self.camera_hull(box, sd)
+    def frame_hulls(
+        self, tokens: Sequence[str], box_at: Callable[[dict], Box | None]
+    ) -> list[list[tuple[float, float]]]:
+        """Per camera frame token the clipped hull's points of the global box `box_at(sd)`
+        gives there ([] where it gives none, where the box is not in view, and for padding
+        tokens "")."""
+        hulls = []
+        for tok in tokens:
+            hull = None
+            if tok:
+                sd = self.nusc.get("sample_data", tok)
+                box = box_at(sd)
+                hull = None if box is None else self.camera_hull(box, sd)
             hulls.append(
                 [] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords]
             )
-            if hull is not None and init is None:
-                init = (i, hulls[-1], (sd["width"], sd["height"]))
-        assert init is not None, "the target frame itself is in view"
-        return init, hulls
+        return hulls
+
+    def _window_hulls(self, instance_token: str, tokens: list[str]):
+        """The agent's clipped hull in each window frame ([] where not in view) and (index,
+        hull, (width, height)) of the first frame where it is in view."""
+        hulls = self.frame_hulls(
+            tokens, lambda sd: self.agent_box_in(instance_token, sd, own_or_interpolated=True)
+        )
+        first = next((i for i, h in enumerate(hulls) if h), None)
+        assert first is not None, "the target frame itself is in view"
+        sd = self.nusc.get("sample_data", tokens[first])
+        return (first, hulls[first], (sd["width"], sd["height"])), hulls
 
 
 def candidate_targets(

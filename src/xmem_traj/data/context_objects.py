@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from nuscenes.prediction.helper import convert_global_coords_to_local
@@ -152,7 +152,7 @@ def head_box(light: dict) -> Box:
 
 class ContextFinder:
     """A target's context objects as records (see the module's docstring), through one loaded
-    NuScenes (its indexer) and the traffic_light records of each location."""
+    NuScenes (its indexer) and the lanes and signals (LaneMap) of each location."""
 
     def __init__(self, indexer: AgentIndexer, lanes: dict[str, LaneMap]):
         self.indexer, self.lanes = indexer, lanes
@@ -162,40 +162,24 @@ class ContextFinder:
         lanes = self.lanes.get(location)
         leader = leader_token(self.indexer, rec, lanes)
         light = controlling_light(lanes, rec) if lanes is not None else None
+        head = head_box(light) if light is not None else None
         return {
-            "leader": self._record(rec, leader, self._leader_boxes(rec, leader)),
-            "signal": self._record(
+            "leader": self._record(
                 rec,
-                light and f"light:{light['token']}",
-                light and [head_box(light)] * len(rec.frame_tokens),
+                leader,
+                lambda sd: self.indexer.agent_box_in(leader, sd, own_or_interpolated=True),
             ),
+            "signal": self._record(rec, light and f"light:{light['token']}", lambda sd: head),
         }
 
-    def _leader_boxes(self, rec: AgentRecord, token: str | None) -> list[Box | None] | None:
-        if token is None:
-            return None
-        nusc = self.indexer.nusc
-        return [
-            self.indexer.agent_box_in(token, nusc.get("sample_data", tok), own_or_interpolated=True)
-            if tok
-            else None
-            for tok in rec.frame_tokens
-        ]
-
     def _record(
-        self, rec: AgentRecord, token: str | None, boxes: list[Box | None] | None
+        self, rec: AgentRecord, token: str | None, box_at: Callable[[dict], Box | None]
     ) -> AgentRecord | None:
-        """The target's record with the object's hulls; None without a box in view."""
+        """The target's record with the hulls of the object's box (box_at(sd): its global box
+        at a window frame); None without a token or a box in view."""
         if token is None:
             return None
-        nusc, hulls = self.indexer.nusc, []
-        for tok, box in zip(rec.frame_tokens, boxes):
-            hull = None
-            if tok and box is not None:
-                hull = self.indexer.camera_hull(box, nusc.get("sample_data", tok))
-            hulls.append(
-                [] if hull is None else [tuple(map(float, p)) for p in hull.exterior.coords]
-            )
+        hulls = self.indexer.frame_hulls(rec.frame_tokens, box_at)
         seen = [i for i, h in enumerate(hulls) if h]
         if not seen:
             return None
@@ -225,10 +209,9 @@ def find_context(
     there, leaders on the straight path; a warning says so)."""
     from nuscenes.map_expansion.map_api import NuScenesMap
 
-    from .maps import has_map_expansion
+    from .maps import has_map_expansion, record_locations
 
-    where = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
-    locations = [where[r.scene_name] for r in records]
+    locations = record_locations(nusc, records)
     lanes = {
         loc: LaneMap(NuScenesMap(dataroot=str(dataroot), map_name=loc))
         for loc in sorted(set(locations))

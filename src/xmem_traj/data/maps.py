@@ -27,6 +27,12 @@ MAP_SHAPE = (
 )
 
 
+def record_locations(nusc, records) -> list[str]:
+    """The map location (its log's `location`) of each record's scene."""
+    where = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
+    return [where[r.scene_name] for r in records]
+
+
 def has_map_expansion(dataroot: str | Path, locations) -> bool:
     return all(
         (Path(dataroot) / "maps" / "expansion" / f"{loc}.json").exists() for loc in locations
@@ -108,4 +114,10 @@ class DrivableMaps:
         return out
 
 
-__all__ = ["DrivableMaps", "MAP_SHAPE", "PIXELS_PER_METER", "has_map_expansion"]
+__all__ = [
+    "DrivableMaps",
+    "MAP_SHAPE",
+    "PIXELS_PER_METER",
+    "has_map_expansion",
+    "record_locations",
+]

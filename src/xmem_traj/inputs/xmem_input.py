@@ -16,8 +16,7 @@ from ..config import TrainConfig
 from ..data.frames import frame_masks, init_mask, load_frames, output_size
 from .backbone import XMemBackbone
 from .base import InputProvider, PrepareContext, SplitTargets, frame_slots, register_input
-from .feature_cache import load_or_extract, weights_fingerprint
-from .xmem_context import context_block
+from .xmem_context import cached_features, context_block
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +53,7 @@ class XMemInput(InputProvider):
         if self.online:
             return {}
         cfg = self.ctx.cfg
-        parts = [
-            load_or_extract(
-                split.dataset,
-                self.backbone,
-                weights_fingerprint(cfg.xmem.xmem_weights or None, cfg.optim.seed),
-                cfg.data.resolved_cache_dir(),
-                videos_per_step=cfg.xmem.videos_per_step,
-                view=view,
-                crop_size=cfg.xmem.crop_size,
-                num_workers=cfg.run.num_workers,
-                device=self.ctx.device,
-                progress=cfg.run.progress,
-            )
-            for view in views(cfg)
-        ]
+        parts = [cached_features(self.ctx, self.backbone, split.dataset, v) for v in views(cfg)]
         context = [
             context_block(self.ctx, self.backbone, split, kind) for kind in cfg.xmem.context_list
         ]

@@ -21,6 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..data.agent_dataset import NuScenesAgentDataset
 from ..data.frames import check_image_sizes
+from ..data.maps import record_locations
 from ..data.sources import DataSource, resolve_source
 from ..data.tables import load_nuscenes, version_of
 from ..data.world_file import WorldFile, side_file_path
@@ -219,8 +220,7 @@ def _targets(ctx: PrepareContext, role: str) -> SplitTargets:
             f"{name}: {len(ds)} targets; left out "
             + ", ".join(f"{n} ({why})" for why, n in skipped.most_common())
         )
-    location = {s["name"]: nusc.get("log", s["log_token"])["location"] for s in nusc.scene}
-    return SplitTargets(role, ds, [location[r.scene_name] for r in ds.records])
+    return SplitTargets(role, ds, record_locations(nusc, ds.records))
 
 
 def _inputs(ctx: PrepareContext, targets: SplitTargets, clock: StageClock) -> PreparedSplit:
