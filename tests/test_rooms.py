@@ -14,7 +14,7 @@ from torch import nn
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.eval.scoring import load_predictor, predict, val_tensors
-from xmem_traj.inputs import INPUTS, InputProvider, SplitTargets, xmem_input
+from xmem_traj.inputs import INPUTS, InputProvider, SplitTargets, xmem_context
 from xmem_traj.methods import METHODS, Method
 from xmem_traj.runs import RunLayout
 from xmem_traj.train import run_training
@@ -117,7 +117,7 @@ def test_extraction_runs_on_the_trainers_device(synth_root, tmp_path, monkeypatc
             "valid": np.ones((n, t), bool),
         }
 
-    monkeypatch.setattr(xmem_input, "load_or_extract", fake_extract)
+    monkeypatch.setattr(xmem_context, "load_or_extract", fake_extract)
     cpu = TrainConfig.of(**base, accelerator="cpu")
     prepare(cpu, roles=("val",))
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)
