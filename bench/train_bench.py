@@ -271,8 +271,9 @@ def heads_stage(cfg: TrainConfig) -> None:
 
 
 def prepare_rates(cfg: TrainConfig, items: int, scenes: int) -> None:
+    from xmem_traj.cores import usable_cores
     from xmem_traj.inputs.base import INPUTS
-    from xmem_traj.inputs.rasters import draw_rasters, usable_cores
+    from xmem_traj.inputs.rasters import draw_rasters
     from xmem_traj.synth import generate
 
     cores = usable_cores()

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from .inputs.rasters import usable_cores
+from .cores import usable_cores
 from .interrupts import stage
 
 #: What the training processes need (data, data module, run layout, resume, report): set

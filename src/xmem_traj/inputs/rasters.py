@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
-import os
 from importlib.metadata import version
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from nuscenes.prediction.input_representation.static_layers import StaticLayerRa
 from tqdm.auto import tqdm
 
 from ..cache import cached_arrays, file_sha256
+from ..cores import usable_cores
 from ..data.maps import has_map_expansion
 from ..errors import DatasetError
 from .base import InputProvider, PrepareContext, SplitTargets, register_input
@@ -115,14 +115,6 @@ class RasterInput(InputProvider):
         )
 
 
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 #: The representation the drawing processes use: set before they fork, so they inherit it
 #: (the devkit's tables and maps, loaded once) instead of receiving it pickled.
 _SHARED_REPRESENTATION: InputRepresentation | None = None
@@ -202,4 +194,4 @@ class AgentStateInput(InputProvider):
 register_input("raster", RasterInput)
 register_input("agent_state", AgentStateInput)
 
-__all__ = ["AgentStateInput", "RasterInput", "agent_states", "draw_rasters", "usable_cores"]
+__all__ = ["AgentStateInput", "RasterInput", "agent_states", "draw_rasters"]

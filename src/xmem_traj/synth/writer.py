@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import multiprocessing
-import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from ..cores import usable_cores
 from ..data.world_schema import FORMAT, FRAME_FIELDS, HEAD_FIELDS, SIDE_FILE, STATE_FIELDS
 from .demand import DEMAND_SOURCES
 from .ground import build_ground
@@ -119,7 +119,7 @@ def _write_scenes(
 ) -> None:
     """Every scene by `workers` processes (0: one per CPU core), merged in scene order."""
     jobs = list(enumerate(names))
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    workers = min(workers or usable_cores(), len(jobs))
     with contextlib.ExitStack() as stack:
         mapper = map
         if workers > 1:
