@@ -87,3 +87,30 @@ def test_scene_intervals_cover_the_truth(scenes):
     assert 0.92 <= coverage["mean"] <= 0.985, coverage
     assert 0.92 <= coverage["gain"] <= 0.985, coverage
     assert agent_hits / runs < 0.85, agent_hits / runs  # agents as clusters claim too much
+
+
+def test_the_oracles_share_is_reported_over_each_non_visual_method():
+    """With two non-visual methods (history-only and a peer) the report holds one share per
+    method, each the oracle's gain over that method that the XMem model captures (before,
+    the second overwrote the first under one title)."""
+    from xmem_traj.eval.report import BASELINE, COMPARED, compare
+    from xmem_traj.methods import METHODS
+
+    scenes = np.repeat(np.arange(20), 5).astype(str)
+    boot = SceneBootstrap(scenes, replicates=200)
+    base = np.random.default_rng(0).uniform(4.0, 8.0, 100)
+    errors = {"history_only": base + 2.0, "mtp": base + 4.0, "scene_state_oracle": base}
+    errors["xmem"] = base + 1.0  # half of the oracle's gain over history-only
+    per_target = {METHODS[m].label: {k: e for k in COMPARED} for m, e in errors.items()}
+    per_target[BASELINE] = {k: base + 5.0 for k in COMPARED}
+    out = compare(boot, per_target, np.ones(100, bool), list(errors))
+    shares = {k: v for k, v in out.items() if k.startswith("share")}
+    over = {
+        name: shares[k]
+        for name in ("history_only", "mtp")
+        for k in shares
+        if f"over {METHODS[name].label} " in k
+    }
+    assert len(shares) == 2 and set(over) == {"history_only", "mtp"}
+    assert over["history_only"]["MinFDEK_1"][0] == pytest.approx(0.5)
+    assert over["mtp"]["MinFDEK_1"][0] == pytest.approx(0.75)  # (4 − 1) / (4 − 0)

@@ -118,7 +118,9 @@ def compare(boot: SceneBootstrap, per_target: dict, mask: np.ndarray, methods) -
     for diag, blind in ((a, b) for a, b in pairs if METHODS[a].role == "diagnostic"):
         for model in dict.fromkeys(v for v in visual):
             la, lb, lc = _label(model), _label(blind), _label(diag)
-            name = f"share of the {_short(diag)}'s gain captured by {_short(model)}"
+            # One share per non-visual method: the oracle's gain over history-only is the
+            # issue's measure; over a peer (MTP, CoverNet) it is another number.
+            name = f"share of the {_short(diag)}'s gain over {lb} captured by {_short(model)}"
             out[name] = {
                 k: boot.ratio_of_differences(
                     per_target[la][k], per_target[lb][k], per_target[lc][k], mask
