@@ -7,11 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from xmem_traj.config import TrainConfig
 from xmem_traj.data.maps import MAP_CELL, MAP_SHAPE, MAP_X, MAP_Y, PIXELS_PER_METER, DrivableMaps
-from xmem_traj.errors import ConfigError
+from xmem_traj.traj.batch import TrajBatch
 from xmem_traj.traj.metrics import offroad_loss
+from xmem_traj.traj.predictor import training_loss
 
 
 def _one_street() -> DrivableMaps:
@@ -58,8 +60,25 @@ def test_offroad_loss_reads_the_raster_in_the_agent_frame():
     point = torch.tensor([[[[0.0, 6.0]]]], requires_grad=True)  # just past the kerb
     offroad_loss(point, raster).backward()
     assert point.grad[..., 1].item() > 0  # descent: back onto it
-    with pytest.raises(ConfigError, match="offroad_loss"):
-        TrainConfig.of(offroad_loss=1.0, map=False)
+    # Without the map (--no-map, or a dataroot without the map expansion) a batch has no
+    # raster: the loss adds nothing there, whatever its weight.
+    batch = TrajBatch(
+        past=torch.zeros(1, 4, 2),
+        past_valid=torch.ones(1, 4, dtype=torch.bool),
+        traj=straight[None],
+        future_valid=torch.ones(1, 12, dtype=torch.bool),
+        translation=torch.zeros(1, 3),
+        rotation=torch.tensor([[1.0, 0, 0, 0]]),
+        index=torch.zeros(1, dtype=torch.long),
+    )
+    modes, logits = torch.stack([straight, left])[None], torch.zeros(1, 2)
+    plain = training_loss(nn.Identity(), batch, modes, logits, {})
+    weighted = training_loss(nn.Identity(), batch, modes, logits, {}, offroad_weight=5.0)
+    assert torch.equal(plain[0], weighted[0]) and "offroad_loss" not in weighted[3]
+    batch.extras["map"] = raster
+    weighted = training_loss(nn.Identity(), batch, modes, logits, {}, offroad_weight=5.0)
+    assert weighted[3]["offroad_loss"] > 0.3 and weighted[0] > plain[0]
+    assert TrainConfig.of(map=False).experimental.offroad_loss > 0  # valid: inert there
 
 
 def test_a_stop_carrying_a_turns_indicator_reads_either_side():

@@ -124,8 +124,6 @@ class TrainConfig:
                 "context_objects: needs the agent view (--view agent) and a frozen XMem "
                 "(no --finetune-xmem)"
             )
-        if exp.offroad_loss > 0 and not model.map:
-            raise ConfigError("offroad_loss: needs the map raster; drop --no-map or set it to 0")
         if len(split_list(self.eval.primary)) != 2:
             raise ConfigError(f"primary: {self.eval.primary!r} must name two methods, A,B")
         if self.optim.max_steps == 0:

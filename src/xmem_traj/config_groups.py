@@ -328,10 +328,10 @@ class ExperimentalConfig:
         max=0.95,
     )
     offroad_loss: float = _f(
-        0.0,
+        5.0,
         "weight of a loss on the share of every mode's predicted "
-        "points off the drivable area of the map raster (all "
-        "methods; needs --map; 0: off)",
+        "points off the drivable area of the map raster (the "
+        "methods that read the map; none with --no-map; 0: off)",
         min=0.0,
     )
 
