@@ -365,6 +365,22 @@ def test_eval_refuses_a_checkpoint_of_another_run(trained, synth_root, tmp_path,
     assert "hidden = 8" in err and str(ckpt) in err
 
 
+def test_eval_reads_a_checkpoint_older_than_an_option(trained, synth_root, tmp_path, capsys):
+    """A checkpoint made before an option existed (here cv_mode) lacks it in its spec: it was
+    made with what the option's default does, so eval reads it; a spec that differs does not."""
+    run = copy_run(trained, tmp_path)
+    path = RunLayout(run).checkpoint("history_only", 0)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    del ckpt["hyper_parameters"]["spec"]["experimental"]["cv_mode"]
+    torch.save(ckpt, path)
+    code, _, err = run_cli(["eval", "--run", str(run), "--json", str(tmp_path / "e.json")], capsys)
+    assert code == 0, err
+    ckpt["hyper_parameters"]["spec"]["experimental"]["cv_mode"] = True
+    torch.save(ckpt, path)
+    code, _, err = run_cli(["eval", "--run", str(run), "--json", str(tmp_path / "f.json")], capsys)
+    assert code == 2 and "cv_mode = True" in err
+
+
 # ------------------------------------------------------------------ one line, status 2
 def test_user_mistakes_are_one_line(trained, synth_root, tmp_path, capsys):
     run = copy_run(trained, tmp_path)

@@ -425,6 +425,28 @@ def test_feature_drop_hides_whole_targets_in_training_only():
     assert not torch.allclose(seen, blind)
 
 
+def test_cv_mode_is_the_roll_out_itself():
+    """--cv-mode: mode 0 is the constant-velocity roll-out, uncorrected, whatever the inputs;
+    the other modes stay learned. Without the roll-out there is nothing to keep: an error."""
+    from xmem_traj.errors import ConfigError
+    from xmem_traj.traj.head import TrajectoryHead, constant_velocity, kinematics
+
+    torch.manual_seed(0)
+    kw = dict(kind="gru", hidden=8, num_modes=3, past_steps=4, future_steps=6, dropout=0.0)
+    head = TrajectoryHead(6, cv_mode=True, **kw)
+    feats, valid = torch.randn(16, 5, 6), torch.ones(16, 5, dtype=torch.bool)
+    past = torch.cumsum(torch.rand(16, 4, 2), 1) - 3.0
+    past_valid = torch.ones(16, 4, dtype=torch.bool)
+    traj, logits = head(feats, valid, past, past_valid)
+    roll_out = constant_velocity(kinematics(past, past_valid), 6)
+    assert torch.equal(traj[:, 0], roll_out)
+    assert not torch.allclose(traj[:, 1], roll_out) and logits.shape == (16, 3)
+    with pytest.raises(ValueError, match="cv_mode"):
+        TrajectoryHead(6, cv_mode=True, rollout=False, **kw)
+    with pytest.raises(ConfigError, match="cv_mode"):
+        TrainConfig.of(cv_mode=True, rollout=False)
+
+
 def test_cue_vision_reads_xmem_only_through_the_cue_readout():
     """--vision cues: the frames reach the trajectory only through the cue readout, so features
     with the same readout give the same prediction; the map raster is read beside them."""

@@ -124,6 +124,8 @@ class TrainConfig:
                 "context_objects: needs the agent view (--view agent) and a frozen XMem "
                 "(no --finetune-xmem)"
             )
+        if exp.cv_mode and not exp.rollout:
+            raise ConfigError("cv_mode: needs the roll-out; drop --no-rollout or --cv-mode")
         if len(split_list(self.eval.primary)) != 2:
             raise ConfigError(f"primary: {self.eval.primary!r} must name two methods, A,B")
         if self.optim.max_steps == 0:

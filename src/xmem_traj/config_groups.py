@@ -320,6 +320,7 @@ class ExperimentalConfig:
         "the head predicts corrections to the constant-velocity roll-out "
         "(--no-rollout: raw positions)",
     )
+    cv_mode: bool = _f(False, "mode 0 is the constant-velocity roll-out, uncorrected")
     feature_drop: float = _f(
         0.0,
         "probability that the head is trained on a target without "

@@ -6,7 +6,8 @@ trajectories in the agent frame and their mode logits.
 The head starts from what physics knows: the kinematics the devkit's physics models use
 (speed, acceleration, yaw rate from the past annotations only) and, with `rollout`, the
 constant-velocity-and-heading roll-out, to which it predicts corrections; without a past the
-roll-out is standing still. `feature_dim = 0` gives the history-only model.
+roll-out is standing still; with `cv_mode` one mode is that roll-out, uncorrected.
+`feature_dim = 0` gives the history-only model.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class TrajectoryHead(nn.Module):
         future_steps: int,
         dropout: float,
         rollout: bool = True,
+        cv_mode: bool = False,
         n_cues: int = 0,
         feature_drop: float = 0.0,
         map_shape: tuple[int, int] | None = None,
@@ -115,7 +117,9 @@ class TrajectoryHead(nn.Module):
         self.vision = vision
         self.kind, self.feature_dim, self.num_modes = kind, feature_dim, num_modes
         self.feature_drop = feature_drop  # training only: a target's features all hidden
-        self.future_steps, self.rollout = future_steps, rollout
+        if cv_mode and not rollout:
+            raise ValueError("cv_mode needs the roll-out (its mode 0 is the roll-out itself)")
+        self.future_steps, self.rollout, self.cv_mode = future_steps, rollout, cv_mode
         self.past = track_encoder(past_steps * 3 + KINEMATICS, hidden)
         self.map = map_encoder(tuple(map_shape), hidden) if map_shape else None
         self.neighbours = track_encoder(neighbour_steps * 3, hidden) if neighbour_steps else None
@@ -191,6 +195,8 @@ class TrajectoryHead(nn.Module):
             h.append(pool_neighbours(self.neighbours, neighbours, neighbours_valid, past.dtype))
         y = self.out(torch.cat(h, -1)).view(-1, self.num_modes, self.future_steps * 2 + 1)
         traj = y[..., :-1].reshape(-1, self.num_modes, self.future_steps, 2) * OUTPUT_SCALE
+        if self.cv_mode:  # mode 0: no correction, the roll-out alone
+            traj = torch.cat([torch.zeros_like(traj[:, :1]), traj[:, 1:]], 1)
         if self.rollout:
             traj = traj + constant_velocity(kin, self.future_steps)[:, None]
         if with_cue_logits:
