@@ -6,7 +6,6 @@ compute_metrics."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import pickle
 from pathlib import Path
@@ -16,13 +15,13 @@ import torch
 from nuscenes.eval.prediction.data_classes import Prediction
 from nuscenes.prediction import PredictHelper
 
-from ..config import GROUPS
 from ..data.agent_frame import local_to_global
 from ..errors import RunError
 from ..methods import METHODS
 from ..runs import RunLayout
 from ..traj.datamodules import method_slots, model_spec
 from ..traj.metrics import per_agent_metrics
+from ..traj.models import ModelSpec
 from ..traj.predictor import TrajectoryPredictor
 from ..traj.prepare import PreparedData
 from ..traj.targets import TargetTensors
@@ -71,15 +70,13 @@ def check_spec(path, found: dict, expected: dict) -> None:
         if found.get(key) != expected[key]:
             _mismatch(path, key, found.get(key), expected[key])
     ignored = not_read_by(expected["method"])
+    found = ModelSpec.with_defaults(found)  # options newer than the checkpoint: as it was made
     for group in ("model", "experimental"):
-        # An option newer than the checkpoint is absent from it: the model was made with
-        # what that option's default does (a new option's default keeps the old behaviour).
-        defaults = {f.name: f.default for f in dataclasses.fields(GROUPS[group])}
         for key, value in expected[group].items():
             if key in ignored:
                 continue
-            if found.get(group, {}).get(key, defaults.get(key)) != value:
-                _mismatch(path, key, found.get(group, {}).get(key), value)
+            if found[group].get(key) != value:
+                _mismatch(path, key, found[group].get(key), value)
     for slot, shape in expected["shapes"].items():
         if list(found.get("shapes", {}).get(slot, [])) != list(shape):
             _mismatch(path, f"input {slot}", found.get("shapes", {}).get(slot), list(shape))

@@ -75,8 +75,20 @@ class ModelSpec:
             constants,
         )
 
+    @staticmethod
+    def with_defaults(d: dict[str, Any]) -> dict[str, Any]:
+        """A saved spec with the model options it lacks at their defaults: a checkpoint made
+        before an option existed was made with what its default does (a new option's default
+        keeps the old behaviour)."""
+        return {
+            **d,
+            "model": {**asdict(ModelConfig()), **d.get("model", {})},
+            "experimental": {**asdict(ExperimentalConfig()), **d.get("experimental", {})},
+        }
+
     @classmethod
     def from_dict(cls, d: dict[str, Any], backbone=None, constants=None) -> "ModelSpec":
+        d = cls.with_defaults(d)
         return cls(
             d["method"],
             tuple(d["inputs"]),

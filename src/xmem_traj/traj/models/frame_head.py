@@ -36,7 +36,7 @@ def _head(
         future_steps=spec.future_steps,
         dropout=m["dropout"],
         rollout=x["rollout"],
-        cv_mode=x.get("cv_mode", False),  # absent in checkpoints made before the option
+        cv_mode=x["cv_mode"],
         n_cues=n_cues,
         feature_drop=feature_drop,
         map_shape=tuple(map_shape) if map_shape else None,
