@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from .config_context import ContextConfig
+from .config_fields import TYPES, check_fields, split_list
 from .config_groups import (
     CONTEXT_KINDS,
     TRAJ_XMEM_CONFIG,
-    TYPES,
     DataConfig,
     EvalConfig,
     ExperimentalConfig,
@@ -29,8 +29,6 @@ from .config_groups import (
     RunConfig,
     WorldConfig,
     XMemConfig,
-    check_fields,
-    split_list,
 )
 from .config_segmentation import SegmentationConfig
 from .errors import ConfigError

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config_groups import _f
+from .config_fields import _f
 
 
 @dataclass

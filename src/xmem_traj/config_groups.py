@@ -1,15 +1,14 @@
 """The option groups of TrainConfig (config.py), one dataclass each: every default of the
-project, with its help, choices and range, and the one typed check of a field's value (the
-context group: config_context.py; train-xmem's own options: config_segmentation.py)."""
+project, with its help, choices and range (config_fields.py: how a field is declared and
+checked; the context group: config_context.py; train-xmem's own options: config_segmentation.py)."""
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from .config_fields import _f, split_list
 
 TRAJ_XMEM_CONFIG = {
     "mem_every": 1,
@@ -17,18 +16,6 @@ TRAJ_XMEM_CONFIG = {
     "max_mid_term_frames": 10,
     "min_mid_term_frames": 5,
 }
-
-
-def _f(
-    default,
-    help: str,
-    *,
-    choices: tuple | None = None,
-    min: float | None = None,
-    max: float | None = None,
-):
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -337,52 +324,6 @@ class ExperimentalConfig:
     )
 
 
-def split_list(text: str) -> list[str]:
-    """'a, b,,c' → ['a', 'b', 'c']: the one parser of comma lists in config values."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-TYPES = {"bool": bool, "int": int, "float": float, "str": str}
-
-
-def check_fields(config) -> None:
-    """Every field of a config dataclass through _checked (ints become floats where declared)."""
-    for f in fields(config):
-        setattr(config, f.name, _checked(f, getattr(config, f.name)))
-
-
-def _checked(f, value):
-    """One field's value with its declared type (ints are accepted for floats), choices and
-    range; ConfigError otherwise."""
-    kind = TYPES[str(f.type)]
-    ok = (
-        isinstance(value, bool)
-        if kind is bool
-        else isinstance(value, int) and not isinstance(value, bool)
-        if kind is int
-        else isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is float
-        else isinstance(value, str)
-    )
-    if not ok:
-        raise ConfigError(
-            f"{f.name}: expected {kind.__name__}, got {type(value).__name__} "
-            f"{value!r}" + (" (write true/false without quotes)" if kind is bool else "")
-        )
-    if kind is float:
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{f.name}: must be a finite number, got {value}")
-    meta = f.metadata
-    if meta.get("choices") and value not in meta["choices"]:
-        raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(meta['choices'])}")
-    if meta.get("min") is not None and value < meta["min"]:
-        raise ConfigError(f"{f.name}: {value!r} is below its minimum {meta['min']}")
-    if meta.get("max") is not None and value > meta["max"]:
-        raise ConfigError(f"{f.name}: {value!r} is above its maximum {meta['max']}")
-    return value
-
-
 __all__ = [
     "DataConfig",
     "EvalConfig",
@@ -391,9 +332,6 @@ __all__ = [
     "OptimConfig",
     "RunConfig",
     "TRAJ_XMEM_CONFIG",
-    "TYPES",
     "WorldConfig",
     "XMemConfig",
-    "check_fields",
-    "split_list",
 ]

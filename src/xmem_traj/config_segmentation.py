@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config_groups import _f, check_fields, split_list
+from .config_fields import _f, check_fields, split_list
 from .errors import ConfigError
 
 
