@@ -20,6 +20,7 @@ from PIL import Image
 
 from xmem_traj import cli
 from xmem_traj.config import TrainConfig
+from xmem_traj.eval.scoring import load_predictor
 from xmem_traj.methods import METHODS
 from xmem_traj.runs import RunLayout, adds_methods
 from xmem_traj.traj.checkpoint_io import AtomicCheckpointIO
@@ -372,6 +373,7 @@ def test_eval_reads_a_checkpoint_older_than_an_option(trained, synth_root, tmp_p
     path = RunLayout(run).checkpoint("history_only", 0)
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     del ckpt["hyper_parameters"]["spec"]["experimental"]["cv_mode"]
+    del ckpt["hyper_parameters"]["spec"]["model"]["ranking"]
     torch.save(ckpt, path)
     code, _, err = run_cli(["eval", "--run", str(run), "--json", str(tmp_path / "e.json")], capsys)
     assert code == 0, err
@@ -379,6 +381,27 @@ def test_eval_reads_a_checkpoint_older_than_an_option(trained, synth_root, tmp_p
     torch.save(ckpt, path)
     code, _, err = run_cli(["eval", "--run", str(run), "--json", str(tmp_path / "f.json")], capsys)
     assert code == 2 and "cv_mode = True" in err
+
+
+def test_the_run_decides_the_ranking(trained, synth_root, tmp_path, capsys):
+    """The ranking changes no trained weight: eval scores a checkpoint with the run's ranking
+    or the one asked for, whatever the checkpoint says; only the k = 1 metrics can move."""
+    ckpt = RunLayout(trained).checkpoint("history_only", 0)
+    config = json.loads((trained / "config.json").read_text())
+    expected = {**config["model"], "ranking": "probability"}
+    spec = torch.load(ckpt, map_location="cpu", weights_only=True)["hyper_parameters"]["spec"]
+    assert spec["model"]["ranking"] == "risk"  # the default, saved by training
+    model = load_predictor(ckpt, expected={**spec, "model": expected})
+    assert model.ranking == "probability"
+    tables = {}
+    for ranking in ("risk", "probability"):
+        out = tmp_path / f"{ranking}.json"
+        args = ["eval", "--run", str(trained), "--json", str(out), "--ranking", ranking]
+        code, _, err = run_cli(args, capsys)
+        assert code == 0, err
+        tables[ranking] = json.loads(out.read_text())["metrics"]["all"]["history-only (ablation)"]
+    assert tables["risk"]["MinADEK_5"] == tables["probability"]["MinADEK_5"]
+    assert tables["risk"]["MinFDEK_1"] != tables["probability"]["MinFDEK_1"]
 
 
 # ------------------------------------------------------------------ one line, status 2

@@ -95,7 +95,8 @@ def check_run_dirs(cfg) -> None:
 
 
 #: Options that eval, predict, viz and compare may override in a run's config: where the data
-#: and caches are now, and what the scoring runs on. Nothing that changes what was trained.
+#: and caches are now, what the scoring runs on, and how modes are ranked (traj/ranking.py).
+#: Nothing that changes what was trained.
 RUN_OVERRIDES = (
     "dataroot",
     "cache_dir",
@@ -103,6 +104,7 @@ RUN_OVERRIDES = (
     "num_workers",
     "prepare_workers",
     "progress",
+    "ranking",
 )
 NOT_CONFIG = {
     "run",

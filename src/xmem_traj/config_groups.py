@@ -164,6 +164,14 @@ class ModelConfig:
         min=1,
         max=25,
     )
+    ranking: str = _f(
+        "risk",
+        "which mode is ranked first (the k = 1 metrics read only it): risk, the mode the "
+        "model's own mode probabilities expect to end nearest the truth (least expected final "
+        "displacement; its probability swaps with the highest); probability, the most probable. "
+        "Decoding only: eval, predict and compare may change it for a trained run",
+        choices=("risk", "probability"),
+    )
     vision: str = _f(
         "auto",
         "what the XMem model's head reads of the XMem features: cues "

@@ -139,7 +139,8 @@ def new_run(cfg: TrainConfig) -> RunLayout:
     return RunLayout(root)
 
 
-#: Options a resumed run may change: where its data and caches are now and what it runs on.
+#: Options a resumed run may change: where its data and caches are now, what it runs on, and
+#: how its modes are ranked (a decoding option, traj/ranking.py).
 #: Anything else would not continue the same run (shapes, data, schedule, seeds).
 RESUMABLE = (
     "dataroot",
@@ -153,6 +154,7 @@ RESUMABLE = (
     "progress",
     "max_steps",
     "replicates",
+    "ranking",
 )
 
 

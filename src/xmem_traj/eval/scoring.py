@@ -24,6 +24,7 @@ from ..traj.metrics import per_agent_metrics
 from ..traj.models import ModelSpec
 from ..traj.predictor import TrajectoryPredictor
 from ..traj.prepare import PreparedData
+from ..traj.ranking import DECODING_OPTIONS
 from ..traj.targets import TargetTensors
 from .baselines import BASELINES, run_baseline
 from .offroad import off_road_rate
@@ -51,14 +52,14 @@ def load_predictor(
         ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
         raise RunError(f"{path} is not a checkpoint of a trained predictor")
+    hparams = dict(ckpt["hyper_parameters"])
     if expected is not None:
-        check_spec(path, ckpt["hyper_parameters"].get("spec", {}), expected)
+        check_spec(path, hparams.get("spec", {}), expected)
+        hparams["spec"] = with_decoding(hparams["spec"], expected)
     finetuned = any(k.startswith("model.backbone.") for k in ckpt["state_dict"])
     if finetuned and backbone is None:
         raise ValueError(f"{path} fine-tuned XMem: pass the run's backbone to load it")
-    model = TrajectoryPredictor(
-        **dict(ckpt["hyper_parameters"]), backbone=backbone if finetuned else None
-    )
+    model = TrajectoryPredictor(**hparams, backbone=backbone if finetuned else None)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 
@@ -69,7 +70,7 @@ def check_spec(path, found: dict, expected: dict) -> None:
     for key in ("method", "inputs", "past_steps", "future_steps"):
         if found.get(key) != expected[key]:
             _mismatch(path, key, found.get(key), expected[key])
-    ignored = not_read_by(expected["method"])
+    ignored = not_read_by(expected["method"]) | set(DECODING_OPTIONS)
     found = ModelSpec.with_defaults(found)  # options newer than the checkpoint: as it was made
     for group in ("model", "experimental"):
         for key, value in expected[group].items():
@@ -80,6 +81,13 @@ def check_spec(path, found: dict, expected: dict) -> None:
     for slot, shape in expected["shapes"].items():
         if list(found.get("shapes", {}).get(slot, [])) != list(shape):
             _mismatch(path, f"input {slot}", found.get("shapes", {}).get(slot), list(shape))
+
+
+def with_decoding(found: dict, expected: dict) -> dict:
+    """A checkpoint's spec with the run's decoding options (traj/ranking.py): they change no
+    trained weight, so the run's config (or an eval override) decides them."""
+    model = {**found.get("model", {}), **{k: expected["model"][k] for k in DECODING_OPTIONS}}
+    return {**found, "model": model}
 
 
 def not_read_by(method: str) -> set[str]:

@@ -16,6 +16,7 @@ from ..data.agent_dataset import NuScenesAgentDataset  # noqa: E402
 from ..data.agent_frame import local_to_global  # noqa: E402
 from ..data.frames import frame_masks, init_mask, load_frames, output_size  # noqa: E402
 from ..data.maps import PIXELS_PER_METER  # noqa: E402
+from ..traj.datamodules import model_spec  # noqa: E402
 from ..traj.prepare import PreparedData  # noqa: E402
 from .scoring import load_predictor, predict, val_tensors  # noqa: E402
 
@@ -70,7 +71,9 @@ def render_examples(
     beside the camera window with XMem's masks (when the run has XMem)."""
     tensors = val_tensors(prepared, method)
     backbone = prepared.context.backbone
-    pred, probs, gt, _ = predict(load_predictor(checkpoint, backbone), tensors)
+    expected = model_spec(prepared, method, "val").to_dict()
+    model = load_predictor(checkpoint, backbone, expected=expected)
+    pred, probs, gt, _ = predict(model, tensors)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = prepared.val.dataset
     locations = prepared.val.targets.locations

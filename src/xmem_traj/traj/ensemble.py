@@ -21,6 +21,7 @@ from .batch import TrajBatch
 from .checkpoint_io import AtomicCheckpointIO
 from .metrics import make_metrics
 from .predictor import EpochTerms, SeededTraining, TrajectoryPredictor, step_outputs, training_loss
+from .ranking import rank_modes
 from .stacking import stack_models, unstacked_state
 
 
@@ -43,6 +44,7 @@ class EnsemblePredictor(SeededTraining, L.LightningModule):
         first = members[0].hparams
         self.lr, self.weight_decay, self.epochs = first.lr, first.weight_decay, first.epochs
         self.offroad_weight = first.offroad_loss
+        self.ranking = members[0].ranking
         self.model = stack_models([m.model for m in members])
         self.train_ade = nn.ModuleList(MeanMetric() for _ in members)
         self.train_fde = nn.ModuleList(MeanMetric() for _ in members)
@@ -84,8 +86,9 @@ class EnsemblePredictor(SeededTraining, L.LightningModule):
         gt = local_to_global(batch.traj, batch.translation, batch.rotation)
         for i, rows in enumerate(self.seed_rows(len(copies))):
             pred = local_to_global(traj[rows], batch.translation, batch.rotation)
+            probs = rank_modes(traj[rows], logits[rows].softmax(-1), self.ranking)
             for metric in self.val_metrics[i].values():
-                metric.update(pred, logits[rows].softmax(-1), gt, batch.future_valid)
+                metric.update(pred, probs, gt, batch.future_valid)
 
     def on_validation_epoch_end(self) -> None:
         for i, metrics in enumerate(self.val_metrics):

@@ -16,6 +16,7 @@ from ..methods import METHODS
 from .batch import TrajBatch
 from .metrics import ade_fde_loss, make_metrics, offroad_loss
 from .models import ModelSpec
+from .ranking import rank_modes
 
 
 class EpochTerms:
@@ -79,9 +80,9 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "constants"])
         self.method = spec["method"]  # what the data module serves batches for
-        self.model: nn.Module = METHODS[spec["method"]].factory()(
-            ModelSpec.from_dict(spec, backbone, constants)
-        )
+        model_spec = ModelSpec.from_dict(spec, backbone, constants)
+        self.ranking = model_spec.model["ranking"]  # which mode is ranked first (decoding)
+        self.model: nn.Module = METHODS[spec["method"]].factory()(model_spec)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
         self.epoch_terms = EpochTerms()
@@ -92,9 +93,11 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
         return self.model(batch)
 
     def predict_global(self, batch: TrajBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """→ trajectories (B, K, F, 2) in the global frame, probabilities (B, K)."""
+        """→ trajectories (B, K, F, 2) in the global frame, probabilities (B, K) ordered as
+        the run's ranking says (traj/ranking.py)."""
         traj, logits = self(batch)
-        return local_to_global(traj, batch.translation, batch.rotation), logits.softmax(-1)
+        probs = rank_modes(traj, logits.softmax(-1), self.ranking)
+        return local_to_global(traj, batch.translation, batch.rotation), probs
 
     def training_step(self, batch: TrajBatch, batch_idx: int) -> torch.Tensor:
         n = len(batch)
