@@ -10,6 +10,9 @@ from pathlib import Path
 
 from .config_fields import _f, split_list
 
+#: How a model's modes may be ranked (traj/ranking.py).
+RANKINGS = ("risk", "probability")
+
 TRAJ_XMEM_CONFIG = {
     "mem_every": 1,
     "top_k": 30,
@@ -170,7 +173,7 @@ class ModelConfig:
         "model's own mode probabilities expect to end nearest the truth (least expected final "
         "displacement; its probability swaps with the highest); probability, the most probable. "
         "Decoding only: eval, predict and compare may change it for a trained run",
-        choices=("risk", "probability"),
+        choices=RANKINGS,
     )
     vision: str = _f(
         "auto",
@@ -338,6 +341,7 @@ __all__ = [
     "ExperimentalConfig",
     "ModelConfig",
     "OptimConfig",
+    "RANKINGS",
     "RunConfig",
     "TRAJ_XMEM_CONFIG",
     "WorldConfig",

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-RANKINGS = ("risk", "probability")
+from ..config_groups import RANKINGS
+
 #: Model options that change no trained weight: a checkpoint is scored with the run's value.
 DECODING_OPTIONS = ("ranking",)
 
