@@ -1,10 +1,12 @@
-"""Which mode is ranked first (traj/ranking.py): the minimum-expected-final-displacement mode
-under "risk", the most probable under "probability", as the devkit's metrics read the order."""
+"""Which mode comes first: in decoding (traj/ranking.py), the minimum-expected-final-displacement
+mode under "risk", the most probable under "probability", as the devkit's metrics read the
+order; in training, the mode classifier's target (the best mode, or a soft one)."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from xmem_traj.traj.metrics import per_agent_metrics
+from xmem_traj.traj.metrics import ade_fde_loss, displacement, per_agent_metrics
 from xmem_traj.traj.ranking import expected_final_displacement, rank_modes
 
 
@@ -48,3 +50,18 @@ def test_ranking_keeps_the_rest_and_the_values():
     assert torch.equal(one, torch.ones(64, 1))
     with pytest.raises(ValueError, match="ranking"):
         rank_modes(traj, probs, "median")
+
+
+def test_the_classifier_learns_the_best_mode_or_a_soft_target():
+    torch.manual_seed(0)
+    pred, gt, logits = torch.randn(8, 3, 4, 2) * 3, torch.randn(8, 4, 2), torch.randn(8, 3)
+    ade = displacement(pred, gt)[0]
+    best_ade, best_fde, hard = ade_fde_loss(pred, logits, gt)
+    regression = best_ade + best_fde
+    torch.testing.assert_close(hard - regression, F.cross_entropy(logits, ade.argmin(-1)))
+    _, _, soft = ade_fde_loss(pred, logits, gt, temperature=2.0)
+    target = (-ade / 2.0).softmax(-1)
+    torch.testing.assert_close(soft - regression, F.cross_entropy(logits, target))
+    assert not torch.allclose(soft, hard)
+    _, _, cold = ade_fde_loss(pred, logits, gt, temperature=1e-4)  # → the best mode alone
+    torch.testing.assert_close(cold, hard)

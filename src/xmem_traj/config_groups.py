@@ -270,6 +270,11 @@ class RunConfig:
     )
     progress: bool = _f(True, "progress bars")
 
+    @property
+    def distributed(self) -> bool:
+        """More than one process trains (devices × nodes > 1, DDP)."""
+        return self.devices * self.num_nodes > 1
+
 
 @dataclass
 class EvalConfig:
@@ -325,6 +330,12 @@ class ExperimentalConfig:
         "its XMem features (modality dropout); 0: off",
         min=0.0,
         max=0.95,
+    )
+    mode_temperature: float = _f(
+        0.0,
+        "the mode classifier's target: 0, the best mode alone (best-of-K); > 0, a softmax of "
+        "-ADE / T over the modes (T in metres), so that modes near the truth share it",
+        min=0.0,
     )
     offroad_loss: float = _f(
         5.0,

@@ -26,7 +26,7 @@ def head_workers(cfg, methods: Sequence[str]) -> int:
     run = cfg.run
     if run.accelerator not in ("cpu", "auto") or torch.cuda.is_available():
         return 1
-    if run.devices * run.num_nodes > 1 or len(methods) < 2:
+    if run.distributed or len(methods) < 2:
         return 1
     return min(len(methods), run.head_workers or usable_cores())
 

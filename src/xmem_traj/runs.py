@@ -134,7 +134,7 @@ def new_run(cfg: TrainConfig) -> RunLayout:
             ) from None
         shutil.rmtree(root)  # a failed attempt's stub: its name is free again
         root.mkdir()
-    if run.devices * run.num_nodes > 1:
+    if run.distributed:
         os.environ[RUN_NAME_ENV] = name
     return RunLayout(root)
 

@@ -118,7 +118,7 @@ def fit_method(
     more than one seed, one device, a stackable model), else one after the other."""
     cfg = data.cfg
     seeds = cfg.optim.seeds
-    if seeds > 1 and cfg.optim.stack_seeds and cfg.run.devices * cfg.run.num_nodes == 1:
+    if seeds > 1 and cfg.optim.stack_seeds and not cfg.run.distributed:
         try:
             ensemble = EnsemblePredictor(
                 [member(data, method, i) for i in range(seeds)],

@@ -118,12 +118,18 @@ def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
 
 
 def ade_fde_loss(
-    pred: torch.Tensor, logits: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | None = None
+    pred: torch.Tensor,
+    logits: torch.Tensor,
+    gt: torch.Tensor,
+    gt_valid: torch.Tensor | None = None,
+    *,
+    temperature: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's ADE/FDE loss, best-of-K for several modes → (ade, fde, loss), batch means.
 
     pred (B, M, T, 2), logits (B, M), gt (B, T, 2). The regression term is ADE + FDE of the
-    best mode (lowest ADE); with M > 1 the mode classifier learns that mode (cross-entropy).
+    best mode (lowest ADE); with M > 1 the mode classifier learns that mode (cross-entropy),
+    or with `temperature` T > 0 (metres) the soft target softmax(−ADE / T) over the modes.
     """
     ade, fde, _ = displacement(pred, gt, gt_valid)
     best = ade.argmin(-1)
@@ -131,7 +137,8 @@ def ade_fde_loss(
     fde_b = fde.gather(-1, best[:, None])[:, 0]
     loss = ade_b.mean() + fde_b.mean()
     if pred.shape[1] > 1:
-        loss = loss + F.cross_entropy(logits, best)
+        target = (-ade.detach() / temperature).softmax(-1) if temperature > 0 else best
+        loss = loss + F.cross_entropy(logits, target)
     return ade_b.mean(), fde_b.mean(), loss
 
 

@@ -82,6 +82,7 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
         self.method = spec["method"]  # what the data module serves batches for
         model_spec = ModelSpec.from_dict(spec, backbone, constants)
         self.ranking = model_spec.model["ranking"]  # which mode is ranked first (decoding)
+        self.mode_temperature = model_spec.experimental["mode_temperature"]
         self.model: nn.Module = METHODS[spec["method"]].factory()(model_spec)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
@@ -106,6 +107,7 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
             batch,
             *step_outputs(self.model, batch),
             offroad_weight=self.hparams.offroad_loss,
+            mode_temperature=self.mode_temperature,
         )
         for name, term in terms.items():
             self.epoch_terms.add(name, term, n)
@@ -153,12 +155,21 @@ def step_outputs(model: nn.Module, batch: TrajBatch):
 
 
 def training_loss(
-    model: nn.Module, batch: TrajBatch, traj, logits, extras: dict, *, offroad_weight: float = 0.0
+    model: nn.Module,
+    batch: TrajBatch,
+    traj,
+    logits,
+    extras: dict,
+    *,
+    offroad_weight: float = 0.0,
+    mode_temperature: float = 0.0,
 ):
     """→ the loss of a batch, its best mode's ADE and FDE, and the extra terms for the log:
     best-of-K ADE + FDE (or the model's own "loss"), the model's weighted terms, and the
     off-road loss where the batch has the map."""
-    ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid)
+    ade, fde, loss = ade_fde_loss(
+        traj, logits, batch.traj, batch.future_valid, temperature=mode_temperature
+    )
     terms = dict(model.losses(batch, traj, logits, extras)) if hasattr(model, "losses") else {}
     loss = terms.pop("loss", loss)
     for term in terms.values():
