@@ -158,3 +158,22 @@ def test_methods_trained_in_processes_equal_those_trained_in_this_one(synth_root
                 torch.testing.assert_close(one[k], two[k], rtol=1e-4, atol=1e-5, msg=k)
     epoch_lines = [line for line in lines[2] if "Epoch 1:" in line]
     assert {line.split("]")[0] for line in epoch_lines} >= {"[history-only", "[scene-state-oracle"}
+
+
+def test_head_workers_follow_the_trainers_device(monkeypatch):
+    """Forked CPU processes only where the trainer runs on the CPU: one process on a GPU or
+    MPS, whatever the accelerator was called, and with DDP or a single method."""
+    from xmem_traj import heads_pool
+    from xmem_traj.config import TrainConfig
+
+    monkeypatch.setattr(heads_pool, "usable_cores", lambda: 2)
+    cfg = TrainConfig().with_options(methods="xmem,history_only", accelerator="cpu")
+    assert heads_pool.head_workers(cfg, ["xmem", "history_only"]) == 2
+    assert heads_pool.head_workers(cfg, ["xmem"]) == 1
+    assert heads_pool.head_workers(cfg.with_options(devices=2), ["xmem", "history_only"]) == 1
+    auto = cfg.with_options(accelerator="auto")
+    for device in ("mps", "cuda"):
+        monkeypatch.setattr(heads_pool, "run_device", lambda cfg, d=device: torch.device(d))
+        assert heads_pool.head_workers(auto, ["xmem", "history_only"]) == 1
+    monkeypatch.setattr(heads_pool, "run_device", lambda cfg: torch.device("cpu"))
+    assert heads_pool.head_workers(auto, ["xmem", "history_only"]) == 2

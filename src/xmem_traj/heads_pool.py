@@ -15,6 +15,7 @@ import torch
 
 from .cores import usable_cores
 from .interrupts import stage
+from .traj.prepare import run_device
 
 #: What the training processes need (data, data module, run layout, resume, report): set
 #: before they fork, so they inherit it rather than receive it pickled.
@@ -22,9 +23,10 @@ _SHARED: tuple | None = None
 
 
 def head_workers(cfg, methods: Sequence[str]) -> int:
-    """How many processes train the methods' heads (1: in this process)."""
+    """How many processes train the methods' heads (1: in this process, as on a GPU or MPS:
+    the device the trainer runs on decides, traj/prepare.run_device)."""
     run = cfg.run
-    if run.accelerator not in ("cpu", "auto") or torch.cuda.is_available():
+    if run_device(cfg).type != "cpu":
         return 1
     if run.distributed or len(methods) < 2:
         return 1
