@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xmem_traj.traj.metrics import ade_fde_loss, displacement, per_agent_metrics
+from xmem_traj.traj.metrics import ModeLoss, ade_fde_loss, displacement, per_agent_metrics
 from xmem_traj.traj.ranking import expected_final_displacement, rank_modes
 
 
@@ -59,9 +59,18 @@ def test_the_classifier_learns_the_best_mode_or_a_soft_target():
     best_ade, best_fde, hard = ade_fde_loss(pred, logits, gt)
     regression = best_ade + best_fde
     torch.testing.assert_close(hard - regression, F.cross_entropy(logits, ade.argmin(-1)))
-    _, _, soft = ade_fde_loss(pred, logits, gt, temperature=2.0)
+    _, _, soft = ade_fde_loss(pred, logits, gt, modes=ModeLoss(temperature=2.0))
     target = (-ade / 2.0).softmax(-1)
     torch.testing.assert_close(soft - regression, F.cross_entropy(logits, target))
     assert not torch.allclose(soft, hard)
-    _, _, cold = ade_fde_loss(pred, logits, gt, temperature=1e-4)  # → the best mode alone
+    cold = ade_fde_loss(pred, logits, gt, modes=ModeLoss(temperature=1e-4))[2]  # → best alone
     torch.testing.assert_close(cold, hard)
+    # assign "miss": the mode of lowest largest pointwise distance is the one trained.
+    largest = displacement(pred, gt)[2]
+    chosen = largest.argmin(-1)
+    assert (chosen != ade.argmin(-1)).any()  # the two assignments differ on this draw
+    dist = torch.linalg.norm(pred - gt[:, None], dim=-1)[torch.arange(8), chosen]
+    miss_ade, miss_fde, miss = ade_fde_loss(pred, logits, gt, modes=ModeLoss(assign="miss"))
+    torch.testing.assert_close(miss_ade, dist.mean(-1).mean())
+    torch.testing.assert_close(miss_fde, dist[:, -1].mean())
+    torch.testing.assert_close(miss - miss_ade - miss_fde, F.cross_entropy(logits, chosen))

@@ -331,10 +331,17 @@ class ExperimentalConfig:
         min=0.0,
         max=0.95,
     )
+    mode_assign: str = _f(
+        "ade",
+        "which mode best-of-K trains (and the classifier learns): ade, the mode of lowest ADE; "
+        "miss, the mode of lowest largest pointwise distance (what MissRate counts)",
+        choices=("ade", "miss"),
+    )
     mode_temperature: float = _f(
         0.0,
-        "the mode classifier's target: 0, the best mode alone (best-of-K); > 0, a softmax of "
-        "-ADE / T over the modes (T in metres), so that modes near the truth share it",
+        "the mode classifier's target: 0, the trained mode alone (best-of-K); > 0, a softmax "
+        "of -d / T over the modes (d the assignment's distance, T in metres), so that modes "
+        "near the truth share it",
         min=0.0,
     )
     offroad_loss: float = _f(

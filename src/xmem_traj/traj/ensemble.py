@@ -45,7 +45,7 @@ class EnsemblePredictor(SeededTraining, L.LightningModule):
         self.lr, self.weight_decay, self.epochs = first.lr, first.weight_decay, first.epochs
         self.offroad_weight = first.offroad_loss
         self.ranking = members[0].ranking
-        self.mode_temperature = members[0].mode_temperature
+        self.mode_loss = members[0].mode_loss
         self.model = stack_models([m.model for m in members])
         self.train_ade = nn.ModuleList(MeanMetric() for _ in members)
         self.train_fde = nn.ModuleList(MeanMetric() for _ in members)
@@ -70,7 +70,7 @@ class EnsemblePredictor(SeededTraining, L.LightningModule):
                 logits[rows],
                 {k: v[rows] for k, v in extras.items()},
                 offroad_weight=self.offroad_weight,
-                mode_temperature=self.mode_temperature,
+                modes=self.mode_loss,
             )
             n = len(part)
             for name, term in terms.items():

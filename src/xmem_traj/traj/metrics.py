@@ -5,6 +5,8 @@ classes with sum/count states, so they reduce correctly across DDP ranks."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torchmetrics import Metric
@@ -117,27 +119,47 @@ def make_metrics(ks=(1, 5, 10), **kwargs) -> dict[str, _TopKMetric]:
     return out
 
 
+@dataclass(frozen=True)
+class ModeLoss:
+    """How best-of-K picks the mode it trains: `assign` "ade" (the mode of lowest ADE) or
+    "miss" (of lowest largest pointwise distance, the miss rate's criterion); what the mode
+    classifier learns: that mode, or with `temperature` T > 0 (metres) the soft target
+    softmax(−d / T) over the modes, d the assignment's distance."""
+
+    assign: str = "ade"
+    temperature: float = 0.0
+
+    @classmethod
+    def of(cls, experimental: dict) -> "ModeLoss":
+        return cls(experimental["mode_assign"], experimental["mode_temperature"])
+
+
+BEST_ADE = ModeLoss()  # the default: the mode of lowest ADE, learned as a hard target
+
+
 def ade_fde_loss(
     pred: torch.Tensor,
     logits: torch.Tensor,
     gt: torch.Tensor,
     gt_valid: torch.Tensor | None = None,
     *,
-    temperature: float = 0.0,
+    modes: ModeLoss = BEST_ADE,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The seed's ADE/FDE loss, best-of-K for several modes → (ade, fde, loss), batch means.
 
     pred (B, M, T, 2), logits (B, M), gt (B, T, 2). The regression term is ADE + FDE of the
-    best mode (lowest ADE); with M > 1 the mode classifier learns that mode (cross-entropy),
-    or with `temperature` T > 0 (metres) the soft target softmax(−ADE / T) over the modes.
+    mode `modes` assigns (by default the lowest ADE); with M > 1 the mode classifier learns
+    that mode (cross-entropy), or the soft target `modes.temperature` asks for.
     """
-    ade, fde, _ = displacement(pred, gt, gt_valid)
-    best = ade.argmin(-1)
+    ade, fde, largest = displacement(pred, gt, gt_valid)
+    distance = ade if modes.assign == "ade" else largest
+    best = distance.argmin(-1)
     ade_b = ade.gather(-1, best[:, None])[:, 0]
     fde_b = fde.gather(-1, best[:, None])[:, 0]
     loss = ade_b.mean() + fde_b.mean()
     if pred.shape[1] > 1:
-        target = (-ade.detach() / temperature).softmax(-1) if temperature > 0 else best
+        t = modes.temperature
+        target = (-distance.detach() / t).softmax(-1) if t > 0 else best
         loss = loss + F.cross_entropy(logits, target)
     return ade_b.mean(), fde_b.mean(), loss
 

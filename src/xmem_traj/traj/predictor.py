@@ -14,7 +14,7 @@ from torchmetrics import MeanMetric
 from ..data.agent_frame import local_to_global
 from ..methods import METHODS
 from .batch import TrajBatch
-from .metrics import ade_fde_loss, make_metrics, offroad_loss
+from .metrics import BEST_ADE, ModeLoss, ade_fde_loss, make_metrics, offroad_loss
 from .models import ModelSpec
 from .ranking import rank_modes
 
@@ -82,7 +82,7 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
         self.method = spec["method"]  # what the data module serves batches for
         model_spec = ModelSpec.from_dict(spec, backbone, constants)
         self.ranking = model_spec.model["ranking"]  # which mode is ranked first (decoding)
-        self.mode_temperature = model_spec.experimental["mode_temperature"]
+        self.mode_loss = ModeLoss.of(model_spec.experimental)  # which mode best-of-K trains
         self.model: nn.Module = METHODS[spec["method"]].factory()(model_spec)
         self.train_ade, self.train_fde = MeanMetric(), MeanMetric()
         self.val_metrics = nn.ModuleDict(make_metrics())
@@ -107,7 +107,7 @@ class TrajectoryPredictor(SeededTraining, L.LightningModule):
             batch,
             *step_outputs(self.model, batch),
             offroad_weight=self.hparams.offroad_loss,
-            mode_temperature=self.mode_temperature,
+            modes=self.mode_loss,
         )
         for name, term in terms.items():
             self.epoch_terms.add(name, term, n)
@@ -162,14 +162,12 @@ def training_loss(
     extras: dict,
     *,
     offroad_weight: float = 0.0,
-    mode_temperature: float = 0.0,
+    modes: ModeLoss = BEST_ADE,
 ):
     """→ the loss of a batch, its best mode's ADE and FDE, and the extra terms for the log:
     best-of-K ADE + FDE (or the model's own "loss"), the model's weighted terms, and the
     off-road loss where the batch has the map."""
-    ade, fde, loss = ade_fde_loss(
-        traj, logits, batch.traj, batch.future_valid, temperature=mode_temperature
-    )
+    ade, fde, loss = ade_fde_loss(traj, logits, batch.traj, batch.future_valid, modes=modes)
     terms = dict(model.losses(batch, traj, logits, extras)) if hasattr(model, "losses") else {}
     loss = terms.pop("loss", loss)
     for term in terms.values():
