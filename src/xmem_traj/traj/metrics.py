@@ -29,11 +29,17 @@ def displacement(pred: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | 
     return ade, fde, mx
 
 
+def devkit_order(probs: torch.Tensor) -> torch.Tensor:
+    """(B, M) probabilities → (B, M) mode indices, most probable first, ties broken as the
+    devkit's np.flip(argsort) does (the last of the tied modes first)."""
+    return torch.flip(torch.argsort(probs, dim=-1, stable=True), dims=[-1])
+
+
 def rank_over_top_k(values: torch.Tensor, probs: torch.Tensor, k: int, *, largest=False):
     """(B, M) metric per mode → (B,) its min (or max) over the k most probable modes; with
     fewer than k modes all are used. Ties in probability are broken as the devkit's
     np.flip(argsort) does."""
-    order = torch.flip(torch.argsort(probs, dim=-1, stable=True), dims=[-1])
+    order = devkit_order(probs)
     ranked = values.gather(-1, order)[:, : min(k, values.shape[1])]
     return ranked.max(-1).values if largest else ranked.min(-1).values
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..config_groups import RANKINGS
+from .metrics import devkit_order
 
 #: Model options that change no trained weight: a checkpoint is scored with the run's value.
 DECODING_OPTIONS = ("ranking",)
@@ -39,8 +40,7 @@ def rank_modes(traj: torch.Tensor, probs: torch.Tensor, ranking: str) -> torch.T
     if ranking == "probability" or probs.shape[-1] == 1:
         return probs
     chosen = expected_final_displacement(traj, probs).argmin(-1, keepdim=True)
-    # The devkit's order: flip(argsort(stable)), so the first is the last of the tied highest.
-    top = torch.flip(torch.argsort(probs, dim=-1, stable=True), dims=[-1])[:, :1]
+    top = devkit_order(probs)[:, :1]  # the mode the devkit's metrics would read first
     out = probs.clone()
     out.scatter_(-1, chosen, probs.gather(-1, top))
     out.scatter_(-1, top, probs.gather(-1, chosen))
