@@ -404,6 +404,24 @@ def test_the_run_decides_the_ranking(trained, synth_root, tmp_path, capsys):
     assert tables["risk"]["MinFDEK_1"] != tables["probability"]["MinFDEK_1"]
 
 
+
+def test_the_run_decides_the_road_snap(trained, tmp_path, capsys):
+    """Keeping modes on the road changes no trained weight: eval decides it (the default moves
+    off-road points of the untrained model's modes onto the road; --road-snap 0 leaves them)."""
+    rates = {}
+    for radius in ("0", "8"):
+        out = tmp_path / f"snap{radius}.json"
+        args = ["eval", "--run", str(trained), "--json", str(out), "--road-snap", radius]
+        code, _, err = run_cli(args, capsys)
+        assert code == 0, err
+        table = json.loads(out.read_text())["metrics"]["all"]
+        rates[radius] = table["history-only (ablation)"]["OffRoadRate"][0]
+        baseline = table["ConstantVelocityHeading"]["OffRoadRate"][0]
+        rates[f"cv{radius}"] = baseline
+    assert rates["8"] < rates["0"]
+    assert rates["cv8"] == rates["cv0"]  # the devkit's baselines are not decoded by us
+
+
 # ------------------------------------------------------------------ one line, status 2
 def test_user_mistakes_are_one_line(trained, synth_root, tmp_path, capsys):
     run = copy_run(trained, tmp_path)

@@ -95,7 +95,7 @@ def check_run_dirs(cfg) -> None:
 
 
 #: Options that eval, predict, viz and compare may override in a run's config: where the data
-#: and caches are now, what the scoring runs on, and how modes are ranked (traj/ranking.py).
+#: and caches are now, what the scoring runs on, and how modes are decoded (DECODING_OPTIONS).
 #: Nothing that changes what was trained.
 RUN_OVERRIDES = (
     "dataroot",
@@ -105,6 +105,7 @@ RUN_OVERRIDES = (
     "prepare_workers",
     "progress",
     "ranking",
+    "road_snap",
 )
 NOT_CONFIG = {
     "run",
@@ -256,7 +257,7 @@ def method_of(requested: str | None, data) -> str:
 
 
 def predict_command(args: argparse.Namespace) -> None:
-    from .eval.scoring import load_predictor, prediction_json, val_tensors
+    from .eval.scoring import load_predictor, prediction_json, road_snap, val_tensors
     from .runs import require_checkpoint
     from .traj.datamodules import model_spec
 
@@ -269,6 +270,7 @@ def predict_command(args: argparse.Namespace) -> None:
         load_predictor(checkpoint, data.context.backbone, expected=expected),
         val_tensors(data, method),
         data.val.records,
+        snap=road_snap(data),
     )
     name = f"predictions_{data.val.split}_{method}_seed{args.seed_index}.json"
     out = Path(args.out or layout.root / name)

@@ -12,6 +12,9 @@ from .config_fields import _f, split_list
 
 #: How a model's modes may be ranked (traj/ranking.py).
 RANKINGS = ("risk", "probability")
+#: Model options that change no trained weight (decoding: traj/ranking.py, eval/road_snap.py):
+#: a checkpoint is scored with the run's value, which eval, predict and compare may change.
+DECODING_OPTIONS = ("ranking", "road_snap")
 
 TRAJ_XMEM_CONFIG = {
     "mem_every": 1,
@@ -174,6 +177,14 @@ class ModelConfig:
         "displacement; its probability swaps with the highest); probability, the most probable. "
         "Decoding only: eval, predict and compare may change it for a trained run",
         choices=RANKINGS,
+    )
+    road_snap: float = _f(
+        8.0,
+        "decoding: a predicted point off the map's drivable area moves to the nearest point "
+        "0.5 m inside it when one lies within this many metres, for agents that are on it "
+        "themselves (eval/road_snap.py; 0: off; needs the map expansion). Decoding only, like "
+        "--ranking",
+        min=0.0,
     )
     vision: str = _f(
         "auto",

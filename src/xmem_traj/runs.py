@@ -140,7 +140,7 @@ def new_run(cfg: TrainConfig) -> RunLayout:
 
 
 #: Options a resumed run may change: where its data and caches are now, what it runs on, and
-#: how its modes are ranked (a decoding option, traj/ranking.py).
+#: how its modes are decoded (config_groups.DECODING_OPTIONS).
 #: Anything else would not continue the same run (shapes, data, schedule, seeds).
 RESUMABLE = (
     "dataroot",
@@ -155,6 +155,7 @@ RESUMABLE = (
     "max_steps",
     "replicates",
     "ranking",
+    "road_snap",
 )
 
 

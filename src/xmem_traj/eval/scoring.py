@@ -15,6 +15,7 @@ import torch
 from nuscenes.eval.prediction.data_classes import Prediction
 from nuscenes.prediction import PredictHelper
 
+from ..config_groups import DECODING_OPTIONS
 from ..data.agent_frame import local_to_global
 from ..errors import RunError
 from ..methods import METHODS
@@ -24,11 +25,11 @@ from ..traj.metrics import per_agent_metrics
 from ..traj.models import ModelSpec
 from ..traj.predictor import TrajectoryPredictor
 from ..traj.prepare import PreparedData
-from ..traj.ranking import DECODING_OPTIONS
 from ..traj.targets import TargetTensors
 from .baselines import BASELINES, run_baseline
 from .offroad import off_road_rate
 from .report import summarize
+from .road_snap import RoadSnap
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def check_spec(path, found: dict, expected: dict) -> None:
 
 
 def with_decoding(found: dict, expected: dict) -> dict:
-    """A checkpoint's spec with the run's decoding options (traj/ranking.py): they change no
+    """A checkpoint's spec with the run's decoding options (DECODING_OPTIONS): they change no
     trained weight, so the run's config (or an eval override) decides them."""
     model = {**found.get("model", {}), **{k: expected["model"][k] for k in DECODING_OPTIONS}}
     return {**found, "model": model}
@@ -110,10 +111,31 @@ def val_tensors(data: PreparedData, method: str) -> TargetTensors:
     return TargetTensors(data.val, method_slots(data, method, "val"))
 
 
+def road_snap(data: PreparedData) -> RoadSnap | None:
+    """The run's decoding step that keeps modes on the road, for its val targets (None where
+    --road-snap is 0 or the dataroot has no map expansion)."""
+    radius = data.cfg.model.road_snap
+    if radius <= 0:
+        return None
+    locations = data.val.targets.locations
+    maps = data.context.drivable_maps(locations)
+    if maps is None:
+        log.info("no map expansion: predicted modes are not kept on the road (--road-snap)")
+        return None
+    return RoadSnap(maps, locations, data.val.arrays["translation"], radius_m=radius)
+
+
 @torch.no_grad()
-def predict(model: TrajectoryPredictor, data: TargetTensors, batch_size: int = 256):
+def predict(
+    model: TrajectoryPredictor,
+    data: TargetTensors,
+    batch_size: int = 256,
+    *,
+    snap: RoadSnap | None = None,
+):
     """→ global-frame predictions (N, K, F, 2), probabilities (N, K), ground truth (N, F, 2),
-    gt validity (N, F)."""
+    gt validity (N, F). `snap`: the decoding step that keeps modes on the road (road_snap),
+    for the same targets in the same order."""
     preds, probs, gts, valid = [], [], [], []
     for start in range(0, len(data), batch_size):
         batch = data.batch(list(range(start, min(len(data), start + batch_size))))
@@ -122,7 +144,10 @@ def predict(model: TrajectoryPredictor, data: TargetTensors, batch_size: int = 2
         probs.append(pr)
         gts.append(local_to_global(batch.traj, batch.translation, batch.rotation))
         valid.append(batch.future_valid)
-    return torch.cat(preds), torch.cat(probs), torch.cat(gts), torch.cat(valid)
+    pred = torch.cat(preds)
+    if snap is not None:
+        pred = torch.from_numpy(snap(pred.cpu().numpy())).to(pred)
+    return pred, torch.cat(probs), torch.cat(gts), torch.cat(valid)
 
 
 def score(pred, probs, gt, gt_valid) -> dict[str, float]:
@@ -185,8 +210,10 @@ def score_method(
     tensors = val_tensors(data, method)
     backbone = data.context.backbone
     expected = model_spec(data, method, "val").to_dict()
+    snap = road_snap(data)
     return [
-        scorer(*predict(load_predictor(p, backbone, expected=expected), tensors)[:2]) for p in paths
+        scorer(*predict(load_predictor(p, backbone, expected=expected), tensors, snap=snap)[:2])
+        for p in paths
     ]
 
 
@@ -210,9 +237,15 @@ def evaluate_run(layout: RunLayout, data: PreparedData) -> dict:
     return summarize(data, per_target, seeds)
 
 
-def prediction_json(model: TrajectoryPredictor, tensors: TargetTensors, records) -> list[dict]:
+def prediction_json(
+    model: TrajectoryPredictor,
+    tensors: TargetTensors,
+    records,
+    *,
+    snap: RoadSnap | None = None,
+) -> list[dict]:
     """Devkit Prediction records (global frame, ≤ 25 modes) ready for compute_metrics."""
-    pred, probs, _, _ = predict(model, tensors)
+    pred, probs, _, _ = predict(model, tensors, snap=snap)
     return [
         Prediction(
             r.instance_token, r.sample_token, p.astype(np.float64), pr.astype(np.float64)
@@ -228,6 +261,7 @@ __all__ = [
     "load_predictor",
     "predict",
     "prediction_json",
+    "road_snap",
     "score",
     "score_method",
     "val_tensors",

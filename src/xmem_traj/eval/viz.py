@@ -18,7 +18,7 @@ from ..data.frames import frame_masks, init_mask, load_frames, output_size  # no
 from ..data.maps import PIXELS_PER_METER  # noqa: E402
 from ..traj.datamodules import model_spec  # noqa: E402
 from ..traj.prepare import PreparedData  # noqa: E402
-from .scoring import load_predictor, predict, val_tensors  # noqa: E402
+from .scoring import load_predictor, predict, road_snap, val_tensors  # noqa: E402
 
 
 def xmem_masks(backbone, ds: NuScenesAgentDataset, index: int) -> list:
@@ -73,7 +73,7 @@ def render_examples(
     backbone = prepared.context.backbone
     expected = model_spec(prepared, method, "val").to_dict()
     model = load_predictor(checkpoint, backbone, expected=expected)
-    pred, probs, gt, _ = predict(model, tensors)
+    pred, probs, gt, _ = predict(model, tensors, snap=road_snap(prepared))
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = prepared.val.dataset
     locations = prepared.val.targets.locations

@@ -20,9 +20,6 @@ import torch
 from ..config_groups import RANKINGS
 from .metrics import devkit_order
 
-#: Model options that change no trained weight: a checkpoint is scored with the run's value.
-DECODING_OPTIONS = ("ranking",)
-
 
 def expected_final_displacement(traj: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     """traj (B, K, F, 2), probs (B, K) → (B, K): each mode's final displacement from the
@@ -47,4 +44,4 @@ def rank_modes(traj: torch.Tensor, probs: torch.Tensor, ranking: str) -> torch.T
     return out
 
 
-__all__ = ["DECODING_OPTIONS", "RANKINGS", "expected_final_displacement", "rank_modes"]
+__all__ = ["RANKINGS", "expected_final_displacement", "rank_modes"]

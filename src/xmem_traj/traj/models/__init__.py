@@ -79,8 +79,9 @@ class ModelSpec:
     def with_defaults(d: dict[str, Any]) -> dict[str, Any]:
         """A saved spec with the model options it lacks at their defaults: a checkpoint made
         before an option existed was made with what its default does (a new option's default
-        keeps the old behaviour). Decoding options (traj/ranking.py) are the exception: they
-        shape no weight, so a scored checkpoint takes the run's (eval/scoring.with_decoding)."""
+        keeps the old behaviour). Decoding options (config_groups.DECODING_OPTIONS) are the
+        exception: they shape no weight, so a scored checkpoint takes the run's
+        (eval/scoring.with_decoding)."""
         return {
             **d,
             "model": {**asdict(ModelConfig()), **d.get("model", {})},
