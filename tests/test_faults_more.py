@@ -404,7 +404,6 @@ def test_the_run_decides_the_ranking(trained, synth_root, tmp_path, capsys):
     assert tables["risk"]["MinFDEK_1"] != tables["probability"]["MinFDEK_1"]
 
 
-
 def test_the_run_decides_the_road_snap(trained, tmp_path, capsys):
     """Keeping modes on the road changes no trained weight: eval decides it (the default moves
     off-road points of the untrained model's modes onto the road; --road-snap 0 leaves them)."""
