@@ -3,7 +3,9 @@ against the best mode's, the mode nearest the constant-velocity roll-out and
 ConstantVelocityHeading itself; how often the first mode is that constant-course mode, and its
 error where it is not; its mean error along the heading (negative: it stops short of the
 truth) and the share of targets where it stops more than 2 m short or runs more than 2 m long —
-under each ranking (traj/ranking.py).
+under each ranking (traj/ranking.py). The modes are the network's, in its agent frame, before
+the road snap that eval and predict apply (eval/road_snap.py): the snap moves no first mode's
+choice, only points off the road, so these numbers can differ from eval's by its effect.
 
     python bench/first_mode.py --run RUN [--method xmem] [--seed-index 0]
         [--subsets no_change,with_past] [--cache-dir DIR]

@@ -406,19 +406,27 @@ def test_the_run_decides_the_ranking(trained, synth_root, tmp_path, capsys):
 
 def test_the_run_decides_the_road_snap(trained, tmp_path, capsys):
     """Keeping modes on the road changes no trained weight: eval decides it (the default moves
-    off-road points of the untrained model's modes onto the road; --road-snap 0 leaves them)."""
+    off-road points of the untrained model's modes onto the road; --road-snap 0 leaves them),
+    and a run made before the option existed is scored with its default."""
+    older = copy_run(trained, tmp_path)
+    config = json.loads((older / "config.json").read_text())
+    del config["model"]["road_snap"]
+    (older / "config.json").write_text(json.dumps(config))
     rates = {}
-    for radius in ("0", "8"):
-        out = tmp_path / f"snap{radius}.json"
-        args = ["eval", "--run", str(trained), "--json", str(out), "--road-snap", radius]
-        code, _, err = run_cli(args, capsys)
+    for name, run, extra in (
+        ("off", trained, ["--road-snap", "0"]),
+        ("on", trained, ["--road-snap", "8"]),
+        ("older", older, []),
+    ):
+        out = tmp_path / f"{name}.json"
+        code, _, err = run_cli(["eval", "--run", str(run), "--json", str(out), *extra], capsys)
         assert code == 0, err
         table = json.loads(out.read_text())["metrics"]["all"]
-        rates[radius] = table["history-only (ablation)"]["OffRoadRate"][0]
-        baseline = table["ConstantVelocityHeading"]["OffRoadRate"][0]
-        rates[f"cv{radius}"] = baseline
-    assert rates["8"] < rates["0"]
-    assert rates["cv8"] == rates["cv0"]  # the devkit's baselines are not decoded by us
+        rates[name] = table["history-only (ablation)"]["OffRoadRate"][0]
+        rates[f"cv {name}"] = table["ConstantVelocityHeading"]["OffRoadRate"][0]
+    assert rates["on"] < rates["off"]
+    assert rates["older"] == rates["on"]  # (the default, 8 m)
+    assert rates["cv on"] == rates["cv off"]  # the devkit's baselines are not decoded by us
 
 
 # ------------------------------------------------------------------ one line, status 2

@@ -57,11 +57,26 @@ def test_far_points_and_agents_off_the_road_stay(road):
 
 def test_every_target_reads_its_own_map_and_position(road):
     other = DrivableMaps({"town": road.masks["town"], "field": np.zeros((400, 400), np.uint8)})
-    pred = np.stack([straight(26.5)[None], straight(26.5)[None]])  # (2, 1, 12, 2)
+    pred = np.stack([straight(26.5)[None], straight(26.5)[None]]).astype(np.float32)
     out = RoadSnap(other, ["town", "field"], np.array([[2, 20], [2, 20]]), radius_m=8.0)(pred)
     assert not np.array_equal(out[0], pred[0])  # on its road
     assert np.array_equal(out[1], pred[1])  # nothing drivable there: left as predicted
-    assert out.dtype == pred.dtype
+    assert out.dtype == np.float32  # (what predict hands it)
+    assert off_road_rate(out[:1], ["town"], road.masks)[0] == 0.0
+
+
+def test_the_canvas_edges(road):
+    """Points off the canvas count as off the road (as in OffRoadRate); a road that runs to the
+    canvas's edge is eroded from that edge too."""
+    edge = np.zeros((400, 400), np.uint8)
+    edge[:, :100] = 1  # a road along the canvas's left edge: x in [0, 10) m
+    maps = DrivableMaps({"town": edge})
+    points = np.array([[-1.0, 5.02], [5.02, 41.0], [-20.0, 5.0], [5.0, 1e6], [12.0, 20.02]])
+    out = RoadSnap(maps, ["town"], np.array([[5.0, 20.0]]), radius_m=8.0)(points[None, None])[0, 0]
+    assert np.allclose(out[0], [0.55, 5.05])  # onto the canvas, 0.5 m inside its edge
+    assert np.allclose(out[1], [5.05, 39.45])
+    assert np.array_equal(out[2:4], points[2:4])  # beyond the radius: left
+    assert np.allclose(out[4], [9.45, 20.05])  # back over the road's right kerb
 
 
 def test_a_radius_must_be_positive(road):

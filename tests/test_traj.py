@@ -31,6 +31,7 @@ from xmem_traj.eval.scoring import (
     load_predictor,
     predict,
     prediction_json,
+    road_snap,
     score,
     val_tensors,
 )
@@ -182,14 +183,15 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     assert np.isfinite(xmem[0]) and np.isnan(xmem[1:]).all()  # one val scene: no interval
     assert summary["primary"]["comparison"] == "XMem + history (ours) vs history-only (ablation)"
     assert "[95 % interval" in format_report(summary)
-    # predict's devkit JSON goes through compute_metrics to what our eval gives that seed.
-    preds = prediction_json(
-        load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem"), data.val.records
-    )
+    # predict's devkit JSON goes through compute_metrics to what our eval gives that seed
+    # (both decoded as eval and predict decode: the run's ranking and road snap).
+    snap = road_snap(data)
+    model = load_predictor(layout.checkpoint("xmem", 0))
+    preds = prediction_json(model, val_tensors(data, "xmem"), data.val.records, snap=snap)
     ref = compute_metrics(
         json.loads(json.dumps(preds)), PredictHelper(data.context.nusc), devkit_config()
     )
-    ours = score(*predict(load_predictor(layout.checkpoint("xmem", 0)), val_tensors(data, "xmem")))
+    ours = score(*predict(model, val_tensors(data, "xmem"), snap=snap))
     assert ref["MinFDEK"]["RowMean"][0] == pytest.approx(ours["MinFDEK_1"], abs=1e-4)
     ckpt = torch.load(layout.checkpoint("xmem", 0), map_location="cpu", weights_only=True)
     assert "state_dict" in ckpt

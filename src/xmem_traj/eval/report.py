@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config_groups import DECODING_OPTIONS
 from ..methods import METHODS
 from .bootstrap import SceneBootstrap, per_seed
 
@@ -53,6 +54,7 @@ def summarize(data, per_target: dict, seeds: dict) -> dict:
         "agents": len(set(agents)),
         "scenes": len(set(scenes)),
         "interval": "95 %: scenes and training seeds resampled (eval/bootstrap.py)",
+        "decoding": {k: getattr(data.cfg.model, k) for k in DECODING_OPTIONS},
         "subsets": {
             s: {
                 "targets": int(m.sum()),
@@ -136,6 +138,22 @@ def _short(name: str) -> str:
     return {"xmem": "XMem"}.get(name, name.replace("_", " "))
 
 
+def _heading(summary: dict) -> str:
+    """The report's first line: what was scored, how, and how the learned models decoded."""
+    line = (
+        f"{summary['version']} {summary['split']}: {summary['targets']} targets of "
+        f"{summary['agents']} agents in {summary.get('scenes', '?')} scenes (devkit metric "
+        "names, global frame, metres; learned models: mean over their seeds; [95 % "
+        "interval: scenes and training seeds resampled])"
+    )
+    decoding = summary.get("decoding")  # (summaries written before it was recorded: none)
+    if decoding:
+        line += "; learned models decoded with " + ", ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in decoding.items()
+        )
+    return line
+
+
 def format_report(
     summary: dict,
     names=(
@@ -154,12 +172,7 @@ def format_report(
     """Markdown tables: value [95 % interval: scenes and seeds resampled] per subset, then the
     comparisons."""
     seeds = summary.get("seeds", {})
-    lines = [
-        f"{summary['version']} {summary['split']}: {summary['targets']} targets of "
-        f"{summary['agents']} agents in {summary.get('scenes', '?')} scenes (devkit metric "
-        "names, global frame, metres; learned models: mean over their seeds; [95 % "
-        "interval: scenes and training seeds resampled])"
-    ]
+    lines = [_heading(summary)]
     lines += _primary_lines(summary.get("primary"))
     for subset, block in summary["metrics"].items():
         info = summary["subsets"][subset]
