@@ -21,6 +21,7 @@ from xmem_traj.eval.scoring import load_predictor, val_tensors
 from xmem_traj.runs import load_run, require_checkpoint
 from xmem_traj.traj.datamodules import model_spec
 from xmem_traj.traj.head import constant_velocity, kinematics
+from xmem_traj.traj.metrics import last_valid_step
 from xmem_traj.traj.prepare import prepare
 from xmem_traj.traj.ranking import RANKINGS, rank_modes
 
@@ -40,7 +41,7 @@ def first_mode_rows(run: str, method: str, seed_index: int, subsets, cache_dir) 
     batch = tensors.batch(list(range(len(tensors))))
     with torch.no_grad():
         traj, logits = model(batch)
-    last = batch.future_valid.long().cumsum(-1).argmax(-1)
+    last = last_valid_step(batch.future_valid)
     truth = batch.traj[torch.arange(len(last)), last]  # (N, 2), agent frame
     ends = final_points(traj, last)
     fde = (ends - truth[:, None]).norm(dim=-1)  # (N, K)

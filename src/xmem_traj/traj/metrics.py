@@ -14,6 +14,11 @@ from torchmetrics import Metric
 from ..data.maps import MAP_X, MAP_Y
 
 
+def last_valid_step(valid: torch.Tensor) -> torch.Tensor:
+    """valid (B, T) → (B,) the index of each row's last valid step (0 where none is)."""
+    return valid.long().cumsum(-1).argmax(-1)
+
+
 def displacement(pred: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | None = None):
     """pred (B, M, T, 2), gt (B, T, 2), gt_valid (B, T) → ade, fde, max distance, each (B, M).
     Invalid steps are left out (FDE at the last valid step)."""
@@ -23,7 +28,7 @@ def displacement(pred: torch.Tensor, gt: torch.Tensor, gt_valid: torch.Tensor | 
     v = gt_valid[:, None].to(dist.dtype)
     n = v.sum(-1).clamp_min(1)
     ade = (dist * v).sum(-1) / n
-    last = (gt_valid.long().cumsum(-1).argmax(-1))[:, None, None].expand(-1, dist.shape[1], 1)
+    last = last_valid_step(gt_valid)[:, None, None].expand(-1, dist.shape[1], 1)
     fde = dist.gather(-1, last)[..., 0]
     mx = (dist * v).max(-1).values
     return ade, fde, mx
