@@ -51,9 +51,12 @@ class RoadSnap:
         if radius_m <= 0:
             raise ValueError(f"radius_m must be positive, got {radius_m}")
         self.maps, self.locations = maps, list(locations)
-        self.current_xy = np.asarray(current_xy, float)[:, :2]
+        current_xy = np.asarray(current_xy, float)[:, :2]
+        # the targets whose agents are on the drivable area: only theirs are moved
+        self.on_road = np.array([maps.drivable(loc, xy) for loc, xy in zip(locations, current_xy)])
         self.radius_px = int(round(radius_m * PIXELS_PER_METER))
         self.margin_px = int(round(margin_m * PIXELS_PER_METER))
+        self.reach = self.radius_px + self.margin_px  # how far from a point a landing is sought
         m = self.margin_px
         yy, xx = np.mgrid[-m : m + 1, -m : m + 1]
         self.disk = yy**2 + xx**2 <= m * m
@@ -65,10 +68,7 @@ class RoadSnap:
         out = np.array(pred, dtype=np.float64, copy=True)
         if len(out) != len(self.locations):
             raise ValueError(f"{len(out)} predictions for {len(self.locations)} targets")
-        on_road = np.array(
-            [self.maps.drivable(loc, xy) for loc, xy in zip(self.locations, self.current_xy)]
-        )
-        for i in np.nonzero(on_road)[0]:
+        for i in np.nonzero(self.on_road)[0]:
             mask = self.maps.masks[self.locations[i]]
             off = ~self.maps.drivable(self.locations[i], out[i])  # (K, T)
             for k in np.nonzero(off.any(1))[0]:
@@ -78,7 +78,7 @@ class RoadSnap:
     def _snap_mode(self, mask: np.ndarray, mode: np.ndarray, off: np.ndarray) -> None:
         """Moves the `off` points of one mode (T, 2) in place. The drivable area is eroded by
         the margin once, over the window that the mode's off-road points can reach."""
-        reach = self.radius_px + self.margin_px
+        reach = self.reach
         pixels = np.floor(mode[off] * PIXELS_PER_METER).astype(np.int64)  # (P, 2): col, row
         c0, r0 = np.maximum(pixels.min(0) - reach, 0)
         c1, r1 = np.maximum(pixels.max(0) + reach + 1, 0)
@@ -98,7 +98,7 @@ class RoadSnap:
     ) -> np.ndarray | None:
         """The centre of the nearest pixel of the eroded `window` (its corner at canvas pixel
         r0, c0) within the radius of xy (global metres; canvas pixel row, col), or None."""
-        reach = self.radius_px + self.margin_px
+        reach = self.reach
         top, left = max(row - reach, r0), max(col - reach, c0)
         near = window[
             top - r0 : max(row + reach + 1 - r0, 0), left - c0 : max(col + reach + 1 - c0, 0)
