@@ -35,6 +35,7 @@ from xmem_traj.eval.scoring import (
     score,
     val_tensors,
 )
+from xmem_traj.eval.viz import render_examples
 from xmem_traj.inputs import feature_cache
 from xmem_traj.inputs.xmem_input import make_backbone
 from xmem_traj.runs import RunLayout
@@ -173,6 +174,8 @@ def test_smoke_train_resume_and_checkpoints(synth_root, tmp_path, capsys):
     ):
         assert (run / rel).exists(), rel
     data = prepare(cfg, roles=("val",))
+    drawn = render_examples(data, "xmem", layout.checkpoint("xmem", 0), count=1, out_dir=run / "v")
+    assert drawn[0].path.exists() and all(0 <= v <= 1 for v in drawn[0].propagated_iou)
     summary = evaluate_run(layout, data)
     assert summary["seeds"] == {
         "XMem + history (ours)": 2,

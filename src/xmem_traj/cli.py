@@ -94,7 +94,12 @@ def _run_parsers(sub) -> None:
     specs = (
         ("eval", commands.eval_command, "metrics table of a run against the devkit baselines"),
         ("predict", commands.predict_command, "devkit Prediction JSON of a run's model"),
-        ("viz", commands.viz_command, "pictures of a run's predictions and XMem masks"),
+        (
+            "viz",
+            commands.viz_command,
+            "pictures of a run's predictions, and of XMem's mask of the agent on the view its "
+            "features read (with its IoU against the agent's box)",
+        ),
     )
     for name, func, help_ in specs:
         e = sub.add_parser(

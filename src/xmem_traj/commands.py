@@ -279,6 +279,8 @@ def predict_command(args: argparse.Namespace) -> None:
 
 
 def viz_command(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from .eval.viz import render_examples
     from .runs import require_checkpoint
 
@@ -288,8 +290,14 @@ def viz_command(args: argparse.Namespace) -> None:
     method = method_of(args.method, data)
     checkpoint = require_checkpoint(layout, method, args.seed_index)
     out_dir = Path(args.out or layout.root / "viz" / f"{method}_seed{args.seed_index}")
-    paths = render_examples(data, method, checkpoint, count=args.count, out_dir=out_dir)
-    print("\n".join(str(p) for p in paths))
+    drawn = render_examples(data, method, checkpoint, count=args.count, out_dir=out_dir)
+    print("\n".join(str(d.path) for d in drawn))
+    ious = [v for d in drawn for v in d.propagated_iou]
+    if ious:
+        print(
+            f"XMem's propagated mask of the agent vs its box hull: IoU mean {np.mean(ious):.3f}, "
+            f"median {np.median(ious):.3f} over {len(ious)} frames after the first mask"
+        )
 
 
 def help_extra() -> dict[str, str]:
