@@ -139,6 +139,7 @@ def render_examples(
                 fig.add_subplot(1, t_len + 1, t + 2),
                 frames[t],
                 None if video is None else video.probs[t],
+                None if video is None else video.truth[t],
                 _frame_title(rec, t, t_len, video),
             )
         fig.suptitle(f"{method}, {_xmem_name(prepared)}", fontsize=9)
@@ -204,11 +205,13 @@ def _draw_bev(ax, data: dict, i: int, mask, pred, probs, gt, rec) -> None:
     ax.legend(fontsize=7)
 
 
-def _draw_frame(ax, frame: np.ndarray, mask, title: str) -> None:
-    """A camera frame or crop (3, H, W) with XMem's probability of the agent over it (None:
-    not yet)."""
+def _draw_frame(ax, frame: np.ndarray, mask, truth, title: str) -> None:
+    """A camera frame or crop (3, H, W) with XMem's probability of the agent over it in cyan
+    (None: not yet) and the agent's box hull outlined in white (None: no XMem)."""
     ax.imshow(frame.transpose(1, 2, 0))
     if mask is not None:
-        ax.imshow(np.ma.masked_less(mask, 0.1), cmap="autumn_r", alpha=0.55, vmin=0, vmax=1)
+        ax.imshow(np.ma.masked_less(mask, 0.1), cmap="winter_r", alpha=0.5, vmin=0, vmax=1)
+    if truth is not None and truth.any():
+        ax.contour(truth.astype(float), levels=[0.5], colors="white", linewidths=0.8)
     ax.set_title(title, fontsize=8)
     ax.axis("off")
