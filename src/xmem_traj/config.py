@@ -48,6 +48,27 @@ GROUPS: dict[str, type] = {
 FIELD_GROUP: dict[str, str] = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)}
 
 
+def flatten_options(values: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Options flat or in group tables ({"model": {"hidden": 64}}) → flat; ConfigError for an
+    unknown key or a field under the wrong table, naming `origin`."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in GROUPS and isinstance(value, dict):
+            for name, inner in value.items():
+                if FIELD_GROUP.get(name) != key:
+                    raise ConfigError(
+                        f"unknown config key {key}.{name} in {origin}; see `xmem-traj train --help`"
+                    )
+                flat[name] = inner
+        elif key in FIELD_GROUP:
+            flat[key] = value
+        else:
+            raise ConfigError(
+                f"unknown config key {key!r} in {origin}; see `xmem-traj train --help`"
+            )
+    return flat
+
+
 @dataclass
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
@@ -61,11 +82,18 @@ class TrainConfig:
     experimental: ExperimentalConfig = field(default_factory=ExperimentalConfig)
 
     @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> "TrainConfig":
+        """Defaults with these options (field names, as flatten_options gives them) set,
+        validated."""
+        groups: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+        for name, value in flat.items():
+            groups[FIELD_GROUP[name]][name] = value
+        return cls(**{g: GROUPS[g](**kw) for g, kw in groups.items()}).validate()
+
+    @classmethod
     def of(cls, **flat: Any) -> "TrainConfig":
         """Defaults with these flat options (field names) set, validated."""
-        from .options import build_config
-
-        return build_config(flat)
+        return cls.from_flat(flatten_options(flat, "options"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,9 +104,7 @@ class TrainConfig:
 
     def with_options(self, **flat: Any) -> "TrainConfig":
         """A copy with these flat options changed, validated."""
-        from .options import build_config
-
-        return build_config(flat, base=self.to_dict())
+        return self.from_flat({**self.flat(), **flatten_options(flat, "options")})
 
     # ---------------------------------------------------------------- validation
     def validate(self) -> "TrainConfig":
@@ -203,6 +229,7 @@ __all__ = [
     "TrainConfig",
     "WorldConfig",
     "XMemConfig",
+    "flatten_options",
     "native_bf16",
     "split_list",
 ]

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import tomllib
 
-from .config import FIELD_GROUP, GROUPS, TYPES, TrainConfig
+from .config import GROUPS, TYPES, TrainConfig, flatten_options
 from .errors import ConfigError
 
 
@@ -86,27 +86,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def flatten_options(values: dict[str, Any], origin: str) -> dict[str, Any]:
-    """Options flat or in group tables ({"model": {"hidden": 64}}) → flat; ConfigError for an
-    unknown key or a field under the wrong table, naming `origin`."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if key in GROUPS and isinstance(value, dict):
-            for name, inner in value.items():
-                if FIELD_GROUP.get(name) != key:
-                    raise ConfigError(
-                        f"unknown config key {key}.{name} in {origin}; see `xmem-traj train --help`"
-                    )
-                flat[name] = inner
-        elif key in FIELD_GROUP:
-            flat[key] = value
-        else:
-            raise ConfigError(
-                f"unknown config key {key!r} in {origin}; see `xmem-traj train --help`"
-            )
-    return flat
-
-
 def build_config(
     given: argparse.Namespace | dict, *, base: dict | None = None, source: str = ""
 ) -> TrainConfig:
@@ -117,16 +96,12 @@ def build_config(
     if given.get("config"):
         values.update(flatten_options(read_config_file(given["config"]), str(given["config"])))
     values.update(flatten_options({k: v for k, v in given.items() if k != "config"}, "options"))
-    groups = {g: {} for g in GROUPS}
-    for name, value in values.items():
-        groups[FIELD_GROUP[name]][name] = value
-    return TrainConfig(**{g: GROUPS[g](**kw) for g, kw in groups.items()}).validate()
+    return TrainConfig.from_flat(values)
 
 
 __all__ = [
     "add_config_arguments",
     "build_config",
     "config_fields",
-    "flatten_options",
     "read_config_file",
 ]
