@@ -1,5 +1,7 @@
 """Pictures of a run: a bird's-eye view of past, true future and predicted modes over the map's
-drivable area, beside the camera window with XMem's predicted masks drawn over it."""
+drivable area, beside what XMem saw of the target in the run's view (the agent's crops, or the
+whole frames with --view frame; the crops with --view both), with XMem's propagated mask of
+the agent and its IoU against the agent's box hull per frame."""
 
 from __future__ import annotations
 
