@@ -57,7 +57,7 @@ def test_lane_discretisation_follows_the_vehicles(nusc, city_map):
     """Vehicles drive SUMO's lanes: a moving car's box centre lies on the devkit's discretised
     centreline of its closest lane (the lane's own geometry, no tolerance for a made-up one)."""
     near, total = 0, 0
-    for ann in nusc.sample_annotation[::3]:
+    for ann in nusc.sample_annotation[::8]:  # ~200 cars (the devkit's lane search is slow)
         if ann["category_name"] != "vehicle.car":
             continue
         x, y = ann["translation"][:2]

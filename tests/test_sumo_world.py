@@ -248,6 +248,8 @@ def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     one = generate(tmp_path / "one", workers=1, **small)
     two = generate(tmp_path / "two", workers=2, **small)
     assert _digest(one) == _digest(two) and len(_digest(one)) > 30
+    other = generate(tmp_path / "other", workers=1, **{**small, "seed": 10})
+    assert _digest(other) != _digest(one)  # the seed is what decides the bytes
 
 
 def test_side_file_reader_answers_for_loader_records(synth_root, nusc, tmp_path):
