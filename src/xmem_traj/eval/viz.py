@@ -21,6 +21,7 @@ from ..data.maps import PIXELS_PER_METER  # noqa: E402
 from ..data.videos import group_video, single_videos  # noqa: E402
 from ..traj.datamodules import model_spec  # noqa: E402
 from ..traj.prepare import PreparedData  # noqa: E402
+from ..xmem.training import mask_iou  # noqa: E402
 from .scoring import load_predictor, predict, road_snap, val_tensors  # noqa: E402
 
 
@@ -40,8 +41,8 @@ class XMemVideo:
         prediction or the agent is not in view."""
         if self.probs[t] is None or not self.truth[t].any():
             return None
-        pred = self.probs[t] > 0.5
-        return float((pred & self.truth[t]).sum() / (pred | self.truth[t]).sum())
+        prob, truth = torch.from_numpy(self.probs[t]), torch.from_numpy(self.truth[t])
+        return float(mask_iou(prob[None], truth[None])[0])
 
     def propagated_iou(self) -> list[float]:
         """IoU of every frame after the given first mask (XMem's own work)."""
